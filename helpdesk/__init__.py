@@ -1,0 +1,1 @@
+"""Atende help-desk domain: models, migrations and the services that hold the rules."""

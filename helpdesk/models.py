@@ -1,0 +1,220 @@
+"""SQLAlchemy 2 models of the help-desk domain. The schema itself comes from Alembic migrations."""
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from typing import Any, Optional
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+# Vocabularies (stored as plain strings; validated by the services).
+CHANNELS = ("whatsapp", "web", "phone", "console")
+TICKET_TYPES = ("erro", "duvida", "atualizacao", "instalacao", "comercial", "outro")
+TICKET_STATUSES = ("novo", "em_atendimento", "concluido")
+PRIORITIES = ("baixa", "normal", "alta", "urgente")
+TAX_REGIMES = ("simples_nacional", "lucro_presumido", "lucro_real", "mei")
+ROLES = ("technician", "manager")
+
+TYPE_LABELS = {
+    "erro": "erro", "duvida": "dúvida", "atualizacao": "atualização",
+    "instalacao": "instalação", "comercial": "comercial", "outro": "outro",
+}
+STATUS_LABELS = {"novo": "novo", "em_atendimento": "em atendimento", "concluido": "concluído"}
+TAX_REGIME_LABELS = {
+    "simples_nacional": "Simples Nacional", "lucro_presumido": "Lucro Presumido",
+    "lucro_real": "Lucro Real", "mei": "MEI",
+}
+
+
+class Product(Base):
+    __tablename__ = "products"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    description: Mapped[str] = mapped_column(Text, default="")
+    audience: Mapped[str] = mapped_column(Text, default="")
+    modules: Mapped[list["Module"]] = relationship(back_populates="product", order_by="Module.id")
+
+
+class Module(Base):
+    __tablename__ = "modules"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    description: Mapped[str] = mapped_column(Text, default="")
+    synonyms: Mapped[list[str]] = mapped_column(JSON, default=list)
+    product: Mapped[Product] = relationship(back_populates="modules")
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    responsible_name: Mapped[str] = mapped_column(String(160))
+    legal_name: Mapped[str] = mapped_column(String(200))
+    trade_name: Mapped[str] = mapped_column(String(200), default="")
+    cnpj: Mapped[str] = mapped_column(String(14), unique=True)
+    tax_regime: Mapped[str] = mapped_column(String(30))
+    city: Mapped[str] = mapped_column(String(120), default="")
+    state: Mapped[str] = mapped_column(String(2), default="")
+    notes: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    contacts: Mapped[list["Contact"]] = relationship(
+        back_populates="customer", cascade="all, delete-orphan", order_by="Contact.id")
+    machines: Mapped[list["Machine"]] = relationship(
+        back_populates="customer", cascade="all, delete-orphan", order_by="Machine.id")
+    licenses: Mapped[list["License"]] = relationship(
+        back_populates="customer", cascade="all, delete-orphan", order_by="License.id")
+
+
+class Contact(Base):
+    __tablename__ = "contacts"
+    __table_args__ = (UniqueConstraint("kind", "value", name="uq_contact_kind_value"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(10))  # phone | email
+    value: Mapped[str] = mapped_column(String(200))  # canonical phone digits or lower-case e-mail
+    name: Mapped[str] = mapped_column(String(160), default="")
+    is_primary: Mapped[bool] = mapped_column(Boolean, default=False)
+    customer: Mapped[Customer] = relationship(back_populates="contacts")
+
+
+class Machine(Base):
+    __tablename__ = "machines"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(120))
+    anydesk_code: Mapped[str] = mapped_column(String(20), default="")
+    notes: Mapped[str] = mapped_column(Text, default="")
+    customer: Mapped[Customer] = relationship(back_populates="machines")
+
+
+class License(Base):
+    __tablename__ = "licenses"
+    __table_args__ = (UniqueConstraint("customer_id", "module_id", name="uq_license_customer_module"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    module_id: Mapped[int] = mapped_column(ForeignKey("modules.id"))
+    seats: Mapped[int] = mapped_column(Integer, default=1)
+    status: Mapped[str] = mapped_column(String(20), default="ativa")  # ativa | suspensa | cancelada
+    version: Mapped[str] = mapped_column(String(20), default="")
+    valid_until: Mapped[Optional[date]] = mapped_column(Date, nullable=True)
+    customer: Mapped[Customer] = relationship(back_populates="licenses")
+    module: Mapped[Module] = relationship()
+
+
+class Technician(Base):
+    __tablename__ = "technicians"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(160))
+    email: Mapped[str] = mapped_column(String(200), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(20), default="technician")
+    level: Mapped[int] = mapped_column(Integer, default=1)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[Optional[datetime]] = mapped_column(DateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+    __table_args__ = (
+        Index("ix_tickets_status_opened", "status", "opened_at"),
+        Index("ix_tickets_opened_at", "opened_at"),
+        Index("ix_tickets_customer_opened", "customer_id", "opened_at"),
+        Index("ix_tickets_technician_status", "technician_id", "status"),
+        Index("ix_tickets_module_opened", "module", "opened_at"),
+        Index("ix_tickets_conversation", "conversation_id"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[Optional[int]] = mapped_column(ForeignKey("customers.id"), nullable=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    type: Mapped[str] = mapped_column(String(20))
+    module: Mapped[Optional[str]] = mapped_column(String(40), nullable=True)  # module code
+    status: Mapped[str] = mapped_column(String(20), default="novo")
+    priority: Mapped[str] = mapped_column(String(20), default="normal")
+    level: Mapped[int] = mapped_column(Integer, default=1)
+    technician_id: Mapped[Optional[int]] = mapped_column(ForeignKey("technicians.id"), nullable=True)
+    conversation_id: Mapped[Optional[str]] = mapped_column(String(200), nullable=True)
+    subject: Mapped[str] = mapped_column(String(200), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    contact_name: Mapped[str] = mapped_column(String(160), default="")
+    solution: Mapped[str] = mapped_column(Text, default="")
+    opened_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    first_response_at: Mapped[Optional[datetime]] = mapped_column(DateTime, nullable=True)
+    resolved_at: Mapped[Optional[datetime]] = mapped_column(DateTime, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    row_version: Mapped[int] = mapped_column(Integer, default=1)
+    customer: Mapped[Optional[Customer]] = relationship()
+    technician: Mapped[Optional[Technician]] = relationship()
+    events: Mapped[list["TicketEvent"]] = relationship(
+        back_populates="ticket", order_by="TicketEvent.id", cascade="all, delete-orphan")
+
+    __mapper_args__ = {"version_id_col": row_version}
+
+    @property
+    def number(self) -> str:
+        return f"#{self.id}"
+
+
+class TicketEvent(Base):
+    __tablename__ = "ticket_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(200))  # "bot", "cliente", a technician's name
+    technician_id: Mapped[Optional[int]] = mapped_column(ForeignKey("technicians.id"), nullable=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    text: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    ticket: Mapped[Ticket] = relationship(back_populates="events")
+
+
+class ConversationOutcome(Base):
+    __tablename__ = "conversation_outcomes"
+    __table_args__ = (Index("ix_outcomes_conversation_updated", "conversation_id", "updated_at"),
+                      Index("ix_outcomes_started", "started_at"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(String(200))
+    channel: Mapped[Optional[str]] = mapped_column(String(20), nullable=True)
+    customer_id: Mapped[Optional[int]] = mapped_column(ForeignKey("customers.id"), nullable=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    answered_from_docs: Mapped[bool] = mapped_column(Boolean, default=False)
+    resolved_by_bot: Mapped[bool] = mapped_column(Boolean, default=False)
+    handed_off: Mapped[bool] = mapped_column(Boolean, default=False)
+    product_offered: Mapped[bool] = mapped_column(Boolean, default=False)
+    rating: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+
+
+class KnowledgeQuery(Base):
+    __tablename__ = "knowledge_queries"
+    __table_args__ = (Index("ix_kq_at", "at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[Optional[str]] = mapped_column(String(200), nullable=True)
+    question: Mapped[str] = mapped_column(Text)
+    product: Mapped[Optional[str]] = mapped_column(String(40), nullable=True)
+    answered: Mapped[bool] = mapped_column(Boolean, default=False)
+    grounded: Mapped[bool] = mapped_column(Boolean, default=False)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
