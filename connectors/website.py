@@ -1,0 +1,351 @@
+"""Website chat channel: Rasa's socket.io channel with identity, origin, limits and a widget.
+
+Register it in credentials.yml as ``connectors.website.WebsiteInput`` (see docs/website.md).
+It subclasses :class:`rasa.core.channels.socketio.SocketIOInput`: the parent builds the
+socket.io server and blueprint; this class replaces the event handlers (``connect``,
+``session_request``, ``user_uttered``) on that server and adds the widget routes.
+
+Protocol (compatible with other Rasa socket.io widgets):
+- ``session_request {session_id?, customData?: {auth_token?}, last_mid?}`` →
+  ``session_confirm <session_id>``, then ``auth_status`` and a replay of missed bot messages;
+- ``user_uttered {message, session_id, customData?: {auth_token?}, client_id?, quick_reply?}`` →
+  ``message_ack {client_id, status, reason?}`` and later ``bot_uttered`` messages;
+- ``bot_uttered {text?, quick_replies?, custom?, attachment?, mid}``; ``mid`` is unique per bot
+  message so a widget can drop duplicates after a reconnect.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
+
+from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from rasa.core.channels.socketio import SocketIOInput, SocketIOOutput
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+from socketio import AsyncServer
+
+from connectors.webchat_auth import IDENTITY_KEYS, MISSING, TokenCheck, verify_token
+from connectors.webchat_rules import (
+    MSG_EMPTY,
+    MSG_RATE,
+    MSG_TOO_LONG,
+    SessionStore,
+    WebsiteSettings,
+    neutralise_typed_text,
+    new_session_id,
+    parse_metadata,
+    valid_client_id,
+    valid_session_id,
+)
+
+logger = logging.getLogger(__name__)
+
+ACK_EVENT = "message_ack"
+AUTH_EVENT = "auth_status"
+
+
+class WebsiteOutput(SocketIOOutput):
+    """Sends one ``bot_uttered`` per bot message, stamped with a unique ``mid`` for replay."""
+
+    @classmethod
+    def name(cls) -> Text:
+        return "website"
+
+    def __init__(self, sio: AsyncServer, bot_message_evt: Text, store: SessionStore) -> None:
+        super().__init__(sio, bot_message_evt)
+        self.store = store
+
+    async def _send_message(self, socket_id: Text, response: Any) -> None:
+        state = self.store.get(socket_id)
+        buttons = [
+            reply.get("payload")
+            for reply in response.get("quick_replies") or []
+            if isinstance(reply, dict) and isinstance(reply.get("payload"), str)
+        ]
+        if buttons:
+            state.offer_payloads(buttons)
+        stamped = state.record_sent(self.store.epoch, response)
+        await self.sio.emit(self.bot_message_evt, stamped, room=socket_id)
+
+    async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
+        """One event per bot message: text, quick replies, sources and attachments together."""
+        out: Dict[str, Any] = {}
+        text = message.get("text")
+        if text:
+            out["text"] = str(text)
+        buttons = message.get("quick_replies") or message.get("buttons") or []
+        replies = [
+            {
+                "content_type": "text",
+                "title": str(button.get("title", "")),
+                "payload": str(button.get("payload", "")),
+            }
+            for button in buttons
+            if isinstance(button, dict) and button.get("payload")
+        ]
+        if replies:
+            out["quick_replies"] = replies
+        custom = message.get("custom")
+        if custom:
+            out["custom"] = custom
+        if message.get("image"):
+            out["attachment"] = {"type": "image", "payload": {"src": message["image"]}}
+        if message.get("attachment"):
+            out["attachment"] = message["attachment"]
+        if message.get("elements"):
+            out["attachment"] = {
+                "type": "template",
+                "payload": {"template_type": "generic", "elements": message["elements"]},
+            }
+        if out:
+            await self._send_message(recipient_id, out)
+
+    async def send_custom_json(
+        self, recipient_id: Text, json_message: Dict[Text, Any], **kwargs: Any
+    ) -> None:
+        await self._send_message(recipient_id, {"custom": json_message})
+
+    async def send_notice(self, recipient_id: Text, text: Text) -> None:
+        """A connector-generated message (limits), shown like a bot message."""
+        await self._send_message(recipient_id, {"text": text, "notice": True})
+
+
+class WebsiteInput(SocketIOInput):
+    """The website chat input channel (``/webhooks/website/``)."""
+
+    @classmethod
+    def name(cls) -> Text:
+        return "website"
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
+        return cls(WebsiteSettings.from_sources(credentials))
+
+    def __init__(self, settings: Optional[WebsiteSettings] = None) -> None:
+        settings = settings or WebsiteSettings.from_sources({})
+        super().__init__(
+            user_message_evt="user_uttered",
+            bot_message_evt="bot_uttered",
+            namespace=None,
+            session_persistence=settings.session_persistence,
+            socketio_path=settings.socketio_path,
+            jwt_key=None,
+            metadata_key=settings.metadata_key,
+        )
+        self.settings = settings
+        self.store = SessionStore(settings)
+        if not settings.jwt_secret:
+            logger.warning(
+                "WEBCHAT_JWT_SECRET is not set: every website visitor is treated as anonymous."
+            )
+
+    def get_output_channel(self) -> Optional[OutputChannel]:
+        if self.sio is None:
+            return super().get_output_channel()
+        return WebsiteOutput(self.sio, self.bot_message_evt, self.store)
+
+    # ------------------------------------------------------------------ blueprint
+    def blueprint(
+        self, on_new_message: Callable[[UserMessage], Awaitable[Any]]
+    ) -> Blueprint:
+        webhook = super().blueprint(on_new_message)
+        sio = self.sio
+        assert sio is not None
+        # Origins: the parent disables engine.io's origin check; ours is an explicit list.
+        sio.eio.cors_allowed_origins = self._origin_allowed
+        sio.eio.cors_credentials = False
+        sio.on("connect", self._on_connect, namespace=self.namespace)
+        sio.on("disconnect", self._on_disconnect, namespace=self.namespace)
+        sio.on("session_request", self._on_session_request, namespace=self.namespace)
+
+        async def user_uttered(sid: Text, data: Any) -> None:
+            await self._on_user_uttered(sid, data, on_new_message)
+
+        sio.on(self.user_message_evt, user_uttered, namespace=self.namespace)
+
+        @webhook.route("/widget.js", methods=["GET"], name="website_widget_js")
+        async def widget_js(request: Request) -> HTTPResponse:
+            return self._serve_widget()
+
+        return webhook
+
+    def _origin_allowed(self, origin: Optional[str], environ: Any = None) -> bool:
+        allowed = self.settings.origin_allowed(origin)
+        if not allowed:
+            logger.info("website chat: refused connection from origin %r", origin)
+        return allowed
+
+    # ------------------------------------------------------------------ handlers
+    async def _on_connect(self, sid: Text, environ: Dict, auth: Any = None) -> bool:
+        # engine.io already refused foreign origins; this also covers transports without CORS.
+        return self._origin_allowed(environ.get("HTTP_ORIGIN"))
+
+    async def _on_disconnect(self, sid: Text, *args: Any) -> None:
+        self.store.socket_session.pop(sid, None)
+
+    async def _on_session_request(self, sid: Text, data: Any) -> None:
+        sio = self.sio
+        assert sio is not None
+        data = data if isinstance(data, dict) else {}
+        session_id = data.get("session_id")
+        if not valid_session_id(session_id):
+            session_id = new_session_id()
+        previous = self.store.socket_session.get(sid)
+        if previous and previous != session_id:
+            await sio.leave_room(sid, previous)
+        self.store.socket_session[sid] = session_id
+        await sio.enter_room(sid, session_id)
+        await sio.emit("session_confirm", session_id, room=sid)
+
+        metadata = parse_metadata(data.get(self.metadata_key) or data.get("metadata"))
+        check = verify_token(metadata.get("auth_token"), self.settings.jwt_secret)
+        await sio.emit(AUTH_EVENT, self._auth_payload(check), room=sid)
+
+        state = self.store.get(session_id)
+        for message in state.replay_after(self.store.epoch, data.get("last_mid")):
+            await sio.emit(self.bot_message_evt, message, room=sid)
+
+    @staticmethod
+    def _auth_payload(check: TokenCheck) -> Dict[str, Any]:
+        if check.ok:
+            return {"status": "verified", "name": check.display_name}
+        if check.reason == MISSING:
+            return {"status": "anonymous"}
+        return {"status": "refused", "reason": check.reason}
+
+    async def _ack(self, sid: Text, client_id: Any, status: str, reason: str = "") -> None:
+        assert self.sio is not None
+        payload: Dict[str, Any] = {"client_id": client_id, "status": status}
+        if reason:
+            payload["reason"] = reason
+        await self.sio.emit(ACK_EVENT, payload, room=sid)
+
+    async def _on_user_uttered(
+        self,
+        sid: Text,
+        data: Any,
+        on_new_message: Callable[[UserMessage], Awaitable[Any]],
+    ) -> None:
+        sio = self.sio
+        assert sio is not None
+        if not isinstance(data, dict):
+            await self._ack(sid, None, "refused", "bad_request")
+            return
+        client_id = data.get("client_id") if valid_client_id(data.get("client_id")) else None
+
+        session_id = self.store.socket_session.get(sid)
+        if self.session_persistence:
+            if session_id is None or data.get("session_id") not in (None, session_id):
+                # A socket may only speak for the session it was confirmed for.
+                await self._ack(sid, client_id, "refused", "no_session")
+                return
+        else:
+            session_id = sid
+        state = self.store.get(session_id)
+        output = WebsiteOutput(sio, self.bot_message_evt, self.store)
+
+        if client_id is not None and client_id in state.recent_client_ids:
+            await self._ack(sid, client_id, "duplicate")
+            return
+        if not state.bucket.take():
+            await self._ack(sid, client_id, "refused", "rate")
+            if not state.rate_notice_sent:
+                state.rate_notice_sent = True
+                await output.send_notice(session_id, MSG_RATE)
+            return
+        state.rate_notice_sent = False
+
+        text = data.get("message")
+        if not isinstance(text, str):
+            await self._ack(sid, client_id, "refused", "bad_request")
+            return
+        if len(text) > self.settings.max_message_chars:
+            await self._ack(sid, client_id, "refused", "too_long")
+            await output.send_notice(
+                session_id,
+                MSG_TOO_LONG.format(
+                    size=f"{len(text):,}".replace(",", "."),
+                    limit=f"{self.settings.max_message_chars:,}".replace(",", "."),
+                ),
+            )
+            return
+
+        quick_reply = data.get("quick_reply") is True
+        if not (quick_reply and self.store.payload_allowed(session_id, text.strip())):
+            text = neutralise_typed_text(text)
+        else:
+            text = text.strip()
+        if not text.strip():
+            await self._ack(sid, client_id, "refused", "empty")
+            await output.send_notice(session_id, MSG_EMPTY)
+            return
+
+        if client_id is not None:
+            state.remember_client_id(client_id)
+        metadata = self._forwarded_metadata(data, client_id, quick_reply)
+        if metadata.pop("_refused", None):
+            await sio.emit(AUTH_EVENT, metadata.pop("_auth"), room=sid)
+        await self._ack(sid, client_id, "accepted")
+        await on_new_message(
+            UserMessage(
+                text,
+                output,
+                session_id,
+                input_channel=self.name(),
+                metadata=metadata,
+            )
+        )
+
+    def _forwarded_metadata(
+        self, data: Dict[str, Any], client_id: Optional[str], quick_reply: bool
+    ) -> Dict[str, Any]:
+        """Only a verified token and harmless widget facts go on to Rasa; never a claimed identity."""
+        raw = parse_metadata(data.get(self.metadata_key) or data.get("metadata"))
+        check = verify_token(raw.get("auth_token"), self.settings.jwt_secret)
+        metadata: Dict[str, Any] = {
+            "website": {"client_id": client_id, "quick_reply": quick_reply}
+        }
+        if check.ok:
+            metadata["auth_token"] = raw["auth_token"]
+        elif check.reason != MISSING:
+            metadata["_refused"] = True
+            metadata["_auth"] = self._auth_payload(check)
+        dropped = sorted(key for key in raw if key in IDENTITY_KEYS and key != "auth_token")
+        if dropped:
+            logger.info("website chat: dropped client identity metadata %s", dropped)
+        return metadata
+
+    # ------------------------------------------------------------------ widget files
+    def _serve_widget(self) -> HTTPResponse:
+        path = os.path.join(self.settings.widget_dir, "widget.js")
+        try:
+            with open(path, "rb") as handle:
+                body = handle.read()
+        except OSError:
+            return response.text(
+                "// Atende widget not built: run `npm --prefix widget ci && "
+                "npm --prefix widget run build`\n",
+                status=503,
+                content_type="application/javascript; charset=utf-8",
+            )
+        config = (
+            "window.__ATENDE_WEBCHAT__=Object.assign({socketPath:%s},window.__ATENDE_WEBCHAT__||{});\n"
+            % _js_string(self.settings.socketio_path)
+        ).encode("utf-8")
+        return response.raw(
+            config + body,
+            content_type="application/javascript; charset=utf-8",
+            headers={"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"},
+        )
+
+
+def _js_string(value: str) -> str:
+    import json
+
+    return json.dumps(value).replace("<", "\\u003c")
+
+
+__all__: List[str] = ["WebsiteInput", "WebsiteOutput"]
