@@ -1,0 +1,270 @@
+"""Reports for managers and counts for the queue, computed in SQL (GROUP BY and aggregates).
+
+Nothing here loads ticket rows into Python: every function returns a handful of aggregated rows,
+so a report costs the same whether the period holds ten tickets or a million. Works on SQLite and
+PostgreSQL (the two differ only in date bucketing, durations and the median, see ``_dialect``).
+
+Definitions (the console shows them next to the figures):
+- A period is ``[start, end)`` in UTC; ticket figures cover tickets *opened* in the period.
+- Resolution time: ``resolved_at - opened_at`` of the period's tickets that are concluded.
+- Most problematic module: the module with the most tickets of type ``erro`` (ties: most tickets).
+- Technician with the highest load: the most tickets assigned to them among the period's tickets.
+- Bot figures cover conversations *started* in the period (``conversation_outcomes``) and questions
+  asked in it (``knowledge_queries``). A conversation with a hand-off never counts as resolved by
+  the bot, whatever its ``resolved_by_bot`` flag says.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Date, Float, and_, case, cast, func, select
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import ColumnElement
+
+from ..errors import InvalidInput
+from ..models import ConversationOutcome, Customer, KnowledgeQuery, Technician, Ticket
+
+MAX_PERIOD_DAYS = 3660
+
+
+@dataclass(frozen=True)
+class Period:
+    start: datetime
+    end: datetime  # exclusive
+
+    @classmethod
+    def from_dates(cls, first: date, last: date) -> "Period":
+        """Whole days from ``first`` to ``last`` inclusive. Raises InvalidInput when reversed."""
+        if last < first:
+            raise InvalidInput(f"period {first}..{last} reversed",
+                               "Período inválido: a data final é anterior à inicial.")
+        if (last - first).days > MAX_PERIOD_DAYS:
+            raise InvalidInput("period too long", "Período longo demais (máximo de 10 anos).")
+        return cls(datetime.combine(first, datetime.min.time()),
+                   datetime.combine(last + timedelta(days=1), datetime.min.time()))
+
+
+def _dialect(s: Session) -> str:
+    return s.get_bind().dialect.name
+
+
+def _day(s: Session, col: Any) -> ColumnElement[Any]:
+    return func.date(col) if _dialect(s) == "sqlite" else cast(col, Date)
+
+
+def _seconds_between(s: Session, start: Any, end: Any) -> ColumnElement[Any]:
+    if _dialect(s) == "sqlite":
+        return (func.julianday(end) - func.julianday(start)) * 86400.0
+    return func.extract("epoch", end - start)
+
+
+def _as_date(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value))
+
+
+def _in_period(col: Any, period: Period) -> ColumnElement[bool]:
+    return and_(col >= period.start, col < period.end)
+
+
+# ---- tickets ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Top:
+    label: str
+    count: int
+
+
+@dataclass(frozen=True)
+class TicketSummary:
+    total: int
+    resolved: int
+    open: int
+    mean_resolution_h: float | None
+    median_resolution_h: float | None
+    top_customer: Top | None
+    top_type: Top | None
+    top_module: Top | None  # by tickets of type "erro"
+    top_technician: Top | None
+
+
+def _median_seconds(s: Session, period: Period) -> float | None:
+    secs = _seconds_between(s, Ticket.opened_at, Ticket.resolved_at)
+    where = and_(_in_period(Ticket.opened_at, period), Ticket.resolved_at.is_not(None))
+    if _dialect(s) == "postgresql":
+        value = s.scalar(select(func.percentile_cont(0.5).within_group(secs)).where(where))
+        return None if value is None else float(value)
+    n = s.scalar(select(func.count()).select_from(Ticket).where(where)) or 0
+    if n == 0:
+        return None
+    middle = list(s.scalars(select(secs).where(where).order_by(secs)
+                            .offset((n - 1) // 2).limit(1 if n % 2 else 2)))
+    return float(sum(middle) / len(middle))
+
+
+def ticket_summary(s: Session, period: Period) -> TicketSummary:
+    in_period = _in_period(Ticket.opened_at, period)
+    secs = _seconds_between(s, Ticket.opened_at, Ticket.resolved_at)
+    total, resolved, mean_s = s.execute(
+        select(func.count(),
+               func.coalesce(func.sum(case((Ticket.status == "concluido", 1), else_=0)), 0),
+               func.avg(case((Ticket.resolved_at.is_not(None), cast(secs, Float)), else_=None)))
+        .where(in_period)).one()
+    median_s = _median_seconds(s, period) if resolved else None
+
+    n = func.count().label("n")
+    per_customer = tickets_per_customer(s, period, limit=1)
+    cust = per_customer[0] if per_customer else None
+    typ = s.execute(select(Ticket.type, n).where(in_period).group_by(Ticket.type)
+                    .order_by(n.desc(), Ticket.type).limit(1)).first()
+    errors = func.sum(case((Ticket.type == "erro", 1), else_=0)).label("errors")
+    mod = s.execute(select(Ticket.module, errors, n).where(in_period, Ticket.module.is_not(None))
+                    .group_by(Ticket.module).order_by(errors.desc(), n.desc(), Ticket.module).limit(1)).first()
+    per_tech = tickets_per_technician(s, period)
+    tech = per_tech[0] if per_tech else None
+    return TicketSummary(
+        total=int(total or 0), resolved=int(resolved or 0), open=int(total or 0) - int(resolved or 0),
+        mean_resolution_h=None if mean_s is None else float(mean_s) / 3600.0,
+        median_resolution_h=None if median_s is None else median_s / 3600.0,
+        top_customer=Top(cust[0], int(cust[1])) if cust else None,
+        top_type=Top(typ[0], int(typ[1])) if typ else None,
+        top_module=Top(mod[0], int(mod[1])) if mod and mod[1] else None,
+        top_technician=Top(tech[0], int(tech[1])) if tech else None,
+    )
+
+
+def tickets_per_day(s: Session, period: Period) -> list[tuple[date, int]]:
+    day = _day(s, Ticket.opened_at).label("day")
+    rows = s.execute(select(day, func.count()).where(_in_period(Ticket.opened_at, period))
+                     .group_by(day).order_by(day)).all()
+    return [(_as_date(d), int(c)) for d, c in rows]
+
+
+def tickets_per_module(s: Session, period: Period) -> list[tuple[str, int, int]]:
+    """(module code or "sem módulo", tickets, tickets of type erro), most tickets first."""
+    n = func.count().label("n")
+    errors = func.sum(case((Ticket.type == "erro", 1), else_=0)).label("errors")
+    rows = s.execute(select(Ticket.module, n, errors).where(_in_period(Ticket.opened_at, period))
+                     .group_by(Ticket.module).order_by(n.desc(), Ticket.module)).all()
+    return [(m or "sem módulo", int(c), int(e or 0)) for m, c, e in rows]
+
+
+def tickets_per_type(s: Session, period: Period) -> list[tuple[str, int]]:
+    n = func.count().label("n")
+    rows = s.execute(select(Ticket.type, n).where(_in_period(Ticket.opened_at, period))
+                     .group_by(Ticket.type).order_by(n.desc(), Ticket.type)).all()
+    return [(t, int(c)) for t, c in rows]
+
+
+def tickets_per_customer(s: Session, period: Period, limit: int = 10) -> list[tuple[str, int]]:
+    """(razão social, tickets), most tickets first (ties by name); tickets without customer left out."""
+    counts = (select(Ticket.customer_id.label("cid"), func.count().label("n"))
+              .where(_in_period(Ticket.opened_at, period), Ticket.customer_id.is_not(None))
+              .group_by(Ticket.customer_id).subquery())
+    rows = s.execute(select(Customer.legal_name, counts.c.n).join(counts, counts.c.cid == Customer.id)
+                     .order_by(counts.c.n.desc(), Customer.legal_name).limit(limit)).all()
+    return [(name, int(c)) for name, c in rows]
+
+
+def tickets_per_technician(s: Session, period: Period) -> list[tuple[str, int, int]]:
+    """(technician, tickets in the period, of which still open), highest load first."""
+    counts = (select(Ticket.technician_id.label("tid"), func.count().label("n"),
+                     func.sum(case((Ticket.status != "concluido", 1), else_=0)).label("open"))
+              .where(_in_period(Ticket.opened_at, period), Ticket.technician_id.is_not(None))
+              .group_by(Ticket.technician_id).subquery())
+    rows = s.execute(select(Technician.name, counts.c.n, counts.c.open)
+                     .join(counts, counts.c.tid == Technician.id)
+                     .order_by(counts.c.n.desc(), Technician.name)).all()
+    return [(name, int(c), int(o or 0)) for name, c, o in rows]
+
+
+# ---- bot ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BotSummary:
+    conversations: int
+    resolved_by_bot: int
+    handed_off: int
+    offers_without_human: int
+    questions: int
+    answered_from_docs: int
+    rated: int
+    rating_avg: float | None
+
+    @property
+    def pct_resolved_by_bot(self) -> float | None:
+        return None if not self.conversations else 100.0 * self.resolved_by_bot / self.conversations
+
+    @property
+    def pct_answered_from_docs(self) -> float | None:
+        return None if not self.questions else 100.0 * self.answered_from_docs / self.questions
+
+
+def bot_summary(s: Session, period: Period) -> BotSummary:
+    o = ConversationOutcome
+    no_human = o.handed_off.is_(False)
+    conv, resolved, handed, offers, rated, avg = s.execute(select(
+        func.count(),
+        func.coalesce(func.sum(case((and_(o.resolved_by_bot.is_(True), no_human), 1), else_=0)), 0),
+        func.coalesce(func.sum(case((o.handed_off.is_(True), 1), else_=0)), 0),
+        func.coalesce(func.sum(case((and_(o.product_offered.is_(True), no_human), 1), else_=0)), 0),
+        func.count(o.rating),
+        func.avg(cast(o.rating, Float)),
+    ).where(_in_period(o.started_at, period))).one()
+    q = KnowledgeQuery
+    questions, answered = s.execute(select(
+        func.count(), func.coalesce(func.sum(case((q.answered.is_(True), 1), else_=0)), 0),
+    ).where(_in_period(q.at, period))).one()
+    return BotSummary(conversations=int(conv or 0), resolved_by_bot=int(resolved or 0),
+                      handed_off=int(handed or 0), offers_without_human=int(offers or 0),
+                      questions=int(questions or 0), answered_from_docs=int(answered or 0),
+                      rated=int(rated or 0), rating_avg=None if avg is None else float(avg))
+
+
+def ratings(s: Session, period: Period) -> list[tuple[int, int]]:
+    """(rating 1..5, conversations), every rating present even when zero."""
+    o = ConversationOutcome
+    rows = dict(s.execute(select(o.rating, func.count()).where(_in_period(o.started_at, period),
+                                                                o.rating.is_not(None))
+                          .group_by(o.rating)).all())
+    return [(r, int(rows.get(r, 0))) for r in range(1, 6)]
+
+
+def documentation_gaps(s: Session, period: Period, limit: int = 20) -> list[tuple[str, int, datetime]]:
+    """Questions the documentation could not answer, grouped by their text (case and spaces folded)."""
+    q = KnowledgeQuery
+    key = func.lower(func.trim(q.question)).label("key")
+    n = func.count().label("n")
+    rows = s.execute(select(key, n, func.min(q.question), func.max(q.at))
+                     .where(_in_period(q.at, period), q.answered.is_(False))
+                     .group_by(key).order_by(n.desc(), key).limit(limit)).all()
+    return [(str(example), int(c), last if isinstance(last, datetime) else datetime.fromisoformat(str(last)))
+            for _key, c, example, last in rows]
+
+
+# ---- queue --------------------------------------------------------------------------------------
+
+def queue_counts(s: Session, *, type: str | None = None, module: str | None = None,
+                 technician_id: int | None = None, customer_id: int | None = None,
+                 channel: str | None = None) -> dict[str, int]:
+    """Tickets per status under the queue's filters (all statuses, zero included)."""
+    conds: list[ColumnElement[bool]] = []
+    if type:
+        conds.append(Ticket.type == type)
+    if module:
+        conds.append(Ticket.module == module)
+    if technician_id is not None:
+        conds.append(Ticket.technician_id == technician_id)
+    if customer_id is not None:
+        conds.append(Ticket.customer_id == customer_id)
+    if channel:
+        conds.append(Ticket.channel == channel)
+    rows = dict(s.execute(select(Ticket.status, func.count()).where(*conds).group_by(Ticket.status)).all())
+    return {st: int(rows.get(st, 0)) for st in ("novo", "em_atendimento", "concluido")}
+
+
