@@ -1,0 +1,336 @@
+"""Durable inbox and outbox of the WhatsApp connector (SQLAlchemy 1.4 core, bot env).
+
+Tables (created if missing, in the same database as Rasa's tracker store):
+- ``whatsapp_inbox``: one row per message / call event / status received, unique by ``item_id``
+  (so Meta's retries are no-ops); ``state`` pending -> done | ignored.
+- ``whatsapp_outbox``: one row per Graph API message to send, unique by (``source_key``, ``idx``)
+  where ``source_key`` is the inbound item id (or ``push:<uuid>`` for proactive messages);
+  ``send_state`` pending -> sending -> accepted | rejected (``unconfirmed`` after a crash during a
+  send); ``status`` sent/delivered/read/played/failed from Meta, never moving backwards;
+  ``error_code`` / ``needs_template`` (131047) for the console.
+
+All functions are synchronous; the channel runs them in a worker thread.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from connectors.wa_outbound import Outgoing
+from connectors.wa_parse import InboundItem
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATABASE_URL = "sqlite:///var/atende.db"
+TEMPLATE_NEEDED_CODE = 131047
+CALLBACK_PREFIX = "atende-outbox:"
+
+metadata = sa.MetaData()
+
+inbox = sa.Table(
+    "whatsapp_inbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("item_id", sa.String(255), nullable=False, unique=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("sender", sa.String(128), nullable=False, index=True),
+    sa.Column("state", sa.String(16), nullable=False, index=True),
+    sa.Column("text", sa.Text, nullable=True),
+    sa.Column("button_id", sa.String(255), nullable=True),
+    sa.Column("data", sa.Text, nullable=False),  # JSON: metadata, call, status
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("processed_at", sa.Float, nullable=True),
+)
+
+outbox = sa.Table(
+    "whatsapp_outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("source_key", sa.String(255), nullable=False),
+    sa.Column("idx", sa.Integer, nullable=False),
+    sa.Column("recipient", sa.String(128), nullable=False, index=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),  # JSON Graph body without "to"
+    sa.Column("ref", sa.String(32), nullable=True, index=True),
+    sa.Column("options", sa.Text, nullable=True),  # JSON {option id: payload}
+    sa.Column("send_state", sa.String(16), nullable=False, index=True),
+    sa.Column("wamid", sa.String(255), nullable=True, index=True),
+    sa.Column("status", sa.String(16), nullable=True),
+    sa.Column("error_code", sa.Integer, nullable=True),
+    sa.Column("error_title", sa.Text, nullable=True),
+    sa.Column("needs_template", sa.Boolean, nullable=False, default=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt_at", sa.Float, nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("source_key", "idx", name="uq_whatsapp_outbox_source_idx"),
+)
+
+STATUS_RANK = {"sent": 1, "delivered": 2, "read": 3, "played": 4}
+
+
+def resolve_database_url(url: Optional[str]) -> str:
+    """DATABASE_URL with relative SQLite paths taken from the repository root."""
+    url = (url or DEFAULT_DATABASE_URL).strip()
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and url != "sqlite:///:memory:":
+        rel = url[len("sqlite:///"):]
+        path = (REPO_ROOT / rel).resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{path}"
+    if url.startswith("postgresql+psycopg://"):
+        return "postgresql://" + url[len("postgresql+psycopg://"):]
+    return url
+
+
+def make_engine(url: Optional[str]) -> Engine:
+    url = resolve_database_url(url)
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, future=True, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.close()
+    else:
+        engine = sa.create_engine(url, future=True, pool_pre_ping=True)
+    return engine
+
+
+def _insert(engine: Engine, table: sa.Table) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING for SQLite and PostgreSQL."""
+    if engine.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    elif engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:  # pragma: no cover - other databases are not supported
+        raise RuntimeError(f"unsupported database {engine.dialect.name}")
+    return insert(table).on_conflict_do_nothing()
+
+
+@dataclass
+class InboxRow:
+    id: int
+    item_id: str
+    kind: str
+    sender: str
+    text: Optional[str]
+    button_id: Optional[str]
+    data: Dict[str, Any]
+    attempts: int
+
+
+@dataclass
+class OutboxRow:
+    id: int
+    source_key: str
+    idx: int
+    recipient: str
+    body: Dict[str, Any]
+    send_state: str
+    attempts: int
+    next_attempt_at: Optional[float]
+
+
+class Store:
+    def __init__(self, engine: Engine, unconfirmed_grace_s: float = 60.0) -> None:
+        self.engine = engine
+        self.unconfirmed_grace_s = unconfirmed_grace_s
+
+    def create_tables(self) -> None:
+        metadata.create_all(self.engine, checkfirst=True)
+
+    # ---- inbox -------------------------------------------------------------------------------
+    def insert_items(self, items: Sequence[InboundItem]) -> int:
+        """Insert all items in one transaction; returns how many were new (replays are no-ops)."""
+        if not items:
+            return 0
+        now = time.time()
+        rows = [
+            {
+                "item_id": it.item_id,
+                "kind": it.kind,
+                "sender": it.sender,
+                "state": "ignored" if it.action == "ignore" else "pending",
+                "text": it.text,
+                "button_id": it.button_id,
+                "data": json.dumps({"metadata": it.metadata, "call": it.call, "status": it.status,
+                                    "action": it.action}, ensure_ascii=False),
+                "reason": it.reason,
+                "attempts": 0,
+                "received_at": now,
+                "processed_at": now if it.action == "ignore" else None,
+            }
+            for it in items
+        ]
+        stmt = _insert(self.engine, inbox)
+        new = 0
+        with self.engine.begin() as conn:
+            for row in rows:
+                new += conn.execute(stmt, row).rowcount or 0
+        return new
+
+    def senders_with_work(self) -> Set[str]:
+        now = time.time()
+        with self.engine.connect() as conn:
+            a = conn.execute(sa.select(inbox.c.sender).where(inbox.c.state == "pending").distinct()).scalars().all()
+            b = conn.execute(
+                sa.select(outbox.c.recipient).where(
+                    sa.or_(
+                        outbox.c.send_state == "pending",
+                        sa.and_(outbox.c.send_state == "unconfirmed",
+                                outbox.c.updated_at < now - self.unconfirmed_grace_s),
+                    )
+                ).distinct()
+            ).scalars().all()
+        return set(a) | set(b)
+
+    def next_pending(self, sender: str) -> Optional[InboxRow]:
+        with self.engine.connect() as conn:
+            r = conn.execute(
+                sa.select(inbox).where(inbox.c.sender == sender, inbox.c.state == "pending")
+                .order_by(inbox.c.id).limit(1)
+            ).mappings().first()
+        if r is None:
+            return None
+        return InboxRow(r["id"], r["item_id"], r["kind"], r["sender"], r["text"], r["button_id"],
+                        json.loads(r["data"]), r["attempts"])
+
+    def begin_attempt(self, row_id: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(inbox).where(inbox.c.id == row_id).values(attempts=inbox.c.attempts + 1))
+
+    def finish(self, row_id: int, state: str, reason: Optional[str] = None,
+               outgoing: Optional[Tuple[str, str, List[Outgoing]]] = None) -> None:
+        """Mark an inbox row done/ignored and, in the same transaction, queue its replies."""
+        with self.engine.begin() as conn:
+            if outgoing is not None:
+                source_key, recipient, msgs = outgoing
+                self._queue(conn, source_key, recipient, msgs)
+            conn.execute(sa.update(inbox).where(inbox.c.id == row_id).values(
+                state=state, reason=reason, processed_at=time.time()))
+
+    def has_item(self, item_id: str) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(inbox.c.id).where(inbox.c.item_id == item_id)).first() is not None
+
+    # ---- outbox ------------------------------------------------------------------------------
+    def _queue(self, conn: Any, source_key: str, recipient: str, msgs: Iterable[Outgoing]) -> None:
+        now = time.time()
+        stmt = _insert(self.engine, outbox)
+        for i, m in enumerate(msgs):
+            conn.execute(stmt, {
+                "source_key": source_key, "idx": i, "recipient": recipient, "kind": m.kind,
+                "body": json.dumps(m.body, ensure_ascii=False), "ref": m.ref,
+                "options": json.dumps(m.options, ensure_ascii=False) if m.options else None,
+                "send_state": "pending", "needs_template": False, "attempts": 0,
+                "created_at": now, "updated_at": now,
+            })
+
+    def queue(self, source_key: str, recipient: str, msgs: Sequence[Outgoing]) -> None:
+        with self.engine.begin() as conn:
+            self._queue(conn, source_key, recipient, msgs)
+
+    def resolve_option(self, recipient: str, option_id: str) -> Optional[str]:
+        """The payload behind an option id that this connector sent to ``recipient``."""
+        ref = option_id.split(".", 1)[0]
+        if not ref or ref == option_id:
+            return None
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(outbox.c.options).where(
+                outbox.c.ref == ref, outbox.c.recipient == recipient)).scalars().all()
+        for raw in rows:
+            payload = json.loads(raw or "{}").get(option_id)
+            if isinstance(payload, str):
+                return payload
+        return None
+
+    def pending_outbox(self, recipient: str) -> List[OutboxRow]:
+        now = time.time()
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(outbox).where(
+                    outbox.c.recipient == recipient,
+                    sa.or_(outbox.c.send_state == "pending",
+                           sa.and_(outbox.c.send_state == "unconfirmed",
+                                   outbox.c.updated_at < now - self.unconfirmed_grace_s)),
+                ).order_by(outbox.c.id)
+            ).mappings().all()
+            # a row whose send may have reached Meta before a crash blocks the later ones (order)
+            blocker = conn.execute(sa.select(sa.func.min(outbox.c.id)).where(
+                outbox.c.recipient == recipient, outbox.c.send_state == "unconfirmed",
+                outbox.c.updated_at >= now - self.unconfirmed_grace_s)).scalar()
+        return [OutboxRow(r["id"], r["source_key"], r["idx"], r["recipient"], json.loads(r["body"]),
+                          r["send_state"], r["attempts"], r["next_attempt_at"])
+                for r in rows if blocker is None or r["id"] < blocker]
+
+    def _update_outbox(self, row_id: int, **values: Any) -> None:
+        values["updated_at"] = time.time()
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(outbox).where(outbox.c.id == row_id).values(**values))
+
+    def mark_sending(self, row_id: int) -> None:
+        self._update_outbox(row_id, send_state="sending", attempts=outbox.c.attempts + 1)
+
+    def mark_accepted(self, row_id: int, wamid: str) -> None:
+        self._update_outbox(row_id, send_state="accepted", wamid=wamid, next_attempt_at=None)
+
+    def mark_retry(self, row_id: int, next_at: float, code: Optional[int], title: Optional[str]) -> None:
+        self._update_outbox(row_id, send_state="pending", next_attempt_at=next_at, error_code=code,
+                            error_title=title)
+
+    def mark_rejected(self, row_id: int, code: Optional[int], title: Optional[str]) -> None:
+        self._update_outbox(row_id, send_state="rejected", status="failed", error_code=code, error_title=title,
+                            needs_template=(code == TEMPLATE_NEEDED_CODE), next_attempt_at=None)
+
+    def recover_at_start(self) -> int:
+        """Rows caught mid-send by a crash: wait for a status quoting them before resending."""
+        with self.engine.begin() as conn:
+            res = conn.execute(sa.update(outbox).where(outbox.c.send_state == "sending").values(
+                send_state="unconfirmed", updated_at=time.time()))
+            return res.rowcount or 0
+
+    def apply_status(self, status: Dict[str, Any]) -> str:
+        """Record a status on its outbox row, never moving backwards; returns what happened."""
+        wamid, new = status["wamid"], status["status"]
+        callback = status.get("biz_opaque_callback_data") or ""
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(outbox).where(outbox.c.wamid == wamid)).mappings().first()
+            if row is None and callback.startswith(CALLBACK_PREFIX):
+                rid = callback[len(CALLBACK_PREFIX):]
+                if rid.isdigit():
+                    row = conn.execute(sa.select(outbox).where(outbox.c.id == int(rid))).mappings().first()
+                    if row is not None and row["send_state"] in ("unconfirmed", "sending"):
+                        # the send before the crash did reach Meta: never send it again
+                        conn.execute(sa.update(outbox).where(outbox.c.id == row["id"]).values(
+                            send_state="accepted", wamid=wamid, updated_at=time.time()))
+            if row is None:
+                return "unknown message"
+            cur = row["status"]
+            values: Dict[str, Any] = {}
+            if new == "failed":
+                if cur == "failed" or STATUS_RANK.get(cur or "", 0) >= STATUS_RANK["read"]:
+                    return f"ignored: failed after {cur}"
+                errors = status.get("errors") or []
+                code = errors[0].get("code") if errors and isinstance(errors[0].get("code"), int) else None
+                title = errors[0].get("title") if errors else None
+                values = {"status": "failed", "error_code": code, "error_title": title,
+                          "needs_template": code == TEMPLATE_NEEDED_CODE}
+            elif new in STATUS_RANK:
+                if cur == "failed" or STATUS_RANK[new] <= STATUS_RANK.get(cur or "", 0):
+                    return f"ignored: {new} after {cur}"
+                values = {"status": new}
+            else:
+                return f"ignored: status {new}"
+            values["updated_at"] = time.time()
+            conn.execute(sa.update(outbox).where(outbox.c.id == row["id"]).values(**values))
+            return f"{cur} -> {new}"

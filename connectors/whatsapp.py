@@ -1,0 +1,401 @@
+"""WhatsApp Cloud API channel for Rasa 3.6 (bot env).
+
+Register in credentials.yml as ``connectors.whatsapp.WhatsAppInput:`` (no keys needed: it reads the
+WHATSAPP_* variables and DATABASE_URL). Webhook: ``GET/POST /webhooks/whatsapp/webhook``.
+
+Flow: the POST checks size, signature and shape, stores every message / call event / status in the
+durable inbox (one transaction, unique ids make replays no-ops) and answers 200. A background
+worker takes the inbox rows in order per sender, hands each to Rasa with a collecting output
+channel, then queues the replies in the outbox and marks the inbox row done in one transaction; the
+outbox is then sent to the Graph API. See docs/whatsapp.md for the exactly-once argument.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Set, Text, TypeVar
+
+from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, OutputChannel, UserMessage
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from connectors.wa_graph import GraphClient
+from connectors.wa_outbound import Outgoing, render
+from connectors.wa_parse import NotificationError, parse_notification
+from connectors.wa_signature import SignatureCheck, check_signature, tokens_equal
+from connectors.wa_store import CALLBACK_PREFIX, InboxRow, Store, make_engine
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+CHANNEL_NAME = "whatsapp"
+
+
+@dataclass(frozen=True)
+class WhatsAppSettings:
+    verify_token: str = ""
+    app_secret: str = ""
+    access_token: str = ""
+    phone_number_id: str = ""
+    api_version: str = "v21.0"
+    graph_url: str = "https://graph.facebook.com"
+    database_url: str = ""
+    max_body_bytes: int = 1024 * 1024
+    graph_timeout_s: float = 10.0
+    retry_base_s: float = 0.5
+    retry_max_s: float = 8.0
+    max_attempts: int = 6
+    resend_grace_s: float = 60.0
+    concurrency: int = 8
+
+    @classmethod
+    def from_env(cls, env: Optional[Mapping[str, str]] = None,
+                 overrides: Optional[Mapping[str, Any]] = None) -> "WhatsAppSettings":
+        env = os.environ if env is None else env
+        o = dict(overrides or {})
+
+        def get(key: str, default: str) -> str:
+            value = o.get(key.lower().replace("whatsapp_", ""))
+            return str(value) if value is not None else env.get(key, default)
+
+        return cls(
+            verify_token=get("WHATSAPP_VERIFY_TOKEN", ""),
+            app_secret=get("WHATSAPP_APP_SECRET", ""),
+            access_token=get("WHATSAPP_ACCESS_TOKEN", ""),
+            phone_number_id=get("WHATSAPP_PHONE_NUMBER_ID", ""),
+            api_version=get("WHATSAPP_API_VERSION", "v21.0") or "v21.0",
+            graph_url=get("WHATSAPP_GRAPH_URL", "https://graph.facebook.com") or "https://graph.facebook.com",
+            database_url=str(o.get("database_url") or env.get("DATABASE_URL", "")),
+            max_body_bytes=int(get("WHATSAPP_MAX_BODY_BYTES", str(1024 * 1024))),
+            graph_timeout_s=float(get("WHATSAPP_GRAPH_TIMEOUT_S", "10")),
+            retry_base_s=float(get("WHATSAPP_RETRY_BASE_S", "0.5")),
+            retry_max_s=float(get("WHATSAPP_RETRY_MAX_S", "8")),
+            max_attempts=int(get("WHATSAPP_MAX_ATTEMPTS", "6")),
+            resend_grace_s=float(get("WHATSAPP_RESEND_GRACE_S", "60")),
+            concurrency=int(get("WHATSAPP_CONCURRENCY", "8")),
+        )
+
+
+class Runtime:
+    """Store, Graph client and the background worker, created when the server starts."""
+
+    def __init__(self, settings: WhatsAppSettings) -> None:
+        self.settings = settings
+        engine = make_engine(settings.database_url)
+        self.store = Store(engine, unconfirmed_grace_s=settings.resend_grace_s)
+        self.store.create_tables()
+        # SQLite takes one writer at a time: one DB thread keeps writes from fighting over the lock.
+        workers = 1 if engine.dialect.name == "sqlite" else 4
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="whatsapp-db")
+        self.graph = GraphClient(settings.graph_url, settings.api_version, settings.phone_number_id,
+                                 settings.access_token, settings.graph_timeout_s)
+        self.wake = asyncio.Event()
+        self.active: Set[str] = set()
+        self.handler: Optional[Callable[[UserMessage], Awaitable[Any]]] = None
+        self.app: Any = None
+        self._task: Optional[asyncio.Task] = None
+        self._tasks: Set[asyncio.Task] = set()
+        self._sem: Optional[asyncio.Semaphore] = None
+
+    async def db(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, partial(fn, *args))
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    def start(self, app: Any, handler: Callable[[UserMessage], Awaitable[Any]]) -> None:
+        self.app, self.handler = app, handler
+        self.wake = asyncio.Event()
+        self._sem = asyncio.Semaphore(self.settings.concurrency)
+        self._task = asyncio.get_running_loop().create_task(self._dispatch())
+
+    async def stop(self) -> None:
+        for t in [self._task, *self._tasks]:
+            if t is not None:
+                t.cancel()
+        await self.graph.close()
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _agent_ready(self) -> Any:
+        while True:
+            agent = getattr(getattr(self.app, "ctx", None), "agent", None)
+            if agent is not None and agent.is_ready():
+                return agent
+            await asyncio.sleep(0.2)
+
+    async def _dispatch(self) -> None:
+        recovered = await self.db(self.store.recover_at_start)
+        if recovered:
+            logger.warning("whatsapp: %d outbox rows were mid-send at the last stop; "
+                           "resending after %.0fs unless Meta confirms them", recovered,
+                           self.settings.resend_grace_s)
+        await self._agent_ready()
+        while True:
+            self.wake.clear()
+            try:
+                senders = await self.db(self.store.senders_with_work)
+                for sender in senders - self.active:
+                    self.active.add(sender)
+                    self._spawn(self._run_sender(sender))
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # database hiccup: try again on the next tick
+                logger.exception("whatsapp: dispatcher failed to read the inbox")
+            try:
+                await asyncio.wait_for(self.wake.wait(), timeout=1.0)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _run_sender(self, sender: str) -> None:
+        assert self._sem is not None
+        try:
+            async with self._sem:
+                while True:
+                    await self._flush_outbox(sender)
+                    row = await self.db(self.store.next_pending, sender)
+                    if row is None:
+                        break
+                    if not await self._process(row):
+                        break
+                await self._flush_outbox(sender)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("whatsapp: worker for %s failed", sender)
+        finally:
+            self.active.discard(sender)
+            self.wake.set()
+
+    # ---- inbound ---------------------------------------------------------------------------
+    async def _process(self, row: InboxRow) -> bool:
+        """Handle one inbox row; False when it should be retried later."""
+        data = row.data
+        if row.kind == "status":
+            result = await self.db(self.store.apply_status, data["status"])
+            logger.debug("whatsapp: status %s: %s", row.item_id, result)
+            await self.db(self.store.finish, row.id, "done", result)
+            return True
+
+        metadata: Dict[str, Any] = dict(data.get("metadata") or {})
+        text = row.text or ""
+        if row.kind == "message" and row.attempts == 0:
+            self._spawn(self._mark_read(row.item_id))
+        if row.button_id:
+            payload = await self.db(self.store.resolve_option, row.sender, row.button_id)
+            if payload is not None:
+                text = payload
+                metadata.setdefault("whatsapp", {})["button_payload"] = payload
+        if row.kind == "call":
+            call = dict(data.get("call") or {})
+            missed = call.get("event") == "terminate" and not await self.db(
+                self.store.has_item, f"{call['call_id']}#connect")
+            metadata["call"] = {"call_id": call.get("call_id"), "event": call.get("event"),
+                                "missed": bool(missed), "duration": call.get("duration")}
+
+        agent = await self._agent_ready()
+        try:
+            replies: Optional[List[Dict[str, Any]]] = None
+            if row.attempts > 0:
+                # A previous run may have died after Rasa saved the turn: reuse its replies.
+                replies = await self._replies_from_tracker(agent, row.sender, row.item_id)
+                if replies is not None:
+                    logger.info("whatsapp: %s already handled by Rasa; queuing its %d replies",
+                                row.item_id, len(replies))
+            await self.db(self.store.begin_attempt, row.id)
+            if replies is None:
+                collector = CollectingOutputChannel()
+                assert self.handler is not None
+                await self.handler(UserMessage(text, collector, row.sender, input_channel=CHANNEL_NAME,
+                                               message_id=row.item_id, metadata=metadata))
+                replies = list(collector.messages)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if row.attempts + 1 >= self.settings.max_attempts:
+                logger.exception("whatsapp: giving up on %s", row.item_id)
+                await self.db(self.store.finish, row.id, "failed", f"{type(exc).__name__}: {exc}")
+                return True
+            logger.exception("whatsapp: %s failed, will retry", row.item_id)
+            await asyncio.sleep(min(self.settings.retry_base_s * 2 ** row.attempts, self.settings.retry_max_s))
+            return False
+        outgoing: List[Outgoing] = []
+        for message in replies:
+            outgoing += render({k: v for k, v in message.items() if k != "recipient_id"})
+        await self.db(self.store.finish, row.id, "done", None, (row.item_id, row.sender, outgoing))
+        return True
+
+    async def _replies_from_tracker(self, agent: Any, sender: str, message_id: str) -> Optional[List[Dict[str, Any]]]:
+        from rasa.shared.core.events import BotUttered, UserUttered
+
+        store = agent.tracker_store
+        fetch = getattr(store, "retrieve_full_tracker", None) or store.retrieve
+        tracker = await fetch(sender)
+        if tracker is None:
+            return None
+        found = False
+        replies: List[Dict[str, Any]] = []
+        for event in tracker.events:
+            if isinstance(event, UserUttered):
+                if found:
+                    break
+                found = event.message_id == message_id
+            elif found and isinstance(event, BotUttered):
+                msg = {"text": event.text, **{k: v for k, v in (event.data or {}).items() if v}}
+                replies.append(msg)
+        return replies if found else None
+
+    async def _mark_read(self, wamid: str) -> None:
+        result = await self.graph.mark_read(wamid)
+        if result.outcome != "ok":
+            logger.info("whatsapp: mark-as-read of %s failed (%s %s)", wamid, result.code, result.title)
+
+    # ---- outbound --------------------------------------------------------------------------
+    async def _flush_outbox(self, recipient: str) -> None:
+        s = self.settings
+        for row in await self.db(self.store.pending_outbox, recipient):
+            attempts = row.attempts
+            if row.next_attempt_at and row.next_attempt_at > time.time():
+                await asyncio.sleep(row.next_attempt_at - time.time())
+            while True:
+                await self.db(self.store.mark_sending, row.id)
+                attempts += 1
+                body = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": recipient,
+                        **row.body, "biz_opaque_callback_data": f"{CALLBACK_PREFIX}{row.id}"}
+                result = await self.graph.post(body)
+                if result.outcome == "ok":
+                    await self.db(self.store.mark_accepted, row.id, result.wamid or "")
+                    break
+                if result.outcome == "retry" and attempts < s.max_attempts:
+                    delay = min(s.retry_base_s * 2 ** (attempts - 1), s.retry_max_s)
+                    logger.info("whatsapp: send %s got %s/%s, retrying in %.1fs", row.id, result.http_status,
+                                result.code, delay)
+                    await self.db(self.store.mark_retry, row.id, time.time() + delay, result.code, result.title)
+                    await asyncio.sleep(delay)
+                    continue
+                logger.warning("whatsapp: send %s to %s rejected: %s %s %s", row.id, recipient,
+                               result.http_status, result.code, result.title)
+                await self.db(self.store.mark_rejected, row.id, result.code, result.title)
+                break
+
+    async def push(self, recipient: str, message: Dict[str, Any]) -> None:
+        """Queue a proactive message (agent replies, trigger_intent) and wake the worker."""
+        outgoing = render(message)
+        if outgoing:
+            await self.db(self.store.queue, f"push:{uuid.uuid4().hex}", recipient, outgoing)
+            self.wake.set()
+
+
+class WhatsAppOutput(OutputChannel):
+    """Sends through the outbox, so proactive messages get the same retries and status tracking."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    @classmethod
+    def name(cls) -> Text:
+        return CHANNEL_NAME
+
+    async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
+        await self.runtime.push(recipient_id, {k: v for k, v in message.items() if k != "recipient_id"})
+
+    async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
+        await self.runtime.push(recipient_id, {"text": text})
+
+
+class WhatsAppInput(InputChannel):
+    """Rasa input channel ``whatsapp``: webhook at ``/webhooks/whatsapp/webhook``."""
+
+    def __init__(self, settings: Optional[WhatsAppSettings] = None) -> None:
+        self.settings = settings or WhatsAppSettings.from_env()
+        self.runtime: Optional[Runtime] = None
+
+    @classmethod
+    def name(cls) -> Text:
+        return CHANNEL_NAME
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "WhatsAppInput":
+        return cls(WhatsAppSettings.from_env(overrides=credentials or {}))
+
+    def get_output_channel(self) -> Optional[OutputChannel]:
+        return WhatsAppOutput(self.runtime) if self.runtime is not None else None
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        bp = Blueprint("whatsapp_webhook", __name__)
+        settings = self.settings
+        if not settings.app_secret:
+            logger.warning("whatsapp: WHATSAPP_APP_SECRET is not set; the webhook answers 503")
+        runtime = Runtime(settings)
+        self.runtime = runtime
+
+        @bp.listener("after_server_start")
+        async def _start(app: Any, _loop: Any) -> None:
+            runtime.start(app, on_new_message)
+
+        @bp.listener("before_server_stop")
+        async def _stop(_app: Any, _loop: Any) -> None:
+            await runtime.stop()
+
+        @bp.route("/", methods=["GET"])
+        async def health(_request: Request) -> HTTPResponse:
+            return response.json({"status": "ok", "enabled": bool(settings.app_secret)})
+
+        @bp.route("/webhook", methods=["GET"])
+        async def verify(request: Request) -> HTTPResponse:
+            if not settings.verify_token:
+                return response.json({"error": "WHATSAPP_VERIFY_TOKEN is not configured"}, status=503)
+            mode = request.args.get("hub.mode")
+            token = request.args.get("hub.verify_token")
+            challenge = request.args.get("hub.challenge")
+            if not mode or not token or challenge is None:
+                return response.json({"error": "hub.mode, hub.verify_token and hub.challenge are required"},
+                                     status=400)
+            if mode != "subscribe" or not tokens_equal(token, settings.verify_token):
+                return response.json({"error": "verification failed"}, status=403)
+            return response.text(challenge)
+
+        @bp.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> HTTPResponse:
+            if not settings.app_secret:
+                return response.json({"error": "WhatsApp channel disabled: WHATSAPP_APP_SECRET is not set"},
+                                     status=503)
+            body: bytes = request.body or b""
+            if len(body) > settings.max_body_bytes:
+                return response.json({"error": f"body larger than {settings.max_body_bytes} bytes"}, status=413)
+            check = check_signature(body, request.headers.get("x-hub-signature-256"), settings.app_secret)
+            if check is SignatureCheck.MISSING:
+                return response.json({"error": "missing X-Hub-Signature-256"}, status=401)
+            if check is SignatureCheck.INVALID:
+                return response.json({"error": "invalid X-Hub-Signature-256"}, status=403)
+            try:
+                doc = json.loads(body)
+            except (ValueError, UnicodeDecodeError):
+                return response.json({"error": "body is not JSON"}, status=400)
+            try:
+                parsed = parse_notification(doc)
+            except NotificationError as exc:
+                logger.info("whatsapp: rejected notification: %s", exc)
+                return response.json({"error": f"not a WhatsApp notification: {exc}"}, status=400)
+            for reason in parsed.ignored:
+                logger.info("whatsapp: ignored: %s", reason)
+            for item in parsed.items:
+                if item.action == "ignore":
+                    logger.info("whatsapp: ignored %s %s: %s", item.kind, item.item_id, item.reason)
+            new = await runtime.db(runtime.store.insert_items, parsed.items)
+            if new:
+                runtime.wake.set()
+            return response.json({"status": "ok", "items": len(parsed.items), "new": new})
+
+        return bp

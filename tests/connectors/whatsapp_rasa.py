@@ -1,0 +1,171 @@
+"""Test/bench harness: a tiny fixture Rasa model and a real `rasa run` with the WhatsApp channel.
+
+The model (tests/connectors/fixtures/tiny_bot: keyword NLU + rules, pt-BR) is trained once and
+cached by a hash of its files. ``RasaServer`` writes a credentials.yml listing
+``connectors.whatsapp.WhatsAppInput`` and an endpoints.yml whose SQL tracker store is the same
+SQLite database as the connector's inbox/outbox, then starts ``rasa run`` on a free loopback port.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
+
+REPO = Path(__file__).resolve().parents[2]
+TINY_BOT = REPO / "tests" / "connectors" / "fixtures" / "tiny_bot"
+BOT_BIN = Path(os.environ.get("ATENDE_BOT_VENV", str(REPO / ".venv-bot"))) / "bin"
+CACHE_DIR = Path(os.environ.get("ATENDE_TEST_CACHE", "/tmp/atende-test-cache"))
+
+sys.path.insert(0, str(REPO / "tests" / "support"))
+sys.path.insert(0, str(REPO))
+
+from connectors.wa_signature import sign  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def tiny_model() -> Path:
+    """Train (or reuse) the fixture model; cached by the hash of its files."""
+    h = hashlib.sha256()
+    for p in sorted(TINY_BOT.rglob("*.yml")):
+        h.update(p.relative_to(TINY_BOT).as_posix().encode())
+        h.update(p.read_bytes())
+    digest = h.hexdigest()[:16]
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    model = CACHE_DIR / f"whatsapp-tiny-{digest}.tar.gz"
+    if model.exists():
+        return model
+    subprocess.run(
+        [str(BOT_BIN / "rasa"), "train", "--config", str(TINY_BOT / "config.yml"), "--domain",
+         str(TINY_BOT / "domain.yml"), "--data", str(TINY_BOT / "data"), "--out", str(CACHE_DIR),
+         "--fixed-model-name", model.name[: -len(".tar.gz")]],
+        check=True, cwd=str(REPO), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    return model
+
+
+class RasaServer:
+    def __init__(self, workdir: Path, graph_url: str, db_path: Path, app_secret: Optional[str] = "app-secret",
+                 verify_token: str = "verify-me", access_token: str = "test-token",
+                 phone_number_id: str = "1122334455667", extra_env: Optional[Dict[str, str]] = None) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.webhook = f"{self.url}/webhooks/whatsapp/webhook"
+        self.app_secret = app_secret or ""
+        self.db_path = db_path
+        self.proc: Optional[subprocess.Popen] = None
+        self.log_path = workdir / f"rasa-{self.port}.log"
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "credentials.yml").write_text("connectors.whatsapp.WhatsAppInput:\nrest:\n")
+        (workdir / "endpoints.yml").write_text(
+            f"tracker_store:\n  type: SQL\n  dialect: sqlite\n  db: {db_path}\n")
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "DATABASE_URL": f"sqlite:///{db_path}",
+            "WHATSAPP_APP_SECRET": self.app_secret,
+            "WHATSAPP_VERIFY_TOKEN": verify_token,
+            "WHATSAPP_ACCESS_TOKEN": access_token,
+            "WHATSAPP_PHONE_NUMBER_ID": phone_number_id,
+            "WHATSAPP_API_VERSION": "v21.0",
+            "WHATSAPP_GRAPH_URL": graph_url,
+            "WHATSAPP_RETRY_BASE_S": "0.05",
+            "WHATSAPP_RETRY_MAX_S": "0.2",
+            "WHATSAPP_GRAPH_TIMEOUT_S": "1.5",
+            **(extra_env or {}),
+        }
+
+    def start(self, model: Path, timeout: float = 120.0) -> "RasaServer":
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [str(BOT_BIN / "rasa"), "run", "--enable-api", "-i", "127.0.0.1", "-p", str(self.port), "-m",
+             str(model), "--credentials", str(self.workdir / "credentials.yml"), "--endpoints",
+             str(self.workdir / "endpoints.yml")],
+            cwd=str(REPO), env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"rasa exited early:\n{self.log()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/status", timeout=2) as r:
+                    if json.loads(r.read()).get("model_file"):
+                        return self
+            except (urllib.error.URLError, ConnectionError, OSError, ValueError):
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"rasa did not start:\n{self.log()[-3000:]}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill9(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+
+    def post(self, body: bytes, signature: Optional[str] = "auto", secret: Optional[str] = None,
+             timeout: float = 10.0) -> Tuple[int, Any]:
+        headers = {"Content-Type": "application/json"}
+        if signature == "auto":
+            signature = sign(body, secret or self.app_secret)
+        if signature is not None:
+            headers["X-Hub-Signature-256"] = signature
+        req = urllib.request.Request(self.webhook, data=body, headers=headers, method="POST")
+        return _send(req, timeout)
+
+    def get(self, path: str, timeout: float = 10.0) -> Tuple[int, Any]:
+        return _send(urllib.request.Request(self.url + path), timeout)
+
+
+def _send(req: urllib.request.Request, timeout: float) -> Tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            raw = r.read()
+            status = r.status
+    except urllib.error.HTTPError as e:
+        raw, status = e.read(), e.code
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, raw.decode(errors="replace")
+
+
+def text_notification(wa_id: str, wamid: str, text: str, name: str = "Cliente Teste",
+                      phone_number_id: str = "1122334455667") -> Dict[str, Any]:
+    return {"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "551140040000", "phone_number_id": phone_number_id},
+        "contacts": [{"profile": {"name": name}, "wa_id": wa_id}],
+        "messages": [{"from": wa_id, "id": wamid, "timestamp": str(int(time.time())), "type": "text",
+                      "text": {"body": text}}]}}]}]}
+
+
+def notification(field: str, value: Dict[str, Any]) -> Dict[str, Any]:
+    value = {"messaging_product": "whatsapp",
+             "metadata": {"display_phone_number": "551140040000", "phone_number_id": "1122334455667"}, **value}
+    return {"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [{"field": field, "value": value}]}]}
