@@ -55,7 +55,9 @@ def authenticate(s: Session, email: str, password: str) -> Technician:
         if tech.failed_logins >= settings.login_max_failures:
             tech.locked_until = now + timedelta(minutes=settings.login_lock_minutes)
             tech.failed_logins = 0
-        s.flush()
+        # The failure count must survive the error that follows (callers roll back on errors),
+        # otherwise the lock could never trigger: this is the one service that commits.
+        s.commit()
         raise AuthenticationFailed("bad password")
     tech.failed_logins = 0
     tech.locked_until = None

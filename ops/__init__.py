@@ -1,0 +1,1 @@
+"""Operations: training, endpoint rendering and the process runner behind `make run`."""

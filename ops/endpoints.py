@@ -1,0 +1,68 @@
+"""Render Rasa's endpoints.yml from DATABASE_URL and friends.
+
+Rasa's SQL tracker store takes the URL in parts, and the bot env uses psycopg2, so the one
+DATABASE_URL of the project is translated here for Rasa.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import yaml
+
+from .paths import ROOT, VAR
+
+
+def tracker_store(database_url: str) -> dict[str, object]:
+    url = database_url
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///"):]
+        if not path.startswith("/"):
+            path = str(ROOT / path)
+        return {"type": "SQL", "dialect": "sqlite", "db": path}
+    parts = urlsplit(url)
+    scheme = parts.scheme.split("+")[0]
+    if scheme in ("postgres", "postgresql"):
+        store: dict[str, object] = {
+            "type": "SQL", "dialect": "postgresql", "host": parts.hostname or "localhost",
+            "port": parts.port or 5432, "db": parts.path.lstrip("/") or "postgres",
+        }
+        if parts.username:
+            store["username"] = unquote(parts.username)
+        if parts.password:
+            store["password"] = unquote(parts.password)
+        if parts.query:
+            store["query"] = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)
+        return store
+    raise ValueError(f"unsupported DATABASE_URL for the tracker store: {scheme}")
+
+
+def render(*, database_url: str | None = None, action_url: str | None = None,
+           redis_url: str | None = None) -> dict[str, object]:
+    database_url = database_url or os.environ.get("DATABASE_URL") or f"sqlite:///{VAR / 'atende.db'}"
+    action_url = action_url or os.environ.get("ACTION_SERVER_URL", "http://localhost:5055/webhook")
+    doc: dict[str, object] = {
+        "action_endpoint": {"url": action_url},
+        "tracker_store": tracker_store(database_url),
+    }
+    redis_url = redis_url if redis_url is not None else os.environ.get("REDIS_URL", "")
+    if redis_url:
+        parts = urlsplit(redis_url)
+        lock: dict[str, object] = {"type": "redis", "url": parts.hostname or "localhost",
+                                   "port": parts.port or 6379, "db": int(parts.path.lstrip("/") or 0)}
+        if parts.password:
+            lock["password"] = unquote(parts.password)
+        doc["lock_store"] = lock
+    return doc
+
+
+def write(path: Path, **kwargs: str | None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(render(**kwargs), sort_keys=False), encoding="utf-8")
+    return path
+
+
+if __name__ == "__main__":
+    out = write(VAR / "endpoints.yml")
+    print(out)

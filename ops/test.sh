@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Every test: the Rasa data check, the bot-env tests (connectors) and the app-env suite
+# (domain on SQLite and PostgreSQL, actions, conversations, knowledge, channels, console, browser).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TF_CPP_MIN_LOG_LEVEL=2 PYTHONPATH="$PWD"
+mkdir -p artifacts
+status=0
+
+echo "==> Training the assistant model if its data changed"
+.venv/bin/python -m ops.train || exit 1
+
+echo "==> rasa data validate"
+.venv-bot/bin/rasa data validate --fail-on-warnings --config config.yml --domain domain.yml --data bot/data \
+  > artifacts/rasa-validate.log 2>&1 || { tail -40 artifacts/rasa-validate.log; echo "rasa data validate failed"; status=1; }
+
+if [ -d tests/connectors ]; then
+  echo "==> Bot env tests (connectors)"
+  .venv-bot/bin/pytest -q -p no:cacheprovider tests/connectors -o testpaths=tests/connectors
+  rc=$?; [ $rc -eq 0 ] || [ $rc -eq 5 ] || status=1
+fi
+
+echo "==> App env tests"
+.venv/bin/pytest -q -ra tests --ignore=tests/connectors
+rc=$?; [ $rc -eq 0 ] || status=1
+exit $status

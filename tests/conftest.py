@@ -1,0 +1,83 @@
+"""Shared fixtures: a migrated database on SQLite, and on PostgreSQL when TEST_POSTGRES_URL is set.
+
+`db_url` runs a test once per engine. In CI (CI=true) a missing TEST_POSTGRES_URL fails the run
+instead of skipping, so the PostgreSQL suite always happens there.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from helpdesk.config import normalize_database_url, reset_settings
+from helpdesk.db import dispose_engines, upgrade
+from helpdesk.models import Base
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("dbtemplate") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    dispose_engines()
+    return path
+
+
+@pytest.fixture()
+def sqlite_url(_sqlite_template: Path, tmp_path: Path) -> str:
+    target = tmp_path / "atende.db"
+    shutil.copy(_sqlite_template, target)
+    return f"sqlite:///{target}"
+
+
+@pytest.fixture(scope="session")
+def _postgres_db() -> Iterator[str]:
+    base = os.environ.get("TEST_POSTGRES_URL")
+    if not base:
+        if _in_ci():
+            pytest.fail("TEST_POSTGRES_URL is not set: CI must run the PostgreSQL suite")
+        pytest.skip("TEST_POSTGRES_URL not set")
+    name = f"atende_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(normalize_database_url(base), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = base.rsplit("/", 1)[0] + "/" + name
+    upgrade(url)
+    try:
+        yield url
+    finally:
+        dispose_engines()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture()
+def postgres_url(_postgres_db: str) -> str:
+    engine = create_engine(normalize_database_url(_postgres_db))
+    with engine.begin() as conn:
+        names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    return _postgres_db
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A migrated, empty database, used as DATABASE_URL for the duration of the test."""
+    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
+    monkeypatch.setenv("DATABASE_URL", url)
+    reset_settings()
+    yield url
+    dispose_engines()
+    reset_settings()
