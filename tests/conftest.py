@@ -81,3 +81,15 @@ def db_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> I
     yield url
     dispose_engines()
     reset_settings()
+
+
+@pytest.fixture(scope="session")
+def atende_stack(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """The real Rasa server + action server over a demo database (one per test session)."""
+    from tests.support.stack import start_stack
+
+    stack = start_stack(tmp_path_factory.mktemp("stack"))
+    try:
+        yield stack
+    finally:
+        stack.stop()

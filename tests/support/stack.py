@@ -1,0 +1,98 @@
+"""The whole Atende stack as real processes, for integration and browser tests.
+
+A Rasa server (bot env, the project's trained model, SQL tracker store) and the action server
+(app env) on free loopback ports, over a fresh SQLite database with the demo data, a knowledge
+index of the demo documentation, and the fake Graph API standing in for Meta.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ops import endpoints, procs
+from ops.paths import APP_PYTHON, ROOT
+from ops.train import train_if_changed
+
+from .fake_graph import FakeGraph
+
+WHATSAPP_SECRET = "test-app-secret"
+WHATSAPP_VERIFY = "test-verify-token"
+WHATSAPP_TOKEN = "test-token"
+WHATSAPP_PHONE_ID = "1122334455667"
+WEBCHAT_SECRET = "test-webchat-secret"
+RASA_TOKEN = "test-rasa-token"
+
+
+@dataclass
+class Stack:
+    workdir: Path
+    database_url: str
+    rasa_url: str
+    action_url: str
+    graph: FakeGraph
+    env: dict[str, str]
+    rasa: procs.Proc
+    actions: procs.Proc
+    extra: list[procs.Proc] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for proc in [*self.extra, self.rasa, self.actions]:
+            proc.stop()
+        self.graph.stop()
+
+    def restart_rasa(self, *, kill9: bool = False) -> None:
+        if kill9:
+            self.rasa.kill9()
+        else:
+            self.rasa.stop()
+        self.rasa.start()
+        self.rasa.wait_ready(240)
+
+
+def prepare_data(workdir: Path, database_url: str, env: dict[str, str]) -> None:
+    """Migrate, load the demo data and index the demo documentation (real CLIs)."""
+    run_env = dict(os.environ, **env, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1")
+    subprocess.run([str(APP_PYTHON), "-m", "helpdesk", "demo"], cwd=ROOT, env=run_env, check=True,
+                   stdout=subprocess.DEVNULL)
+    if (ROOT / "knowledge" / "__main__.py").exists():
+        subprocess.run([str(APP_PYTHON), "-m", "knowledge", "ingest"], cwd=ROOT, env=run_env, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def start_stack(workdir: Path, *, extra_env: dict[str, str] | None = None) -> Stack:
+    workdir.mkdir(parents=True, exist_ok=True)
+    database_url = f"sqlite:///{workdir / 'atende.db'}"
+    graph = FakeGraph(access_token=WHATSAPP_TOKEN, phone_number_id=WHATSAPP_PHONE_ID).start()
+    rasa_port, action_port = procs.free_port(), procs.free_port()
+    env = {
+        "DATABASE_URL": database_url,
+        "KNOWLEDGE_INDEX_DIR": str(workdir / "knowledge"),
+        "RASA_URL": f"http://127.0.0.1:{rasa_port}",
+        "RASA_TOKEN": RASA_TOKEN,
+        "WEBCHAT_JWT_SECRET": WEBCHAT_SECRET,
+        "WEBCHAT_ALLOWED_ORIGINS": "*",
+        "WHATSAPP_APP_SECRET": WHATSAPP_SECRET,
+        "WHATSAPP_VERIFY_TOKEN": WHATSAPP_VERIFY,
+        "WHATSAPP_ACCESS_TOKEN": WHATSAPP_TOKEN,
+        "WHATSAPP_PHONE_NUMBER_ID": WHATSAPP_PHONE_ID,
+        "WHATSAPP_GRAPH_URL": graph.base_url,
+        "OPENAI_API_KEY": "",
+    }
+    env.update(extra_env or {})
+    try:
+        prepare_data(workdir, database_url, env)
+        model = train_if_changed(quiet=True)
+        endpoints_file = endpoints.write(workdir / "endpoints.yml", database_url=database_url,
+                                         action_url=f"http://127.0.0.1:{action_port}/webhook", redis_url="")
+        actions = procs.action_server(action_port, env=env, log=workdir / "actions.log").start()
+        rasa = procs.rasa_server(rasa_port, model, endpoints_file, auth_token=RASA_TOKEN, env=env,
+                                 log=workdir / "rasa.log").start()
+        actions.wait_ready(120)
+        rasa.wait_ready(240)
+    except BaseException:
+        graph.stop()
+        raise
+    return Stack(workdir, database_url, f"http://127.0.0.1:{rasa_port}",
+                 f"http://127.0.0.1:{action_port}", graph, env, rasa, actions)
