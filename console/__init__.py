@@ -1,0 +1,1 @@
+"""Atende technician console (Streamlit). Entry point: `streamlit run console/app.py`."""

@@ -1,0 +1,194 @@
+"""Clientes: registry with search; create and edit; licenses, machines, contacts; CSV import."""
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from console import ui
+from console.auth import User
+from helpdesk.cnpj import format_cnpj
+from helpdesk.db import session_scope
+from helpdesk.errors import DomainError
+from helpdesk.models import TAX_REGIME_LABELS, TAX_REGIMES
+from helpdesk.services import catalog, customer_import, customers
+
+
+def _save(customer_id: int) -> str:
+    k = f"_{customer_id}"
+    fields = {name: ui.value(key + k, "") for name, key in (
+        ("responsible_name", "e_resp"), ("legal_name", "e_legal"), ("trade_name", "e_trade"), ("cnpj", "e_cnpj"),
+        ("tax_regime", "e_regime"), ("city", "e_city"), ("state", "e_state"), ("notes", "e_notes"))}
+    fields["state"] = str(fields["state"]).strip().upper()
+    with session_scope() as s:
+        customers.update(s, customer_id, **fields)
+    return "Cliente atualizado."
+
+
+def _add_contact(customer_id: int) -> str:
+    with session_scope() as s:
+        customers.add_contact(s, customer_id, ui.value("k_kind", "phone"), ui.value("k_value", ""),
+                              ui.value("k_name", ""))
+    return "Contato adicionado."
+
+
+def _add_machine(customer_id: int) -> str:
+    with session_scope() as s:
+        customers.add_machine(s, customer_id, ui.value("m_name", ""), ui.value("m_code", ""), ui.value("m_notes", ""))
+    return "Máquina adicionada."
+
+
+def _set_license(customer_id: int) -> str:
+    with session_scope() as s:
+        customers.set_license(s, customer_id, customers.LicenseSpec(
+            module=ui.value("l_module"), seats=int(ui.value("l_seats", 1)),
+            version=str(ui.value("l_version", "")).strip(), status=ui.value("l_status", "ativa")))
+    return "Licença salva."
+
+
+def _create_customer() -> str:
+    legal = str(ui.value("n_legal", "")).strip()
+    with session_scope() as s:
+        customers.create(
+            s, responsible_name=ui.value("n_resp", ""), legal_name=legal, trade_name=ui.value("n_trade", ""),
+            cnpj=ui.value("n_cnpj", ""), tax_regime=ui.value("n_regime", ""),
+            phones=[p for p in str(ui.value("n_phones", "")).split(";") if p.strip()],
+            emails=[e for e in str(ui.value("n_emails", "")).split(";") if e.strip()],
+            licenses=[customers.LicenseSpec(module=m) for m in ui.value("n_modules", [])],
+            city=str(ui.value("n_city", "")).strip(), state=str(ui.value("n_state", "")).strip().upper())
+    for key in ("n_resp", "n_legal", "n_trade", "n_cnpj", "n_phones", "n_emails", "n_city", "n_state"):
+        st.session_state[key] = ""
+    st.session_state["n_modules"] = []
+    return f"Cliente {legal} cadastrado."
+
+
+def _on(fn: Any, *args: Any) -> dict[str, Any]:
+    return {"on_click": ui.action, "args": (lambda: fn(*args),)}
+
+
+def _search() -> None:
+    text = st.text_input("Buscar por razão social, nome fantasia, responsável ou CNPJ", key="c_search")
+    with session_scope() as s:
+        found = [{"id": c.id, "Razão social": c.legal_name, "Nome fantasia": c.trade_name,
+                  "Responsável": c.responsible_name, "CNPJ": format_cnpj(c.cnpj),
+                  "Regime": ui.regime_label(c.tax_regime), "Cidade": f"{c.city}/{c.state}" if c.city else ""}
+                 for c in customers.search(s, text, limit=200)]
+    st.caption(f"{len(found)} cliente(s)")
+    if not found:
+        return
+    st.dataframe(pd.DataFrame(found).drop(columns=["id"]), hide_index=True, width="stretch")
+    names = {r["id"]: f"{r['Razão social']} · {r['CNPJ']}" for r in found}
+    chosen = st.selectbox("Cliente", list(names), format_func=names.get, key="c_pick")
+    _detail(int(chosen))
+
+
+def _detail(customer_id: int) -> None:
+    with session_scope() as s:
+        c = customers.get(s, customer_id)
+        data = {"responsible_name": c.responsible_name, "legal_name": c.legal_name, "trade_name": c.trade_name,
+                "cnpj": format_cnpj(c.cnpj), "tax_regime": c.tax_regime, "city": c.city, "state": c.state,
+                "notes": c.notes}
+        contacts = [{"Tipo": "telefone" if k.kind == "phone" else "e-mail", "Contato": k.value, "Nome": k.name}
+                    for k in c.contacts]
+        machines = [{"Máquina": m.name, "AnyDesk": m.anydesk_code, "Observações": m.notes} for m in c.machines]
+        licenses = [{"Módulo": lic.module.name, "Licenças": lic.seats, "Versão": lic.version, "Situação": lic.status}
+                    for lic in c.licenses]
+        modules = {m.code: f"{m.product.name} · {m.name}" for m in catalog.modules(s)}
+    st.subheader(data["legal_name"])
+    k = f"_{customer_id}"
+    with st.form(f"edit{k}"):
+        a, b = st.columns(2)
+        a.text_input("Responsável", data["responsible_name"], key="e_resp" + k)
+        b.text_input("Razão social", data["legal_name"], key="e_legal" + k)
+        a.text_input("Nome fantasia", data["trade_name"], key="e_trade" + k)
+        b.text_input("CNPJ", data["cnpj"], key="e_cnpj" + k)
+        a.selectbox("Regime tributário", list(TAX_REGIMES), index=list(TAX_REGIMES).index(data["tax_regime"]),
+                    format_func=TAX_REGIME_LABELS.get, key="e_regime" + k)
+        b.text_input("Cidade", data["city"], key="e_city" + k)
+        a.text_input("UF", data["state"], max_chars=2, key="e_state" + k)
+        b.text_area("Observações", data["notes"], key="e_notes" + k)
+        st.form_submit_button("Salvar cliente", key="e_save", **_on(_save, customer_id))
+    t1, t2, t3 = st.tabs(["Contatos", "Máquinas", "Licenças"])
+    with t1:
+        if contacts:
+            st.dataframe(pd.DataFrame(contacts), hide_index=True, width="stretch")
+        with st.form(f"contact_{customer_id}", clear_on_submit=True):
+            st.selectbox("Tipo", ["phone", "email"], format_func={"phone": "telefone", "email": "e-mail"}.get,
+                                key="k_kind")
+            st.text_input("Telefone ou e-mail", key="k_value")
+            st.text_input("Nome do contato", key="k_name")
+            st.form_submit_button("Adicionar contato", key="k_save", **_on(_add_contact, customer_id))
+    with t2:
+        if machines:
+            st.dataframe(pd.DataFrame(machines), hide_index=True, width="stretch")
+        with st.form(f"machine_{customer_id}", clear_on_submit=True):
+            st.text_input("Nome da máquina", key="m_name")
+            st.text_input("Código AnyDesk", key="m_code")
+            st.text_input("Observações", key="m_notes")
+            st.form_submit_button("Adicionar máquina", key="m_save", **_on(_add_machine, customer_id))
+    with t3:
+        if licenses:
+            st.dataframe(pd.DataFrame(licenses), hide_index=True, width="stretch")
+        with st.form(f"license_{customer_id}"):
+            st.selectbox("Módulo", list(modules), format_func=modules.get, key="l_module")
+            st.number_input("Licenças", min_value=1, max_value=10_000, value=1, step=1, key="l_seats")
+            st.text_input("Versão", key="l_version")
+            st.selectbox("Situação", ["ativa", "suspensa", "cancelada"], key="l_status")
+            st.form_submit_button("Salvar licença", key="l_save", **_on(_set_license, customer_id))
+
+
+def _create() -> None:
+    with session_scope() as s:
+        modules = {m.code: f"{m.product.name} · {m.name}" for m in catalog.modules(s)}
+    with st.form("new_customer"):
+        a, b = st.columns(2)
+        a.text_input("Responsável", key="n_resp")
+        b.text_input("Razão social", key="n_legal")
+        a.text_input("Nome fantasia", key="n_trade")
+        b.text_input("CNPJ", key="n_cnpj", placeholder="00.000.000/0000-00")
+        a.selectbox("Regime tributário", list(TAX_REGIMES), format_func=TAX_REGIME_LABELS.get, key="n_regime")
+        b.text_input("Telefones (separados por ;)", key="n_phones")
+        a.text_input("E-mails (separados por ;)", key="n_emails")
+        b.multiselect("Módulos contratados", list(modules), format_func=modules.get, key="n_modules")
+        a.text_input("Cidade", key="n_city")
+        b.text_input("UF", max_chars=2, key="n_state")
+        st.form_submit_button("Cadastrar cliente", key="n_save", type="primary", **_on(_create_customer))
+
+
+def _import() -> None:
+    st.markdown("Colunas: " + ", ".join(f"`{c}`" for c in customer_import.COLUMNS)
+                + ". Separador `,` ou `;`; vários telefones, e-mails ou módulos separados por `|`; "
+                  "máquinas como `NOME:CÓDIGO|NOME:CÓDIGO`.")
+    upload = st.file_uploader("Arquivo CSV", type=["csv"], key="i_file")
+    pasted = st.text_area("…ou cole o conteúdo do CSV", key="i_text", height=150)
+    if st.button("Importar clientes", key="i_run", type="primary"):
+        raw = upload.getvalue() if upload is not None else pasted.encode("utf-8")
+        try:
+            with session_scope() as s:
+                report = customer_import.import_csv(s, raw)
+        except DomainError as err:
+            st.error(err.message_pt)
+            return
+        st.session_state["import_report"] = report
+    report = st.session_state.get("import_report")
+    if report is None:
+        return
+    st.success(f"{len(report.created)} cliente(s) importado(s); {len(report.rejected)} linha(s) rejeitada(s).")
+    if report.rejected:
+        st.warning("Linhas rejeitadas (nada delas foi gravado):")
+        st.dataframe(pd.DataFrame([{"Linha": r.line, "Razão social": r.legal_name, "Motivo": r.reason}
+                                   for r in report.rejected]), hide_index=True, width="stretch")
+        st.download_button("Baixar linhas rejeitadas (CSV)", report.rejected_csv().encode("utf-8"),
+                           file_name="clientes_rejeitados.csv", mime="text/csv", key="i_rejected")
+
+
+def render(user: User) -> None:
+    st.header("Clientes")
+    t1, t2, t3 = st.tabs(["Buscar e editar", "Novo cliente", "Importar CSV"])
+    with t1:
+        _search()
+    with t2:
+        _create()
+    with t3:
+        _import()

@@ -1,0 +1,148 @@
+"""Relatórios (managers): period filter, figures computed in SQL, plotly charts, CSV export."""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from console import charts, ui
+from console.auth import User
+from helpdesk.db import session_scope
+from helpdesk.errors import DomainError
+from helpdesk.models import utcnow
+from helpdesk.services import metrics
+
+
+@dataclass
+class Report:
+    period: metrics.Period
+    summary: metrics.TicketSummary
+    per_day: list[tuple[date, int]]
+    per_module: list[tuple[str, int, int]]
+    per_customer: list[tuple[str, int]]
+    per_type: list[tuple[str, int]]
+    per_technician: list[tuple[str, int, int]]
+    bot: metrics.BotSummary
+    ratings: list[tuple[int, int]]
+    gaps: list[tuple[str, int, Any]]
+
+
+def build(s: Any, period: metrics.Period) -> Report:
+    """Every figure of the page (SQL aggregates only); the benchmark times this too."""
+    return Report(period=period, summary=metrics.ticket_summary(s, period),
+                  per_day=metrics.tickets_per_day(s, period), per_module=metrics.tickets_per_module(s, period),
+                  per_customer=metrics.tickets_per_customer(s, period), per_type=metrics.tickets_per_type(s, period),
+                  per_technician=metrics.tickets_per_technician(s, period), bot=metrics.bot_summary(s, period),
+                  ratings=metrics.ratings(s, period), gaps=metrics.documentation_gaps(s, period))
+
+
+def figures(r: Report) -> dict[str, Any]:
+    return {"dia": charts.per_day(r.per_day), "modulo": charts.per_module(r.per_module),
+            "cliente": charts.per_customer(r.per_customer), "tipo": charts.per_type(r.per_type),
+            "tecnico": charts.per_technician(r.per_technician), "avaliacoes": charts.ratings(r.ratings)}
+
+
+def to_csv(r: Report) -> str:
+    out = io.StringIO()
+    w = csv.writer(out, delimiter=";")
+    w.writerow(["secao", "item", "valor"])
+    sm, bot = r.summary, r.bot
+    w.writerow(["periodo", "inicio", r.period.start.date().isoformat()])
+    w.writerow(["periodo", "fim", (r.period.end - timedelta(days=1)).date().isoformat()])
+    rows = [("total_chamados", sm.total), ("concluidos", sm.resolved), ("em_aberto", sm.open),
+            ("tempo_medio_resolucao_h", None if sm.mean_resolution_h is None else round(sm.mean_resolution_h, 2)),
+            ("tempo_mediano_resolucao_h", None if sm.median_resolution_h is None else round(sm.median_resolution_h, 2))]
+    for key, value in rows:
+        w.writerow(["resumo", key, "" if value is None else value])
+    for label, top in (("cliente_mais_chamados", sm.top_customer), ("tipo_mais_frequente", sm.top_type),
+                       ("modulo_mais_problematico", sm.top_module), ("tecnico_maior_carga", sm.top_technician)):
+        w.writerow(["resumo", label, f"{top.label} ({top.count})" if top else ""])
+    for d, c in r.per_day:
+        w.writerow(["por_dia", d.isoformat(), c])
+    for m, c, e in r.per_module:
+        w.writerow(["por_modulo", m, c])
+    for n, c in r.per_customer:
+        w.writerow(["por_cliente", n, c])
+    for t, c in r.per_type:
+        w.writerow(["por_tipo", t, c])
+    for n, c, _o in r.per_technician:
+        w.writerow(["por_tecnico", n, c])
+    for key, value in (("conversas", bot.conversations), ("resolvidas_pelo_bot", bot.resolved_by_bot),
+                       ("pct_resolvidas_pelo_bot", None if bot.pct_resolved_by_bot is None else round(bot.pct_resolved_by_bot, 1)),
+                       ("perguntas", bot.questions), ("respondidas_pela_documentacao", bot.answered_from_docs),
+                       ("pct_respondidas_pela_documentacao",
+                        None if bot.pct_answered_from_docs is None else round(bot.pct_answered_from_docs, 1)),
+                       ("ofertas_sem_humano", bot.offers_without_human), ("avaliacoes", bot.rated),
+                       ("nota_media", None if bot.rating_avg is None else round(bot.rating_avg, 2))):
+        w.writerow(["bot", key, "" if value is None else value])
+    for rating, c in r.ratings:
+        w.writerow(["avaliacoes", rating, c])
+    for q, c, _last in r.gaps:
+        w.writerow(["lacunas_documentacao", q, c])
+    return out.getvalue()
+
+
+def render(user: User) -> None:
+    st.header("Relatórios")
+    today = utcnow().date()
+    c1, c2, _ = st.columns([1, 1, 3])
+    first = c1.date_input("De", value=today - timedelta(days=29), format="DD/MM/YYYY", key="r_from")
+    last = c2.date_input("Até", value=today, format="DD/MM/YYYY", key="r_to")
+    try:
+        period = metrics.Period.from_dates(first, last)
+        with session_scope() as s:
+            r = build(s, period)
+    except DomainError as err:
+        st.error(err.message_pt)
+        return
+    sm, bot = r.summary, r.bot
+    st.caption("Chamados abertos no período; tempos de resolução dos chamados concluídos. "
+               "Módulo mais problemático: mais chamados do tipo erro.")
+    m = st.columns(4)
+    m[0].metric("Chamados no período", sm.total)
+    m[1].metric("Tempo médio de resolução", ui.hours(sm.mean_resolution_h))
+    m[2].metric("Tempo mediano de resolução", ui.hours(sm.median_resolution_h))
+    m[3].metric("Concluídos / em aberto", f"{sm.resolved} / {sm.open}")
+    m = st.columns(4)
+    m[0].metric("Cliente com mais chamados", sm.top_customer.label if sm.top_customer else "—",
+                f"{sm.top_customer.count} chamados" if sm.top_customer else None, delta_color="off")
+    m[1].metric("Tipo mais frequente", ui.type_label(sm.top_type.label) if sm.top_type else "—",
+                f"{sm.top_type.count} chamados" if sm.top_type else None, delta_color="off")
+    m[2].metric("Módulo mais problemático", sm.top_module.label if sm.top_module else "—",
+                f"{sm.top_module.count} erros" if sm.top_module else None, delta_color="off")
+    m[3].metric("Técnico com maior carga", sm.top_technician.label if sm.top_technician else "—",
+                f"{sm.top_technician.count} chamados" if sm.top_technician else None, delta_color="off")
+    figs = figures(r)
+    st.plotly_chart(figs["dia"], key="fig_dia")
+    a, b = st.columns(2)
+    a.plotly_chart(figs["modulo"], key="fig_modulo")
+    b.plotly_chart(figs["cliente"], key="fig_cliente")
+    a.plotly_chart(figs["tipo"], key="fig_tipo")
+    b.plotly_chart(figs["tecnico"], key="fig_tecnico")
+
+    st.subheader("Assistente virtual")
+    m = st.columns(4)
+    m[0].metric("Resolvidas pelo bot sem humano", ui.pct(bot.pct_resolved_by_bot),
+                f"{bot.resolved_by_bot} de {bot.conversations} conversas", delta_color="off")
+    m[1].metric("Perguntas respondidas pela documentação", ui.pct(bot.pct_answered_from_docs),
+                f"{bot.answered_from_docs} de {bot.questions}", delta_color="off")
+    m[2].metric("Ofertas de produto sem humano", bot.offers_without_human)
+    m[3].metric("Nota média", "—" if bot.rating_avg is None else f"{bot.rating_avg:.2f}".replace(".", ","),
+                f"{bot.rated} avaliações", delta_color="off")
+    st.caption("Conversas com transferência para humano nunca contam como resolvidas pelo bot.")
+    a, b = st.columns(2)
+    a.plotly_chart(figs["avaliacoes"], key="fig_avaliacoes")
+    with b:
+        st.markdown("**Lacunas da documentação** (perguntas sem resposta, agrupadas)")
+        if r.gaps:
+            st.dataframe(pd.DataFrame([{"Pergunta": q, "Vezes": c, "Última vez": ui.fmt_dt(last)} for q, c, last in r.gaps]),
+                         hide_index=True, width="stretch")
+        else:
+            st.caption("Nenhuma pergunta sem resposta no período.")
+    st.download_button("Exportar CSV", to_csv(r).encode("utf-8"), key="r_csv", mime="text/csv",
+                       file_name=f"relatorio_{first.isoformat()}_{last.isoformat()}.csv")
