@@ -150,7 +150,7 @@ def tickets_per_module(s: Session, period: Period) -> list[tuple[str, int, int]]
     n = func.count().label("n")
     errors = func.sum(case((Ticket.type == "erro", 1), else_=0)).label("errors")
     rows = s.execute(select(Ticket.module, n, errors).where(_in_period(Ticket.opened_at, period))
-                     .group_by(Ticket.module).order_by(n.desc(), Ticket.module)).all()
+                     .group_by(Ticket.module).order_by(n.desc(), Ticket.module.is_(None), Ticket.module)).all()
     return [(m or "sem módulo", int(c), int(e or 0)) for m, c, e in rows]
 
 
