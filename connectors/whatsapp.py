@@ -56,6 +56,9 @@ class WhatsAppSettings:
     max_attempts: int = 6
     resend_grace_s: float = 60.0
     concurrency: int = 8
+    # Tests only: "exit_after_rasa" / "exit_after_send" kill the process (os._exit) inside the
+    # crash windows, once per inbox row / outbox row, to prove the recovery paths.
+    fault: str = ""
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None,
@@ -82,6 +85,7 @@ class WhatsAppSettings:
             max_attempts=int(get("WHATSAPP_MAX_ATTEMPTS", "6")),
             resend_grace_s=float(get("WHATSAPP_RESEND_GRACE_S", "60")),
             concurrency=int(get("WHATSAPP_CONCURRENCY", "8")),
+            fault=get("WHATSAPP_FAULT", ""),
         )
 
 
@@ -220,6 +224,8 @@ class Runtime:
                 await self.handler(UserMessage(text, collector, row.sender, input_channel=CHANNEL_NAME,
                                                message_id=row.item_id, metadata=metadata))
                 replies = list(collector.messages)
+                if self.settings.fault == "exit_after_rasa" and row.attempts == 0:
+                    os._exit(137)  # Rasa saved the turn; the inbox row is still pending
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -275,6 +281,8 @@ class Runtime:
                         **row.body, "biz_opaque_callback_data": f"{CALLBACK_PREFIX}{row.id}"}
                 result = await self.graph.post(body)
                 if result.outcome == "ok":
+                    if self.settings.fault == "exit_after_send" and attempts == 1:
+                        os._exit(137)  # Meta accepted it; the outbox row still says "sending"
                     await self.db(self.store.mark_accepted, row.id, result.wamid or "")
                     break
                 if result.outcome == "retry" and attempts < s.max_attempts:

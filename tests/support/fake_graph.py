@@ -3,7 +3,7 @@
 It answers ``POST /{version}/{phone_number_id}/messages`` like Meta does, checks every request
 against Meta's limits (token, text <= 4096, reply buttons <= 3 with titles <= 20, lists with
 <= 10 rows, titles <= 24, descriptions <= 72, ...) and records each request, with the violations it
-found. Errors can be injected: a Graph error code (130429, 131056, 131047, any 4xx), a 5xx, or a
+found. Errors can be injected (into message sends, not mark-as-read): a Graph error code (130429, 131056, 131047, any 4xx), a 5xx, or a
 delay longer than the client's timeout.
 
 Use it in-process (``FakeGraph().start()``) or from another process/env through its control API:
@@ -284,12 +284,13 @@ class FakeGraph:
             status, payload, violations = 400, graph_error(100, "Unknown phone number id"), ["wrong phone number id"]
         else:
             violations = validate_message(body)
-            injection = self._take_injection() if not violations else None
+            is_read = isinstance(body, dict) and body.get("status") == "read"
+            injection = self._take_injection() if not violations and not is_read else None
             if violations:
                 status, payload = 400, graph_error(100, "; ".join(violations))
             elif injection is not None and injection.delay_s:
-                time.sleep(injection.delay_s)
                 self._record(path, body, -1, ["injected timeout"], None)
+                time.sleep(injection.delay_s)
                 return -1, None
             elif injection is not None:
                 code = injection.code or 0
