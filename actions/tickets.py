@@ -1,0 +1,145 @@
+"""Tickets opened by the bot: the ticket form, sales leads and WhatsApp voice calls.
+
+Opening a ticket starts the hand-off loop (actions/handoff.py) for this conversation.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Text
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import ActiveLoop, EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from .common import latest_channel, latest_metadata, record_outcome, ticket_channel
+from .identification import identify, slot_after
+
+logger = logging.getLogger(__name__)
+
+TICKET_SLOTS = ("ticket_description", "ticket_module", "ticket_type")
+NO_MODULE = "nenhum"
+
+
+def contact_name(tracker: Tracker) -> str | None:
+    name = tracker.get_slot("customer_name")
+    if name:
+        return str(name)
+    wa = latest_metadata(tracker).get("whatsapp")
+    if isinstance(wa, dict) and wa.get("profile_name"):
+        return str(wa["profile_name"])[:160]
+    return None
+
+
+def open_and_hand_off(tracker: Tracker, *, cust_id: int | None, channel: str, type_: str,
+                      module: str | None, description: str) -> tuple[int, bool]:
+    """Open a ticket for this conversation (or reuse the active one). Returns (number, is_new)."""
+    from helpdesk.db import session_scope
+    from helpdesk.services import tickets
+
+    with session_scope() as s:
+        active = tickets.active_for_conversation(s, tracker.sender_id)
+        if active is not None:
+            return int(active.id), False
+        ticket = tickets.open_ticket(
+            s, customer_id=cust_id, channel=channel, type=type_,
+            module=None if module in (None, "", NO_MODULE) else module,
+            description=description, conversation_id=tracker.sender_id, actor="bot",
+            contact_name=contact_name(tracker))
+        return int(ticket.id), True
+
+
+def handoff_events(number: int) -> list[EventType]:
+    return [SlotSet(name, None) for name in TICKET_SLOTS] + [
+        SlotSet("awaiting", None), SlotSet("active_ticket", str(number)), ActiveLoop("action_handoff")]
+
+
+class ActionOpenTicket(Action):
+    """Submit of ticket_form: open the ticket, tell its number, hand off to a technician."""
+
+    def name(self) -> Text:
+        return "action_open_ticket"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: dict[Text, Any]) -> list[EventType]:
+        from helpdesk.errors import DomainError
+
+        events = identify(tracker)
+        cust = slot_after(events, tracker, "customer_id")
+        try:
+            number, new = open_and_hand_off(
+                tracker, cust_id=int(cust) if cust else None, channel=ticket_channel(tracker),
+                type_=str(tracker.get_slot("ticket_type") or "outro"),
+                module=tracker.get_slot("ticket_module"),
+                description=str(tracker.get_slot("ticket_description") or tracker.get_slot("last_question")
+                                or "Atendimento solicitado pelo chat"))
+        except DomainError as err:
+            logger.warning("could not open a ticket: %s", err)
+            dispatcher.utter_message(response="utter_ticket_error")
+            return events + [SlotSet(name, None) for name in TICKET_SLOTS]
+        dispatcher.utter_message(response="utter_ticket_opened" if new else "utter_ticket_already_open",
+                                 ticket_number=str(number))
+        record_outcome(tracker, cust, handed_off=True)
+        return events + handoff_events(number)
+
+
+def call_description(call: dict[str, Any]) -> str:
+    if call.get("missed"):
+        return "Ligação perdida pelo WhatsApp."
+    duration = call.get("duration")
+    if isinstance(duration, (int, float)) and duration > 0:
+        minutes, seconds = divmod(int(duration), 60)
+        return f"Ligação atendida pelo WhatsApp (duração {minutes} min {seconds:02d} s)."
+    return "Ligação recebida pelo WhatsApp."
+
+
+def call_ticket_type(tracker: Tracker) -> str:
+    """Type by context: the last thing the customer said before calling."""
+    for event in reversed(tracker.events):
+        if event.get("event") != "user":
+            continue
+        intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
+        if intent == "report_problem":
+            return "erro"
+        if intent == "ask_question":
+            return "duvida"
+        if intent == "ask_product_recommendation":
+            return "comercial"
+    return "outro"
+
+
+class ActionInboundCall(Action):
+    """`/inbound_call` from the WhatsApp connector: open a ticket and tell the customer its number."""
+
+    def name(self) -> Text:
+        return "action_inbound_call"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: dict[Text, Any]) -> list[EventType]:
+        from helpdesk.errors import DomainError
+
+        call = latest_metadata(tracker).get("call")
+        if latest_channel(tracker) != "whatsapp" or not isinstance(call, dict):
+            # Only the WhatsApp connector sends calls; anything else is treated as not understood.
+            dispatcher.utter_message(response="utter_rephrase")
+            return []
+        events = identify(tracker)
+        cust = slot_after(events, tracker, "customer_id")
+        try:
+            number, new = open_and_hand_off(
+                tracker, cust_id=int(cust) if cust else None, channel="phone",
+                type_=call_ticket_type(tracker), module=tracker.get_slot("ticket_module"),
+                description=call_description(call))
+        except DomainError as err:
+            logger.warning("could not open a call ticket: %s", err)
+            dispatcher.utter_message(response="utter_ticket_error")
+            return events
+        if new:
+            dispatcher.utter_message(
+                response="utter_missed_call_ticket_opened" if call.get("missed") else "utter_call_ticket_opened",
+                ticket_number=str(number))
+        else:
+            dispatcher.utter_message(response="utter_ticket_already_open", ticket_number=str(number))
+        record_outcome(tracker, cust, handed_off=True)
+        return events + handoff_events(number)
+
+

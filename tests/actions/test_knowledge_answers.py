@@ -1,0 +1,132 @@
+"""Answers from the docs, the "Isso resolveu?" loop, and question logging for the gaps report."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from sqlalchemy import select
+
+import actions.knowledge_answers as ka
+from actions import knowledge_fallback
+from actions.knowledge_answers import (
+    ActionAnswerQuestion, ActionAskAnythingElse, ActionAskMore, ActionMarkResolved, ActionOfferSupport,
+)
+
+from .conftest import MARIA_PHONE, Demo, make_tracker, responses, run_action, slots_of
+
+DOC = """# Sangria no PDV
+url: https://docs.exemplo.com.br/pdv/sangria
+produto: erp
+
+Para fazer a sangria no PDV, abra o menu Caixa, escolha Sangria, informe o valor retirado e confirme
+com a senha do supervisor. O comprovante sai na impressora do caixa.
+"""
+
+
+@pytest.fixture()
+def docs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "sangria.md").write_text(DOC, encoding="utf-8")
+    monkeypatch.setenv("KNOWLEDGE_FALLBACK_DOCS", str(folder))
+    knowledge_fallback._load.cache_clear()
+    monkeypatch.setattr(ka, "_answer_fn", knowledge_fallback.answer)
+    yield folder
+
+
+def _questions(url: str) -> list[tuple[str, bool, bool]]:
+    from helpdesk.db import session_scope
+    from helpdesk.models import KnowledgeQuery
+
+    with session_scope() as s:
+        return [(q.question, q.answered, q.grounded) for q in s.scalars(select(KnowledgeQuery))]
+
+
+def _outcome(conversation: str) -> dict[str, object]:
+    from helpdesk.db import session_scope
+    from helpdesk.services import outcomes
+
+    with session_scope() as s:
+        row = outcomes.current(s, conversation, create=False)
+        assert row is not None
+        return {"answered": row.answered_from_docs, "resolved": row.resolved_by_bot, "handed": row.handed_off,
+                "rating": row.rating, "customer": row.customer_id, "channel": row.channel}
+
+
+def test_grounded_answer_with_sources_and_did_it_help(db: Demo, docs: Path) -> None:
+    tracker = make_tracker("como faço sangria no pdv?", "ask_question", sender=MARIA_PHONE, channel="whatsapp",
+                           entities=[{"entity": "module", "value": "pdv"}])
+    messages, events = run_action(ActionAnswerQuestion(), tracker)
+    assert "menu Caixa" in messages[0]["text"]
+    assert "Fontes:" in messages[0]["text"] and "https://docs.exemplo.com.br/pdv/sangria" in messages[0]["text"]
+    assert messages[1]["response"] == "utter_did_it_help"
+    slots = slots_of(events)
+    assert slots["awaiting"] == "resolved_check"
+    assert slots["ticket_module"] == "pdv" and slots["ticket_type"] == "duvida"
+    assert _questions(db.url) == [("como faço sangria no pdv?", True, True)]
+    assert _outcome(MARIA_PHONE)["answered"] is True
+    assert _outcome(MARIA_PHONE)["customer"] == db.maria_id
+
+
+def test_website_gets_sources_as_json_too(db: Demo, docs: Path) -> None:
+    tracker = make_tracker("como fazer a sangria do pdv", "ask_question", channel="website")
+    messages, _ = run_action(ActionAnswerQuestion(), tracker)
+    assert messages[0]["custom"] == {
+        "sources": [{"title": "Sangria no PDV", "url": "https://docs.exemplo.com.br/pdv/sangria"}]}
+
+
+def test_unknown_question_offers_a_ticket_and_is_logged_as_gap(db: Demo, docs: Path) -> None:
+    messages, events = run_action(ActionAnswerQuestion(), make_tracker("integra com a shopee?", "ask_question"))
+    assert responses(messages) == ["utter_no_answer"]
+    assert slots_of(events)["awaiting"] == "offer_ticket"
+    assert _questions(db.url) == [("integra com a shopee?", False, False)]
+
+
+def test_unanswered_problem_starts_the_ticket_form_at_once(db: Demo, docs: Path) -> None:
+    tracker = make_tracker("o tef nao passa cartao", "report_problem", entities=[{"entity": "module", "value": "tef"}])
+    messages, events = run_action(ActionAnswerQuestion(), tracker)
+    assert messages == []
+    assert {"event": "followup", "name": "ticket_form"} in [
+        {"event": e["event"], "name": e.get("name")} for e in events]
+    slots = slots_of(events)
+    assert (slots["ticket_type"], slots["ticket_module"], slots["ticket_description"]) == (
+        "erro", "tef", "o tef nao passa cartao")
+
+
+def test_knowledge_failure_is_polite(db: Demo, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(question: str, products: list[str] | None = None) -> object:
+        raise RuntimeError("index missing")
+
+    monkeypatch.setattr(ka, "_answer_fn", broken)
+    messages, _ = run_action(ActionAnswerQuestion(), make_tracker("como emitir nfe", "ask_question"))
+    assert responses(messages) == ["utter_no_answer"]
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("", "utter_empty_message"), ("   ", "utter_empty_message"),
+    ("a" * 10_000, "utter_message_too_long"), ("😀😀🎉", "utter_emoji_only"),
+])
+def test_bad_input_never_reaches_the_knowledge_base(db: Demo, docs: Path, text: str, expected: str) -> None:
+    messages, events = run_action(ActionAnswerQuestion(), make_tracker(text, "ask_question"))
+    assert responses(messages) == [expected]
+    assert events == []
+    assert _questions(db.url) == []
+
+
+def test_resolved_loop(db: Demo) -> None:
+    messages, events = run_action(ActionMarkResolved(), make_tracker("sim", "affirm", sender="c-res"))
+    assert responses(messages) == ["utter_glad", "utter_anything_else"]
+    assert slots_of(events) == {"awaiting": "anything_else"}
+    assert _outcome("c-res")["resolved"] is True
+    messages, events = run_action(ActionAskMore(), make_tracker("sim", "affirm"))
+    assert responses(messages) == ["utter_ask_more"] and slots_of(events) == {"awaiting": None}
+
+
+def test_not_resolved_offers_support(db: Demo) -> None:
+    messages, events = run_action(ActionOfferSupport(), make_tracker("nao", "deny", sender="c-nr"))
+    assert responses(messages) == ["utter_offer_support"]
+    assert slots_of(events) == {"awaiting": "offer_ticket"}
+    assert _outcome("c-nr")["resolved"] is False
+    messages, events = run_action(ActionAskAnythingElse(), make_tracker("nao", "deny"))
+    assert responses(messages) == ["utter_anything_else"] and slots_of(events) == {"awaiting": "anything_else"}
