@@ -1,0 +1,150 @@
+"""The proxy (ops/prod_nginx.py): valid for nginx, and routing conversations the way Rasa needs.
+
+A real nginx from Debian (`nginx -t -c`, then started) in front of two small HTTP servers that
+say who they are: one conversation always reaches one replica, whatever the path; a dead replica
+hands its conversations to the other; WhatsApp webhooks are retried on the next replica.
+"""
+from __future__ import annotations
+
+import http.server
+import shutil
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ops import prod_nginx, prod_services, procs
+
+
+def nginx_or_skip() -> None:
+    if shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists():
+        pytest.skip("nginx not installed (apt-get install nginx)")
+
+
+def layout_for(tmp: Path, rasa: tuple[str, ...], console: str, port: int, console_port: int) -> prod_nginx.ProxyLayout:
+    (tmp / "tmp").mkdir(parents=True, exist_ok=True)
+    for d in (tmp, tmp / "tmp"):
+        d.chmod(0o777)
+    return prod_nginx.ProxyLayout(rasa=rasa, console=console, listen=f"127.0.0.1:{port}",
+                                  console_listen=f"127.0.0.1:{console_port}", pid=str(tmp / "nginx.pid"),
+                                  error_log=str(tmp / "error.log"), access_log=str(tmp / "access.log"),
+                                  temp_dir=str(tmp / "tmp"), daemon=False, worker_processes="1",
+                                  fail_timeout_s=30)
+
+
+def test_committed_docker_config_is_the_rendered_one() -> None:
+    assert prod_nginx.DOCKER_CONF.read_text(encoding="utf-8") == prod_nginx.render(prod_nginx.docker_layout()), \
+        "docker/nginx.conf is stale: run `python -m ops.prod_nginx --docker`"
+
+
+def test_nginx_accepts_both_configs(tmp_path: Path) -> None:
+    nginx_or_skip()
+    docker = prod_nginx.docker_layout()
+    # the compose service names do not resolve here: same config, loopback addresses
+    local = layout_for(tmp_path, tuple(a.replace("rasa1", "127.0.0.1").replace("rasa2", "127.0.0.2")
+                                       for a in docker.rasa), "127.0.0.1:8501", procs.free_port(), procs.free_port())
+    conf = prod_nginx.write(tmp_path / "nginx.conf", local)
+    done = prod_services.nginx_test(conf)
+    assert done.returncode == 0, done.stderr
+    broken = tmp_path / "broken.conf"
+    broken.write_text(conf.read_text().replace("hash $atende_conversation consistent;", "hash;"))
+    assert prod_services.nginx_test(broken).returncode != 0
+
+
+def test_render_refuses_no_replicas() -> None:
+    with pytest.raises(ValueError):
+        prod_nginx.render(prod_nginx.ProxyLayout(rasa=(), console="c:1"))
+
+
+class Backend:
+    """An HTTP server that answers its name and counts the requests it saw."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.seen: list[str] = []
+        backend = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                if length:
+                    self.rfile.read(length)
+                backend.seen.append(f"{self.command} {self.path}")
+                body = backend.name.encode()
+                self.send_response(200)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture()
+def proxy(tmp_path: Path) -> Iterator[tuple[str, list[Backend], str]]:
+    nginx_or_skip()
+    backends = [Backend("rasa1"), Backend("rasa2")]
+    console = Backend("console")
+    port, console_port = procs.free_port(), procs.free_port()
+    layout = layout_for(tmp_path, tuple(f"127.0.0.1:{b.port}" for b in backends), f"127.0.0.1:{console.port}",
+                        port, console_port)
+    conf = prod_nginx.write(tmp_path / "nginx.conf", layout)
+    proc = prod_services.nginx_proc(conf, port, tmp_path / "nginx.log").start()
+    try:
+        proc.wait_ready(20)
+        yield f"http://127.0.0.1:{port}", backends, f"http://127.0.0.1:{console_port}"
+    finally:
+        proc.stop()
+        for b in [*backends, console]:
+            b.stop()
+
+
+def get(url: str, data: bytes | None = None) -> str:
+    with urllib.request.urlopen(urllib.request.Request(url, data=data), timeout=10) as resp:
+        return resp.read().decode()
+
+
+def test_a_conversation_stays_on_one_replica(proxy: tuple[str, list[Backend], str]) -> None:
+    base, backends, console = proxy
+    owners: dict[str, str] = {}
+    for i in range(40):
+        sid = f"visitor{i:04d}abcdef"
+        first = get(f"{base}/socket.io/?EIO=4&transport=polling&session_id={sid}")
+        for _ in range(3):
+            assert get(f"{base}/socket.io/?EIO=4&transport=polling&session_id={sid}&sid=x{_}") == first
+        # the console's hand-off call for the same conversation reaches the same replica
+        assert get(f"{base}/conversations/{sid}/trigger_intent?token=t", b"{}") == first
+        owners[sid] = first
+    spread = Counter(owners.values())
+    assert set(spread) == {"rasa1", "rasa2"} and min(spread.values()) >= 8, spread
+    assert get(f"{console}/_stcore/health") == "console"
+    assert get(f"{base}/healthz").strip() == "ok"
+
+
+def test_a_dead_replica_hands_its_conversations_over(proxy: tuple[str, list[Backend], str]) -> None:
+    base, backends, _ = proxy
+    owners = {f"conv{i:04d}xyzxyz": get(f"{base}/socket.io/?EIO=4&session_id=conv{i:04d}xyzxyz") for i in range(30)}
+    backends[0].stop()
+    for sid, owner in owners.items():
+        assert get(f"{base}/socket.io/?EIO=4&session_id={sid}") == "rasa2"
+    # WhatsApp webhooks (idempotent inbox) are retried on the live replica, POST included
+    for _ in range(10):
+        assert get(f"{base}/webhooks/whatsapp/webhook", b'{"object": "whatsapp_business_account"}') == "rasa2"
+    moved = [sid for sid, owner in owners.items() if owner == "rasa2"]
+    assert moved, "consistent hashing should have kept rasa2's conversations on rasa2"
