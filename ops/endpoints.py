@@ -25,7 +25,9 @@ def tracker_store(database_url: str) -> dict[str, object]:
     scheme = parts.scheme.split("+")[0]
     if scheme in ("postgres", "postgresql"):
         store: dict[str, object] = {
-            "type": "SQL", "dialect": "postgresql", "host": parts.hostname or "localhost",
+            "type": "SQL", "dialect": "postgresql",
+            # Rasa passes the endpoint's `url` as the host (a `host` key would clash)
+            "url": parts.hostname or "localhost",
             "port": parts.port or 5432, "db": parts.path.lstrip("/") or "postgres",
         }
         if parts.username:
