@@ -293,9 +293,12 @@ class Store:
                             needs_template=(code == TEMPLATE_NEEDED_CODE), next_attempt_at=None)
 
     def recover_at_start(self) -> int:
-        """Rows caught mid-send by a crash: wait for a status quoting them before resending."""
+        """Rows caught mid-send by a crash: wait for a status quoting them before resending.
+
+        The grace period restarts at every start, since Meta's status webhooks that were retried
+        during the downtime arrive only now."""
         with self.engine.begin() as conn:
-            res = conn.execute(sa.update(outbox).where(outbox.c.send_state == "sending").values(
+            res = conn.execute(sa.update(outbox).where(outbox.c.send_state.in_(("sending", "unconfirmed"))).values(
                 send_state="unconfirmed", updated_at=time.time()))
             return res.rowcount or 0
 
