@@ -70,7 +70,14 @@ def value(key: str, default: Any = None) -> Any:
 
 
 def action(fn: Callable[[], str | None], ok: str = "Feito.") -> None:
-    """Widget callback: run a helpdesk action, then show its result (or its pt-BR error)."""
+    """Widget callback: run a helpdesk action, then show its result (or its pt-BR error).
+
+    Callbacks run before the script, so the session is checked here too: an action attempted with
+    an expired session does nothing (the run that follows shows the login form and says why)."""
+    from console import auth
+
+    if auth.current_user() is None:
+        return
     try:
         message = fn()
     except DomainError as err:

@@ -1,0 +1,403 @@
+"""Every console page and action through streamlit.testing.v1.AppTest, plus the bad inputs."""
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timedelta, timezone
+from typing import Iterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import select
+
+from helpdesk.config import reset_settings
+from helpdesk.db import dispose_engines, get_engine, session_scope
+from helpdesk.models import Contact, Customer, License, Machine, Technician, Ticket, TicketEvent
+
+from . import dataset
+from .apphelpers import goto, login, messages, metrics, new_app, texts
+from .conftest import RasaRecorder
+
+
+@pytest.fixture()
+def ids(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dataset.Ids]:
+    """The fixed data set on SQLite (AppTest runs the console in this process)."""
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("CONSOLE_SESSION_TTL_MINUTES", "30")
+    reset_settings()
+    with session_scope() as s:
+        built = dataset.build(s)
+    yield built
+    dispose_engines()
+    reset_settings()
+
+
+def _ticket(tid: int) -> Ticket:
+    with session_scope() as s:
+        return s.get(Ticket, tid)
+
+
+def _event_kinds(tid: int) -> list[str]:
+    with session_scope() as s:
+        return list(s.scalars(select(TicketEvent.kind).where(TicketEvent.ticket_id == tid).order_by(TicketEvent.id)))
+
+
+# ---- access -------------------------------------------------------------------------------------
+
+def test_login_and_logout(ids: dataset.Ids) -> None:
+    at = login("tiago@teste.dev", dataset.PASSWORD)
+    assert not at.exception
+    assert [h.value for h in at.header] == ["Fila de chamados"]
+    assert at.radio(key="nav").options == ["Fila", "Chamado", "Clientes"]  # no manager pages
+    at.button(key="logout").click().run()
+    assert "Você saiu do console." in messages(at, "warning")
+    assert at.text_input(key="login_email") is not None
+
+
+def test_wrong_password_is_refused_and_locks_after_repeated_failures(ids: dataset.Ids) -> None:
+    at = login("tiago@teste.dev", "senha-errada")
+    assert messages(at, "error") == ["E-mail ou senha incorretos."]
+    assert "auth" not in at.session_state and not at.header
+    for _ in range(4):
+        at = login("tiago@teste.dev", "senha-errada", at)
+    at = login("tiago@teste.dev", dataset.PASSWORD, at)  # right password, but the account is locked now
+    assert messages(at, "error") == ["Conta bloqueada temporariamente após tentativas inválidas. Tente novamente mais tarde."]
+    assert "auth" not in at.session_state
+
+
+def test_expired_session_asks_to_log_in_again(ids: dataset.Ids) -> None:
+    at = login("tiago@teste.dev", dataset.PASSWORD)
+    at.selectbox(key="q_ticket").set_value(ids.tickets["t7"]).run()
+    at.session_state["auth"].expires_at = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(seconds=1)
+    at.button(key="q_assume").click().run()  # an action attempted with an expired session does nothing
+    assert messages(at, "warning") == ["Sua sessão expirou. Entre novamente."]
+    assert not at.header and "auth" not in at.session_state
+    assert _ticket(ids.tickets["t7"]).technician_id is None and _event_kinds(ids.tickets["t7"]) == ["created"]
+
+
+@pytest.mark.parametrize("page", ["relatorios", "usuarios"])
+def test_technician_cannot_open_manager_pages(ids: dataset.Ids, page: str) -> None:
+    at = goto(login("tiago@teste.dev", dataset.PASSWORD), page)
+    assert messages(at, "error") == ["Você não tem permissão para acessar esta área. Esta página é só para gestores."]
+    assert not at.metric and not at.header
+
+
+# ---- queue ----------------------------------------------------------------------------------------
+
+def test_queue_filters_and_counts(ids: dataset.Ids) -> None:
+    at = login("tiago@teste.dev", dataset.PASSWORD)
+    assert metrics(at) == {"Novos": "1", "Em atendimento": "1", "Concluídos": "6", "Nesta lista": "2"}
+    at.selectbox(key="q_status").set_value("__all__").run()
+    table = at.dataframe[0].value
+    assert list(table["Nº"]) == [f"#{ids.tickets[k]}" for k in ("t8", "t1", "t2", "t3", "t4", "t5", "t6", "t7")]
+    at.selectbox(key="q_type").set_value("erro").run()
+    at.selectbox(key="q_channel").set_value("whatsapp").run()
+    assert list(at.dataframe[0].value["Nº"]) == [f"#{ids.tickets['t1']}", f"#{ids.tickets['t6']}"]
+    assert metrics(at)["Concluídos"] == "2"
+    at.selectbox(key="q_type").set_value("__all__").run()
+    at.selectbox(key="q_channel").set_value("__all__").run()
+    at.selectbox(key="q_tech").set_value("mine").run()
+    assert metrics(at)["Nesta lista"] == "4"
+    at.selectbox(key="q_customer").set_value(ids.b).run()
+    assert list(at.dataframe[0].value["Cliente"]) == ["Beta Serviços Ltda"]
+    at.selectbox(key="q_tech").set_value("__all__").run()
+    at.selectbox(key="q_customer").set_value("__all__").run()
+    at.selectbox(key="q_module").set_value("tef").run()
+    assert metrics(at)["Nesta lista"] == "2"
+
+
+def test_assume_from_the_queue_and_open_the_ticket(ids: dataset.Ids) -> None:
+    at = login("tiago@teste.dev", dataset.PASSWORD)
+    at.selectbox(key="q_ticket").set_value(ids.tickets["t7"]).run()
+    at.button(key="q_assume").click().run()
+    assert messages(at, "success") == [f"Você assumiu o chamado #{ids.tickets['t7']}."]
+    t = _ticket(ids.tickets["t7"])
+    assert (t.technician_id, t.status) == (ids.tiago, "em_atendimento")
+    at.selectbox(key="q_ticket").set_value(ids.tickets["t7"]).run()
+    at.button(key="q_open").click().run()
+    assert [h.value for h in at.header] == ["Chamado"]
+    assert at.subheader[0].value == f"#{ids.tickets['t7']} · Assunto t7"
+
+
+def test_two_technicians_assume_the_same_ticket(ids: dataset.Ids) -> None:
+    tid = ids.tickets["t7"]
+    tiago = login("tiago@teste.dev", dataset.PASSWORD)
+    bruno = login("bruno@teste.dev", dataset.PASSWORD)
+    for at in (tiago, bruno):
+        at.selectbox(key="q_ticket").set_value(tid).run()
+    tiago.button(key="q_assume").click().run()
+    bruno.button(key="q_assume").click().run()
+    assert messages(tiago, "success") == [f"Você assumiu o chamado #{tid}."]
+    assert messages(bruno, "error") == [f"O chamado #{tid} já foi assumido por Tiago Técnico."]
+    assert _ticket(tid).technician_id == ids.tiago
+    assert _event_kinds(tid).count("assigned") == 1
+
+
+# ---- ticket screen --------------------------------------------------------------------------------
+
+def test_ticket_screen_shows_the_customer_at_a_glance(ids: dataset.Ids) -> None:
+    at = goto(login("tiago@teste.dev", dataset.PASSWORD), "chamado", id=ids.tickets["t1"])
+    shown = texts(at)
+    for value in ("Ana Lima", "Alfa Comércio Ltda", "11.222.333/0001-81", "Simples Nacional"):
+        assert value in shown
+    licenses = at.dataframe[0].value
+    assert set(licenses["Módulo"]) == {"PDV", "Gestor"} and set(licenses["Licenças"]) == {3, 1}
+    assert [c.value for c in at.code] == ["123456789"]  # st.code carries the copy button
+    link = at.get("link_button")[0].proto
+    assert (link.label, link.url) == ("Abrir no AnyDesk", "anydesk:123456789")
+
+
+def test_unknown_or_bad_ticket_number(ids: dataset.Ids) -> None:
+    at = goto(login("tiago@teste.dev", dataset.PASSWORD), "chamado", id=99999)
+    assert messages(at, "error") == ["Chamado não encontrado."]
+    at.text_input(key="t_number").input("abc").run()
+    assert messages(at, "error")[0].startswith("Número de chamado inválido")
+
+
+def _tracker_events(rows: list[tuple[str, str, str, str]]) -> None:
+    meta = sa.MetaData()
+    events = sa.Table("events", meta, sa.Column("id", sa.Integer, primary_key=True), sa.Column("sender_id", sa.String(255)),
+                      sa.Column("type_name", sa.String(255)), sa.Column("timestamp", sa.Float),
+                      sa.Column("intent_name", sa.String(255)), sa.Column("action_name", sa.String(255)),
+                      sa.Column("data", sa.Text))
+    meta.create_all(get_engine())
+    with session_scope() as s:
+        for sender, kind, iso, body in rows:
+            ts = datetime.fromisoformat(iso).replace(tzinfo=timezone.utc).timestamp()
+            s.execute(events.insert().values(sender_id=sender, type_name=kind, timestamp=ts,
+                                             data=json.dumps({"event": kind, "text": body})))
+
+
+def test_html_in_a_customer_message_is_shown_as_text(ids: dataset.Ids) -> None:
+    evil = "<script>alert('x')</script><img src=x onerror=alert(1)> **negrito** [link](http://mal.example)"
+    _tracker_events([("web-sess-a2", "user", "2026-03-02T09:58:00", evil),
+                     ("web-sess-a2", "bot", "2026-03-02T09:58:02", "Vou abrir um chamado.")])
+    at = goto(login("tiago@teste.dev", dataset.PASSWORD), "chamado", id=ids.tickets["t2"])
+    assert evil in texts(at)  # verbatim, in a plain-text element
+    assert "Vou abrir um chamado." in texts(at)
+    assert all("<script>" not in str(m.value) and "negrito" not in str(m.value) for m in at.markdown)
+    assert all("<script>" not in str(c.value) for c in at.caption)
+
+
+def test_reply_reaches_rasa_and_is_recorded(ids: dataset.Ids, rasa: RasaRecorder) -> None:
+    tid = ids.tickets["t5"]
+    at = goto(login("bruno@teste.dev", dataset.PASSWORD), "chamado", id=tid)
+    at.text_area(key="reply_text").input("Reinicie o pinpad, por favor.")
+    at.button(key="reply_send").click().run()
+    assert messages(at, "success") == ["Resposta enviada ao cliente."]
+    assert rasa.calls[0]["path"] == "/conversations/web-sess-c5/trigger_intent"
+    assert rasa.calls[0]["body"]["entities"] == {"agent_text": "Reinicie o pinpad, por favor.", "agent_name": "Bruno Técnico"}
+    assert any(t.endswith("resposta do técnico: Reinicie o pinpad, por favor.") for t in texts(at))
+    assert _event_kinds(tid)[-1] == "message_out"
+
+
+def test_reply_with_rasa_down_says_so_and_records_the_failure(ids: dataset.Ids, rasa: RasaRecorder) -> None:
+    rasa.stop()
+    tid = ids.tickets["t5"]
+    at = goto(login("bruno@teste.dev", dataset.PASSWORD), "chamado", id=tid)
+    at.text_area(key="reply_text").input("Olá?")
+    at.button(key="reply_send").click().run()
+    assert messages(at, "error")[0].startswith("Não foi possível falar com o assistente (Rasa)")
+    assert _event_kinds(tid)[-1] == "delivery_failed" and "message_out" not in _event_kinds(tid)
+    assert any("falha no envio ao cliente" in e for e in messages(at, "error"))
+
+
+def test_ticket_actions_are_recorded_with_who_and_when(ids: dataset.Ids, rasa: RasaRecorder) -> None:
+    tid = ids.tickets["t5"]
+    at = goto(login("bruno@teste.dev", dataset.PASSWORD), "chamado", id=tid)
+
+    at.text_input(key="upd_version").input("5.12.3")
+    at.text_area(key="upd_notes").input("Atualizado via AnyDesk")
+    at.button(key="upd_send").click().run()
+    assert messages(at, "success") == ["Atualização para a versão 5.12.3 registrada."]
+
+    at.selectbox(key="fld_type").set_value("instalacao")
+    at.selectbox(key="fld_module").set_value("pdv")
+    at.selectbox(key="fld_priority").set_value("alta")
+    at.button(key="fld_send").click().run()
+    assert messages(at, "success") == ["Classificação atualizada."]
+    t = _ticket(tid)
+    assert (t.type, t.module, t.priority) == ("instalacao", "pdv", "alta")
+
+    at.selectbox(key="esc_level").set_value(2)
+    at.selectbox(key="esc_tech").set_value(ids.tiago)
+    at.text_area(key="esc_reason").input("Precisa de acesso ao servidor")
+    at.button(key="esc_send").click().run()
+    assert messages(at, "success") == ["Chamado escalado para o nível 2."]
+    t = _ticket(tid)
+    assert (t.level, t.technician_id) == (2, ids.tiago)
+
+    at.text_area(key="sol_text").input("Pinpad reconfigurado.")
+    at.button(key="sol_send").click().run()
+    assert messages(at, "success") == [f"Chamado #{tid} concluído. O assistente vai pedir a avaliação ao cliente."]
+    assert rasa.calls[-1]["body"] == {"name": "EXTERNAL_ticket_closed", "entities": {"ticket_number": f"#{tid}"}}
+    assert _ticket(tid).status == "concluido"
+
+    at.text_area(key="reo_reason").input("Cliente voltou a ter o erro")
+    at.button(key="reo_send").click().run()
+    assert messages(at, "success") == ["Chamado reaberto."]
+    assert _ticket(tid).status == "em_atendimento"
+
+    with session_scope() as s:
+        evs = list(s.scalars(select(TicketEvent).where(TicketEvent.ticket_id == tid).order_by(TicketEvent.id)))
+    recorded = [(e.kind, e.actor) for e in evs if e.kind != "created"]
+    assert recorded == [("system_update", "Bruno Técnico"), ("fields_changed", "Bruno Técnico"),
+                        ("escalated", "Bruno Técnico"), ("solution", "Bruno Técnico"), ("status", "Bruno Técnico"),
+                        ("status", "Bruno Técnico")]
+    assert all(e.at is not None and e.technician_id == ids.bruno for e in evs if e.kind != "created")
+
+
+def test_bad_ticket_actions_change_nothing(ids: dataset.Ids, rasa: RasaRecorder) -> None:
+    tid = ids.tickets["t5"]
+    at = goto(login("bruno@teste.dev", dataset.PASSWORD), "chamado", id=tid)
+    before = _event_kinds(tid)
+    at.button(key="upd_send").click().run()
+    assert messages(at, "error") == ["Informe a versão instalada."]
+    at.button(key="esc_send").click().run()
+    assert messages(at, "error") == ["Informe o motivo do escalonamento."]
+    at.button(key="sol_send").click().run()
+    assert messages(at, "error") == ["Descreva a solução antes de concluir."]
+    assert _event_kinds(tid) == before and rasa.calls == []
+
+
+# ---- customers ------------------------------------------------------------------------------------
+
+def test_customer_search_and_edit_with_cnpj_validation(ids: dataset.Ids) -> None:
+    at = goto(login("tiago@teste.dev", dataset.PASSWORD), "clientes")
+    at.text_input(key="c_search").input("alfa").run()
+    assert list(at.dataframe[0].value["Razão social"]) == ["Alfa Comércio Ltda"]
+    k = f"_{ids.a}"
+    at.text_input(key="e_cnpj" + k).input("11.222.333/0001-80")
+    at.text_input(key="e_legal" + k).input("Alfa Novo Nome Ltda")
+    at.button(key="e_save").click().run()
+    assert messages(at, "error") == ["CNPJ inválido: confira os 14 dígitos."]
+    with session_scope() as s:
+        c = s.get(Customer, ids.a)
+        assert (c.cnpj, c.legal_name) == (dataset.CNPJ_A, "Alfa Comércio Ltda")
+    at.text_input(key="e_cnpj" + k).input("04.252.011/0001-10")
+    at.button(key="e_save").click().run()
+    assert messages(at, "success") == ["Cliente atualizado."]
+    with session_scope() as s:
+        c = s.get(Customer, ids.a)
+        assert (c.cnpj, c.legal_name) == ("04252011000110", "Alfa Novo Nome Ltda")
+
+
+def test_customer_contacts_machines_and_licenses(ids: dataset.Ids) -> None:
+    at = goto(login("tiago@teste.dev", dataset.PASSWORD), "clientes")
+    at.text_input(key="c_search").input("beta").run()
+    at.text_input(key="k_value").input("+55 (21) 3333-4444")
+    at.button(key="k_save").click().run()
+    assert messages(at, "success") == ["Contato adicionado."]
+    at.text_input(key="k_value").input("12")
+    at.button(key="k_save").click().run()
+    assert messages(at, "error")[0].startswith("Número de telefone inválido")
+    at.text_input(key="m_name").input("SERVIDOR")
+    at.text_input(key="m_code").input("987 654 321")
+    at.button(key="m_save").click().run()
+    assert messages(at, "success") == ["Máquina adicionada."]
+    at.selectbox(key="l_module").set_value("tef")
+    at.number_input(key="l_seats").set_value(2)
+    at.button(key="l_save").click().run()
+    assert messages(at, "success") == ["Licença salva."]
+    with session_scope() as s:
+        assert s.scalar(select(Contact.customer_id).where(Contact.value == "552133334444")) == ids.b
+        assert [(m.name, m.anydesk_code) for m in s.scalars(select(Machine).where(Machine.customer_id == ids.b))] == \
+            [("SERVIDOR", "987654321")]
+        assert s.scalar(select(License.seats).where(License.customer_id == ids.b)) == 2
+
+
+def test_create_customer_validates_and_normalises(ids: dataset.Ids) -> None:
+    at = goto(login("tiago@teste.dev", dataset.PASSWORD), "clientes")
+    at.text_input(key="n_resp").input("Rita Cruz")
+    at.text_input(key="n_legal").input("Ômega Papelaria Ltda")
+    at.text_input(key="n_cnpj").input("33.000.167/0001-02")
+    at.text_input(key="n_phones").input("(11) 9 7654-3210")
+    at.button(key="n_save").click().run()
+    assert messages(at, "error") == ["CNPJ inválido: confira os 14 dígitos."]
+    with session_scope() as s:
+        assert s.scalar(select(Customer.id).where(Customer.legal_name == "Ômega Papelaria Ltda")) is None
+    at.text_input(key="n_cnpj").input("33.000.167/0001-01")
+    at.button(key="n_save").click().run()
+    assert messages(at, "success") == ["Cliente Ômega Papelaria Ltda cadastrado."]
+    with session_scope() as s:
+        c = s.scalar(select(Customer).where(Customer.cnpj == "33000167000101"))
+        assert c is not None and [k.value for k in c.contacts] == ["5511976543210"]
+
+
+def test_csv_import_page_reports_rejected_rows(ids: dataset.Ids) -> None:
+    at = goto(login("tiago@teste.dev", dataset.PASSWORD), "clientes")
+    csv_text = ("responsavel,razao_social,cnpj,regime_tributario,telefones\n"
+                "Rui,Sigma Ltda,04.252.011/0001-10,simples,(11) 91111-2222\n"
+                "Sol,Tau Ltda,04.252.011/0001-19,simples,(11) 91111-3333\n")
+    at.text_area(key="i_text").input(csv_text)
+    at.button(key="i_run").click().run()
+    assert messages(at, "success") == ["1 cliente(s) importado(s); 1 linha(s) rejeitada(s)."]
+    rejected = at.dataframe[-1].value
+    assert list(rejected["Linha"]) == [3] and list(rejected["Razão social"]) == ["Tau Ltda"]
+    assert list(rejected["Motivo"]) == ["CNPJ inválido: confira os 14 dígitos."]
+    at.text_area(key="i_text").input("nome;cnpj\nX;1\n")
+    at.button(key="i_run").click().run()
+    assert messages(at, "error")[0].startswith("Colunas obrigatórias ausentes")
+
+
+# ---- reports and users ------------------------------------------------------------------------------
+
+def test_reports_page_shows_the_hand_computed_figures(ids: dataset.Ids) -> None:
+    at = goto(login("marta@teste.dev", dataset.PASSWORD), "relatorios")
+    at.date_input(key="r_from").set_value(date(2026, 3, 1))
+    at.date_input(key="r_to").set_value(date(2026, 3, 10)).run()
+    m = metrics(at)
+    assert m["Chamados no período"] == "7"
+    assert m["Tempo médio de resolução"] == "4,0 h" and m["Tempo mediano de resolução"] == "3,0 h"
+    assert m["Concluídos / em aberto"] == "5 / 2"
+    assert m["Cliente com mais chamados"] == "Alfa Comércio Ltda"
+    assert m["Tipo mais frequente"] == "erro" and m["Módulo mais problemático"] == "pdv"
+    assert m["Técnico com maior carga"] == "Tiago Técnico"
+    assert m["Resolvidas pelo bot sem humano"] == "25,0%"
+    assert m["Perguntas respondidas pela documentação"] == "40,0%"
+    assert m["Ofertas de produto sem humano"] == "2" and m["Nota média"] == "3,67"
+    charts = at.get("plotly_chart")
+    assert len(charts) == 6
+    gaps = at.dataframe[0].value
+    assert list(gaps["Vezes"]) == [2, 1]
+    at.date_input(key="r_from").set_value(date(2026, 3, 11)).run()
+    assert messages(at, "error") == ["Período inválido: a data final é anterior à inicial."]
+
+
+def test_report_csv_export(ids: dataset.Ids) -> None:
+    from console.views import relatorios
+    from helpdesk.services import metrics as m
+
+    with session_scope() as s:
+        report = relatorios.build(s, m.Period.from_dates(date(2026, 3, 1), date(2026, 3, 10)))
+    lines = relatorios.to_csv(report).splitlines()
+    assert lines[0] == "secao;item;valor"
+    for expected in ("resumo;total_chamados;7", "resumo;tempo_medio_resolucao_h;4.0",
+                     "resumo;tempo_mediano_resolucao_h;3.0", "resumo;cliente_mais_chamados;Alfa Comércio Ltda (3)",
+                     "por_dia;2026-03-02;3", "bot;pct_resolvidas_pelo_bot;25.0", "lacunas_documentacao;Tem app para iPad?;1"):
+        assert expected in lines
+
+
+def test_users_page_creates_users_and_resets_passwords(ids: dataset.Ids) -> None:
+    at = goto(login("marta@teste.dev", dataset.PASSWORD), "usuarios")
+    at.text_input(key="u_name").input("Nina Nova")
+    at.text_input(key="u_email").input("Nina@Teste.dev")
+    at.text_input(key="u_password").input("curta")
+    at.button(key="u_create").click().run()
+    assert messages(at, "error") == ["A senha precisa ter pelo menos 8 caracteres."]
+    at.text_input(key="u_password").input("senha-da-nina")
+    at.selectbox(key="u_role").set_value("manager")
+    at.button(key="u_create").click().run()
+    assert messages(at, "success") == ["Usuário nina@teste.dev criado."]
+    at.text_input(key="u_name").input("Outra")
+    at.text_input(key="u_email").input("tiago@teste.dev")
+    at.text_input(key="u_password").input("senha-qualquer")
+    at.button(key="u_create").click().run()
+    assert messages(at, "error") == ["Já existe um usuário com este e-mail."]
+    with session_scope() as s:
+        nina = s.scalar(select(Technician).where(Technician.email == "nina@teste.dev"))
+        assert nina is not None and nina.role == "manager"
+    at.selectbox(key="p_user").set_value(ids.tiago)
+    at.text_input(key="p_password").input("nova-senha-tiago")
+    at.button(key="p_save").click().run()
+    assert messages(at, "success") == ["Senha redefinida."]
+    assert not messages(login("tiago@teste.dev", "nova-senha-tiago", new_app().run()), "error")
