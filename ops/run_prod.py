@@ -112,7 +112,7 @@ class Topology:
         for i in range(cfg.replicas):
             port = procs.free_port()
             proc = procs.rasa_server(port, model, endpoints_file, auth_token=token, env=self.env,
-                                     log=self.logs / f"rasa{i + 1}.log")
+                                     log=self.logs / f"rasa{i + 1}.log", extra=["--interface", "127.0.0.1"])
             proc.name = f"rasa{i + 1}"
             self.rasa.append(proc)
         console_port = procs.free_port()

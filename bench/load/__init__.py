@@ -1,0 +1,1 @@
+"""Load test of the production topology: `python -m bench.load --help`."""
