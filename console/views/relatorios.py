@@ -34,11 +34,13 @@ class Report:
 
 def build(s: Any, period: metrics.Period) -> Report:
     """Every figure of the page (SQL aggregates only); the benchmark times this too."""
-    return Report(period=period, summary=metrics.ticket_summary(s, period),
-                  per_day=metrics.tickets_per_day(s, period), per_module=metrics.tickets_per_module(s, period),
-                  per_customer=metrics.tickets_per_customer(s, period), per_type=metrics.tickets_per_type(s, period),
-                  per_technician=metrics.tickets_per_technician(s, period), bot=metrics.bot_summary(s, period),
-                  ratings=metrics.ratings(s, period), gaps=metrics.documentation_gaps(s, period))
+    per_type, per_module = metrics.tickets_per_type(s, period), metrics.tickets_per_module(s, period)
+    per_customer, per_technician = metrics.tickets_per_customer(s, period), metrics.tickets_per_technician(s, period)
+    summary = metrics.summarize(metrics.ticket_totals(s, period), per_type, per_module, per_customer, per_technician)
+    return Report(period=period, summary=summary, per_day=metrics.tickets_per_day(s, period), per_module=per_module,
+                  per_customer=per_customer, per_type=per_type, per_technician=per_technician,
+                  bot=metrics.bot_summary(s, period), ratings=metrics.ratings(s, period),
+                  gaps=metrics.documentation_gaps(s, period))
 
 
 def figures(r: Report) -> dict[str, Any]:

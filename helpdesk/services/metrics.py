@@ -27,6 +27,7 @@ from ..errors import InvalidInput
 from ..models import ConversationOutcome, Customer, KnowledgeQuery, Technician, Ticket
 
 MAX_PERIOD_DAYS = 3660
+NO_MODULE = "sem módulo"
 
 
 @dataclass(frozen=True)
@@ -93,49 +94,60 @@ class TicketSummary:
     top_technician: Top | None
 
 
-def _median_seconds(s: Session, period: Period) -> float | None:
-    secs = _seconds_between(s, Ticket.opened_at, Ticket.resolved_at)
-    where = and_(_in_period(Ticket.opened_at, period), Ticket.resolved_at.is_not(None))
-    if _dialect(s) == "postgresql":
-        value = s.scalar(select(func.percentile_cont(0.5).within_group(secs)).where(where))
-        return None if value is None else float(value)
+@dataclass(frozen=True)
+class TicketTotals:
+    total: int
+    resolved: int
+    mean_resolution_s: float | None
+    median_resolution_s: float | None
+
+
+def _sqlite_median(s: Session, where: ColumnElement[bool], secs: ColumnElement[Any]) -> float | None:
+    """SQLite has no percentile function: count, then read the middle one or two values in SQL."""
     n = s.scalar(select(func.count()).select_from(Ticket).where(where)) or 0
     if n == 0:
         return None
-    middle = list(s.scalars(select(secs).where(where).order_by(secs)
-                            .offset((n - 1) // 2).limit(1 if n % 2 else 2)))
+    middle = list(s.scalars(select(secs).where(where).order_by(secs).offset((n - 1) // 2).limit(1 if n % 2 else 2)))
     return float(sum(middle) / len(middle))
 
 
-def ticket_summary(s: Session, period: Period) -> TicketSummary:
+def ticket_totals(s: Session, period: Period) -> TicketTotals:
+    """Count, concluded, mean and median resolution time (seconds) in one pass where the engine allows."""
     in_period = _in_period(Ticket.opened_at, period)
     secs = _seconds_between(s, Ticket.opened_at, Ticket.resolved_at)
-    total, resolved, mean_s = s.execute(
-        select(func.count(),
-               func.coalesce(func.sum(case((Ticket.status == "concluido", 1), else_=0)), 0),
-               func.avg(case((Ticket.resolved_at.is_not(None), cast(secs, Float)), else_=None)))
-        .where(in_period)).one()
-    median_s = _median_seconds(s, period) if resolved else None
+    resolved_secs = case((Ticket.resolved_at.is_not(None), cast(secs, Float)), else_=None)
+    cols = [func.count(), func.coalesce(func.sum(case((Ticket.status == "concluido", 1), else_=0)), 0),
+            func.avg(resolved_secs)]
+    if _dialect(s) == "postgresql":  # percentile_cont ignores NULLs: the open tickets
+        cols.append(func.percentile_cont(0.5).within_group(resolved_secs))
+    row = s.execute(select(*cols).where(in_period)).one()
+    total, resolved, mean_s = int(row[0] or 0), int(row[1] or 0), row[2]
+    if _dialect(s) == "postgresql":
+        median_s = None if row[3] is None else float(row[3])
+    else:
+        median_s = _sqlite_median(s, and_(in_period, Ticket.resolved_at.is_not(None)), secs) if mean_s is not None else None
+    return TicketTotals(total, resolved, None if mean_s is None else float(mean_s), median_s)
 
-    n = func.count().label("n")
-    per_customer = tickets_per_customer(s, period, limit=1)
-    cust = per_customer[0] if per_customer else None
-    typ = s.execute(select(Ticket.type, n).where(in_period).group_by(Ticket.type)
-                    .order_by(n.desc(), Ticket.type).limit(1)).first()
-    errors = func.sum(case((Ticket.type == "erro", 1), else_=0)).label("errors")
-    mod = s.execute(select(Ticket.module, errors, n).where(in_period, Ticket.module.is_not(None))
-                    .group_by(Ticket.module).order_by(errors.desc(), n.desc(), Ticket.module).limit(1)).first()
-    per_tech = tickets_per_technician(s, period)
-    tech = per_tech[0] if per_tech else None
+
+def summarize(totals: TicketTotals, per_type: list[tuple[str, int]], per_module: list[tuple[str, int, int]],
+              per_customer: list[tuple[str, int]], per_technician: list[tuple[str, int, int]]) -> TicketSummary:
+    """The headline figures from the period's totals and breakdowns (a handful of aggregated rows)."""
+    modules = [(m, n, e) for m, n, e in per_module if m != NO_MODULE and e > 0]
+    top_module = min(modules, key=lambda r: (-r[2], -r[1], r[0])) if modules else None
     return TicketSummary(
-        total=int(total or 0), resolved=int(resolved or 0), open=int(total or 0) - int(resolved or 0),
-        mean_resolution_h=None if mean_s is None else float(mean_s) / 3600.0,
-        median_resolution_h=None if median_s is None else median_s / 3600.0,
-        top_customer=Top(cust[0], int(cust[1])) if cust else None,
-        top_type=Top(typ[0], int(typ[1])) if typ else None,
-        top_module=Top(mod[0], int(mod[1])) if mod and mod[1] else None,
-        top_technician=Top(tech[0], int(tech[1])) if tech else None,
+        total=totals.total, resolved=totals.resolved, open=totals.total - totals.resolved,
+        mean_resolution_h=None if totals.mean_resolution_s is None else totals.mean_resolution_s / 3600.0,
+        median_resolution_h=None if totals.median_resolution_s is None else totals.median_resolution_s / 3600.0,
+        top_customer=Top(*per_customer[0]) if per_customer else None,
+        top_type=Top(*per_type[0]) if per_type else None,
+        top_module=Top(top_module[0], top_module[2]) if top_module else None,
+        top_technician=Top(per_technician[0][0], per_technician[0][1]) if per_technician else None,
     )
+
+
+def ticket_summary(s: Session, period: Period) -> TicketSummary:
+    return summarize(ticket_totals(s, period), tickets_per_type(s, period), tickets_per_module(s, period),
+                     tickets_per_customer(s, period, limit=1), tickets_per_technician(s, period))
 
 
 def tickets_per_day(s: Session, period: Period) -> list[tuple[date, int]]:
@@ -151,7 +163,7 @@ def tickets_per_module(s: Session, period: Period) -> list[tuple[str, int, int]]
     errors = func.sum(case((Ticket.type == "erro", 1), else_=0)).label("errors")
     rows = s.execute(select(Ticket.module, n, errors).where(_in_period(Ticket.opened_at, period))
                      .group_by(Ticket.module).order_by(n.desc(), Ticket.module.is_(None), Ticket.module)).all()
-    return [(m or "sem módulo", int(c), int(e or 0)) for m, c, e in rows]
+    return [(m or NO_MODULE, int(c), int(e or 0)) for m, c, e in rows]
 
 
 def tickets_per_type(s: Session, period: Period) -> list[tuple[str, int]]:

@@ -1,0 +1,166 @@
+"""The console in a real browser (Debian's Chromium through Playwright).
+
+A technician logs in, opens a ticket from the queue, replies to the customer, and the reply
+reaches the customer's conversation:
+- ``test_reply_leaves_the_console_for_rasa`` proves the console half against a real HTTP server on
+  loopback that records Rasa's ``trigger_intent`` call (runs everywhere, no model needed);
+- ``test_reply_reaches_the_website_customer`` runs the real stack (Rasa with the project's model,
+  the action server) and a website customer on socket.io, and waits for the reply to arrive on
+  the customer's socket.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from helpdesk.config import reset_settings
+from helpdesk.db import dispose_engines, session_scope, upgrade
+from ops import procs
+from tests.console import dataset
+from tests.console.conftest import RasaRecorder
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture()
+def browser_page() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium is missing: apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1600, "height": 1200}, locale="pt-BR")
+        page.set_default_timeout(30_000)
+        try:
+            yield page
+        finally:
+            browser.close()
+
+
+def _start_console(tmp: Path, env: dict[str, str]) -> tuple[procs.Proc, str]:
+    port = procs.free_port()
+    console = procs.console(port, env={**env, "CONSOLE_QUEUE_REFRESH_SECONDS": "600"}, log=tmp / "console.log")
+    console.start()
+    try:
+        console.wait_ready(90)
+    except BaseException:
+        console.stop()
+        raise
+    return console, f"http://127.0.0.1:{port}"
+
+
+def _login(page: Any, url: str, email: str, password: str) -> None:
+    page.goto(url)
+    page.get_by_label("E-mail").fill(email)
+    page.get_by_label("Senha").fill(password)
+    page.get_by_role("button", name="Entrar").click()
+    page.get_by_role("heading", name="Fila de chamados").wait_for()
+
+
+def _reply(page: Any, text: str) -> None:
+    page.get_by_label("Mensagem ao cliente").fill(text)
+    page.get_by_role("button", name="Enviar resposta").click()
+    page.get_by_text("Resposta enviada ao cliente.").wait_for()
+    page.get_by_text(f"resposta do técnico: {text}").wait_for()
+
+
+def test_reply_leaves_the_console_for_rasa(tmp_path: Path, browser_page: Any) -> None:
+    # TODO(lead): the real Rasa variant below covers the whole path; this stand-in records the
+    # console's HTTP call for machines where the model cannot be trained.
+    db = tmp_path / "atende.db"
+    url = f"sqlite:///{db}"
+    upgrade(url)
+    os.environ["DATABASE_URL"] = url
+    reset_settings()
+    try:
+        with session_scope() as s:
+            ids = dataset.build(s)
+    finally:
+        dispose_engines()
+        os.environ.pop("DATABASE_URL", None)
+        reset_settings()
+    rasa = RasaRecorder().start()
+    console, console_url = _start_console(tmp_path, {"DATABASE_URL": url, "RASA_URL": rasa.url, "RASA_TOKEN": "tok"})
+    try:
+        page = browser_page
+        _login(page, console_url, "bruno@teste.dev", dataset.PASSWORD)
+        tid = ids.tickets["t5"]  # oldest open ticket: first in the queue
+        page.get_by_role("button", name="Abrir", exact=True).click()
+        page.get_by_text(f"#{tid} · Assunto t5").wait_for()
+        page.get_by_text("Gama Indústria S.A.").first.wait_for()
+        text = "Olá! Reinicie o pinpad e me diga se voltou. <b>ok</b>"
+        _reply(page, text)
+        assert rasa.calls == [{"path": "/conversations/web-sess-c5/trigger_intent",
+                               "query": {"output_channel": ["latest"], "token": ["tok"]},
+                               "body": {"name": "EXTERNAL_agent_reply",
+                                        "entities": {"agent_text": text, "agent_name": "Bruno Técnico"}}}]
+    finally:
+        console.stop()
+        rasa.stop()
+
+
+@pytest.mark.integration
+def test_reply_reaches_the_website_customer(tmp_path: Path, browser_page: Any, atende_stack: Any) -> None:
+    import socketio
+
+    from helpdesk import demo
+    from helpdesk.models import Technician
+    from helpdesk.services import customers, tickets
+
+    stack = atende_stack
+    bot_messages: "queue.Queue[dict[str, Any]]" = queue.Queue()
+    confirmed: "queue.Queue[str]" = queue.Queue()
+    sio = socketio.Client()
+    sio.on("bot_uttered", lambda data: bot_messages.put(data))
+    sio.on("session_confirm", lambda sid: confirmed.put(sid if isinstance(sid, str) else sid.get("session_id")))
+    sio.connect(stack.rasa_url, socketio_path="/socket.io", transports=["websocket"])
+    console = None
+    try:
+        sio.emit("session_request", {})
+        session_id = confirmed.get(timeout=20)
+        sio.emit("user_uttered", {"message": "Olá", "session_id": session_id, "client_id": "c-1"})
+        bot_messages.get(timeout=60)  # the bot answered: the conversation's latest channel is the website
+
+        with session_scope(stack.database_url) as s:
+            manager = s.query(Technician).filter_by(email="mariana@atende.demo").one()
+            customer = customers.find_by_email(s, "joana@paodourado.com.br")
+            ticket = tickets.open_ticket(s, customer_id=customer.id if customer else None, channel="web",
+                                         type="erro", module="pdv", description="PDV não abre (teste de navegador)",
+                                         conversation_id=session_id)
+            tickets.assume(s, ticket.id, manager.id)
+            tid = ticket.id
+        dispose_engines()
+        while not bot_messages.empty():
+            bot_messages.get_nowait()
+
+        console, console_url = _start_console(tmp_path, stack.env)
+        page = browser_page
+        _login(page, console_url, "mariana@atende.demo", demo.DEMO_PASSWORD)
+        page.get_by_role("radio", name="Chamado").check(force=True)
+        field = page.get_by_label("Número do chamado")
+        field.fill(str(tid))
+        field.press("Enter")
+        page.get_by_text(f"#{tid} · PDV não abre (teste de navegador)").wait_for()
+        text = "Oi, Joana! Aqui é a Mariana: pode reiniciar o PDV?"
+        _reply(page, text)
+        received = []
+        while True:
+            message = bot_messages.get(timeout=60)
+            received.append(message)
+            if text in str(message.get("text", "")):
+                break
+        assert any(text in str(m.get("text", "")) for m in received)
+    finally:
+        if console is not None:
+            console.stop()
+        sio.disconnect()
