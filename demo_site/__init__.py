@@ -1,0 +1,1 @@
+"""Demo of the vendor's website with the Atende chat widget (app env, stdlib HTTP server)."""

@@ -1,0 +1,4 @@
+from demo_site.app import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())
