@@ -153,6 +153,9 @@ class ValidateRatingForm(FormValidationAction):
 
     def validate_rating(self, slot_value: Any, dispatcher: CollectingDispatcher,
                         tracker: Tracker, domain: DomainDict) -> dict[Text, Any]:
+        intent = str((tracker.latest_message.get("intent") or {}).get("name") or "")
+        if slot_value in (None, "") or intent.startswith("EXTERNAL_"):
+            return {"rating": None}
         text = user_text(tracker)
         rating = parse_rating(slot_value, "" if text.startswith("/") else text)
         if rating is None:

@@ -58,7 +58,7 @@ class ActionFallback(Action):
         if guard:
             dispatcher.utter_message(response=guard)
             return []
-        if _previous_user_intent(tracker) == "nlu_fallback":
+        if _previous_user_intent(tracker) in ("nlu_fallback", "nonsense"):
             dispatcher.utter_message(response="utter_offer_human")
             return [SlotSet("awaiting", "offer_ticket"),
                     SlotSet("ticket_description", None), SlotSet("ticket_type", None),

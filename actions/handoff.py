@@ -37,7 +37,7 @@ def relay_agent_reply(dispatcher: CollectingDispatcher, tracker: Tracker) -> Non
 def closed_events(dispatcher: CollectingDispatcher, tracker: Tracker, number: str | None) -> list[EventType]:
     if number:
         dispatcher.utter_message(response="utter_ticket_closed", ticket_number=number.lstrip("#"))
-    return [SlotSet("active_ticket", None), SlotSet("awaiting", None), SlotSet("rating", None)]
+    return [SlotSet("active_ticket", None), SlotSet("awaiting", None)]
 
 
 def inbound_note(tracker: Tracker) -> str:
