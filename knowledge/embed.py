@@ -1,0 +1,76 @@
+"""Embedding model: loaded once per process (per model name), thread-safe encode."""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Iterable
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+log = logging.getLogger(__name__)
+
+QUERY_CACHE_SIZE = 4096
+_models: dict[str, "Embedder"] = {}
+_models_lock = threading.Lock()
+
+
+class Embedder:
+    def __init__(self, name: str) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        from sentence_transformers import SentenceTransformer
+
+        self.name = name
+        self.model: SentenceTransformer = SentenceTransformer(name, device="cpu")
+        get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dim = int(get_dim() or 0)
+        lowered = name.lower()
+        # e5 models expect "query: " / "passage: " prefixes
+        self._e5 = "e5" in lowered
+        self._lock = threading.Lock()
+        self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def encode(self, texts: list[str], *, is_query: bool = False, batch_size: int = 64,
+               show_progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        if self._e5:
+            texts = [("query: " if is_query else "passage: ") + t for t in texts]
+        with self._lock:
+            vecs = self.model.encode(texts, batch_size=batch_size, convert_to_numpy=True,
+                                     normalize_embeddings=True, show_progress_bar=show_progress)
+        return np.ascontiguousarray(vecs, dtype=np.float32)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        """One query vector, with a small LRU cache (customers repeat questions)."""
+        with self._lock:
+            hit = self._query_cache.get(text)
+            if hit is not None:
+                self._query_cache.move_to_end(text)
+                return hit
+        vec = self.encode([text], is_query=True)[0]
+        with self._lock:
+            self._query_cache[text] = vec
+            if len(self._query_cache) > QUERY_CACHE_SIZE:
+                self._query_cache.popitem(last=False)
+        return vec
+
+    def encode_batches(self, texts: list[str], block: int = 2048) -> Iterable[np.ndarray]:
+        for start in range(0, len(texts), block):
+            yield self.encode(texts[start:start + block])
+
+
+def get_embedder(name: str) -> Embedder:
+    with _models_lock:
+        emb = _models.get(name)
+        if emb is None:
+            log.info("loading embedding model %s", name)
+            emb = Embedder(name)
+            _models[name] = emb
+        return emb

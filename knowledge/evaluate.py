@@ -1,0 +1,77 @@
+"""Retrieval evaluation: recall@1, recall@5, MRR@10 and latency over a JSONL question set."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .embed import Embedder
+from .index import LoadedIndex
+from .models import Chunk
+from .retrieve import DEFAULT_FUSION, Fusion, search
+
+
+@dataclass(frozen=True)
+class Question:
+    question: str
+    expected: str
+    product: str | None = None
+
+
+class EvalFileError(ValueError):
+    pass
+
+
+def load_questions(path: Path) -> list[Question]:
+    out: list[Question] = []
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                out.append(Question(str(row["question"]), str(row["expected"]), row.get("product")))
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise EvalFileError(f"{path}:{lineno}: expected {{\"question\", \"expected\"}}: {exc}") from exc
+    if not out:
+        raise EvalFileError(f"{path}: no questions")
+    return out
+
+
+def evaluate(idx: LoadedIndex, embedder: Embedder | None, questions: Sequence[Question], mode: str = "hybrid",
+             fusion: Fusion = DEFAULT_FUSION, use_product: bool = False) -> dict[str, float]:
+    r1 = r5 = mrr = 0.0
+    lat: list[float] = []
+    for q in questions:
+        t0 = time.perf_counter()
+        hits = search(idx, embedder, q.question, [q.product] if use_product and q.product else None, k=10,
+                      mode=mode, fusion=fusion)
+        lat.append((time.perf_counter() - t0) * 1000)
+        rank = next((i for i, h in enumerate(hits, 1) if h.chunk.url.endswith(q.expected)), None)
+        if rank is not None:
+            r1 += rank == 1
+            r5 += rank <= 5
+            mrr += 1.0 / rank
+    n = len(questions)
+    return {
+        "n": n, "recall@1": round(r1 / n, 4), "recall@5": round(r5 / n, 4), "mrr@10": round(mrr / n, 4),
+        "p50_ms": round(float(np.percentile(lat, 50)), 2), "p95_ms": round(float(np.percentile(lat, 95)), 2),
+    }
+
+
+def faquad_corpus(dataset: Path) -> tuple[list[Chunk], list[Question]]:
+    """FaQuAD: every paragraph is one document (url faquad/<title>/<n>), every question points to it."""
+    data = json.loads(Path(dataset).read_text(encoding="utf-8"))
+    chunks: list[Chunk] = []
+    questions: list[Question] = []
+    for art in data["data"]:
+        for i, para in enumerate(art["paragraphs"]):
+            url = f"faquad/{art['title']}/{i}"
+            chunks.append(Chunk(id=url, doc_key=url, url=url, title=art["title"].replace("_", " ").title(),
+                                product=None, module=None, heading="", text=para["context"]))
+            questions.extend(Question(qa["question"], url) for qa in para["qas"])
+    return chunks, questions

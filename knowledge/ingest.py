@@ -1,0 +1,340 @@
+"""Ingestion: sources -> fetch -> extract -> chunk -> embed -> index, incremental and atomic."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+from tqdm import tqdm
+
+from .chunk import chunk_document
+from .config import REPO_ROOT, Settings
+from .embed import get_embedder
+from .extract import ExtractError, extract
+from .fetch import Fetcher, FetchError, FetchResult
+from .index import FLAT_LIMIT, IndexStore
+from .models import Chunk
+from .sources import SourceSpec
+
+log = logging.getLogger(__name__)
+
+FILE_SUFFIXES = {".md", ".markdown", ".html", ".htm", ".pdf", ".txt", ".text"}
+EMBED_BLOCK = 2048
+
+
+@dataclass
+class IngestSummary:
+    fetched: int = 0
+    not_modified: int = 0
+    unchanged: int = 0
+    updated: int = 0
+    skipped: int = 0
+    failed: int = 0
+    removed: int = 0
+    documents: int = 0
+    chunks: int = 0
+    chunks_embedded: int = 0
+    seconds: float = 0.0
+    embed_seconds: float = 0.0
+    version: str | None = None
+    swapped: bool = False
+    problems: list[str] = field(default_factory=list)
+
+    def render(self) -> str:
+        lines = [
+            "Resumo da ingestão:",
+            f"  páginas/arquivos obtidos: {self.fetched} (não modificados: {self.not_modified}, "
+            f"sem mudança: {self.unchanged}, novos ou alterados: {self.updated})",
+            f"  ignorados: {self.skipped}   com falha: {self.failed}   removidos do índice: {self.removed}",
+            f"  documentos no índice: {self.documents}   trechos: {self.chunks} "
+            f"(embeddings calculados agora: {self.chunks_embedded})",
+            f"  tempo: {self.seconds:.1f} s (embeddings: {self.embed_seconds:.1f} s)",
+            f"  versão: {self.version or '-'}" + (" (ativada)" if self.swapped else " (índice anterior mantido)"),
+        ]
+        lines += [f"  ! {p}" for p in self.problems[:50]]
+        if len(self.problems) > 50:
+            lines.append(f"  ! ... e mais {len(self.problems) - 50} problemas")
+        return "\n".join(lines)
+
+
+def _display_path(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path.resolve())
+
+
+class _Run:
+    def __init__(self, settings: Settings, store: IndexStore, fetcher: Fetcher, progress: bool) -> None:
+        self.settings = settings
+        self.store = store
+        self.fetcher = fetcher
+        self.progress = progress
+        self.summary = IngestSummary()
+        self.prev_docs: dict[str, dict[str, Any]] = {}
+        self.prev_chunks: dict[str, list[tuple[Chunk, np.ndarray]]] = {}
+        self.docs: dict[str, dict[str, Any]] = {}
+        self.kept: dict[str, list[tuple[Chunk, np.ndarray]]] = {}
+        self.pending: dict[str, list[Chunk]] = {}
+
+    # ---------------------------------------------------------------- previous version
+    def load_previous(self) -> None:
+        version = self.store.current_version()
+        if not version:
+            return
+        try:
+            meta, chunks, embeddings, docs = self.store.load_raw(version)
+        except (OSError, ValueError, KeyError) as exc:
+            log.warning("previous index %s unreadable (%s); re-embedding everything", version, exc)
+            return
+        if meta.get("embedding_model") != self.settings.embedding_model:
+            log.info("embedding model changed (%s -> %s): every chunk is embedded again",
+                     meta.get("embedding_model"), self.settings.embedding_model)
+            self.prev_docs = {k: dict(v, content_hash=None, etag=None, last_modified=None) for k, v in docs.items()}
+            return
+        self.prev_docs = docs
+        for chunk, vec in zip(chunks, embeddings):
+            self.prev_chunks.setdefault(chunk.doc_key, []).append((chunk, vec))
+
+    # ---------------------------------------------------------------- per document
+    def _problem(self, key: str, reason: str) -> None:
+        log.warning("%s: %s", key, reason)
+        self.summary.problems.append(f"{key}: {reason}")
+
+    def keep_previous(self, key: str, reason: str, failed: bool = True) -> None:
+        if failed:
+            self.summary.failed += 1
+        else:
+            self.summary.skipped += 1
+        if key in self.prev_docs and key in self.prev_chunks and key not in self.docs:
+            self.docs[key] = self.prev_docs[key]
+            self.kept[key] = self.prev_chunks[key]
+            self._problem(key, f"{reason} (previous version kept)")
+        else:
+            self._problem(key, f"{reason} (skipped)")
+
+    def handle(self, key: str, source: SourceSpec, data: bytes | None, *, url: str, content_type: str | None,
+               etag: str | None = None, last_modified: str | None = None, not_modified: bool = False,
+               module_hint: str | None = None, links: list[str] | None = None) -> None:
+        if key in self.docs:
+            return
+        self.summary.fetched += 1
+        prev = self.prev_docs.get(key)
+        if not_modified:
+            if prev and key in self.prev_chunks:
+                self.summary.not_modified += 1
+                self.docs[key] = dict(prev, links=links if links is not None else prev.get("links", []))
+                self.kept[key] = self.prev_chunks[key]
+                return
+            self.keep_previous(key, "304 Not Modified without a stored copy")
+            return
+        assert data is not None
+        digest = hashlib.sha256(data).hexdigest()
+        state: dict[str, Any] = {"source": source.name, "url": url, "etag": etag, "last_modified": last_modified,
+                                 "content_hash": digest, "links": links or []}
+        if prev and prev.get("content_hash") == digest and key in self.prev_chunks:
+            self.summary.unchanged += 1
+            self.docs[key] = dict(prev, **{k: v for k, v in state.items() if v is not None})
+            self.kept[key] = self.prev_chunks[key]
+            return
+        try:
+            doc = extract(url, data, content_type)
+        except ExtractError as exc:
+            self.keep_previous(key, str(exc), failed=False)
+            return
+        doc.url = url
+        doc.product = source.product or doc.product
+        doc.module = doc.module or module_hint or source.module
+        chunks = chunk_document(doc, key)
+        if not chunks:
+            self.keep_previous(key, "no text content", failed=False)
+            return
+        self.summary.updated += 1
+        state.update(title=doc.title, product=doc.product, module=doc.module)
+        self.docs[key] = state
+        self.pending[key] = chunks
+
+    # ---------------------------------------------------------------- per source
+    def _bar(self, items: Iterable[Any], desc: str, total: int | None = None) -> Iterable[Any]:
+        return tqdm(items, desc=desc, total=total, unit="doc", disable=not self.progress, file=sys.stderr,
+                    leave=False)
+
+    def run_folder(self, source: SourceSpec, folder: Path) -> bool:
+        if not folder.is_dir():
+            self._problem(str(folder), "folder not found")
+            return False
+        files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in FILE_SUFFIXES)
+        for path in self._bar(files, f"{source.name} (pasta)"):
+            key = _display_path(path)
+            module_hint = None
+            if source.module_from_subdir:
+                rel = path.relative_to(folder).parts
+                module_hint = rel[0] if len(rel) > 1 else None
+            try:
+                size = path.stat().st_size
+                if size > self.settings.max_bytes:
+                    self.keep_previous(key, f"too large ({size} bytes > {self.settings.max_bytes})", failed=False)
+                    continue
+                data = path.read_bytes()
+            except OSError as exc:
+                self.keep_previous(key, f"unreadable: {exc}")
+                continue
+            self.handle(key, source, data, url=key, content_type=None, module_hint=module_hint)
+        return True
+
+    def _fetch_one(self, source: SourceSpec, url: str) -> None:
+        prev = self.prev_docs.get(url) or {}
+        try:
+            res = self.fetcher.fetch(url, etag=prev.get("etag"), last_modified=prev.get("last_modified"))
+        except FetchError as exc:
+            if exc.gone:
+                self.summary.failed += 1
+                self._problem(url, f"{exc.reason} (page gone, removed)")
+            else:
+                self.keep_previous(url, exc.reason)
+            return
+        self._result(source, url, res, None)
+
+    def _result(self, source: SourceSpec, url: str, res: FetchResult, links: list[str] | None) -> None:
+        self.handle(url, source, None if res.not_modified else res.content, url=res.url,
+                    content_type=res.content_type, etag=res.etag, last_modified=res.last_modified,
+                    not_modified=res.not_modified, links=links)
+
+    def run_urls(self, source: SourceSpec, urls: list[str], desc: str) -> None:
+        for url in self._bar(urls, desc):
+            self._fetch_one(source, url)
+
+    def run_sitemap(self, source: SourceSpec) -> bool:
+        assert source.sitemap
+        try:
+            urls = self.fetcher.sitemap_urls(source.sitemap)
+        except FetchError as exc:
+            self._problem(source.sitemap, f"sitemap unreadable: {exc.reason}")
+            return False
+        if source.prefix:
+            urls = [u for u in urls if u.startswith(source.prefix)]
+        self.run_urls(source, urls[: source.max_pages or self.settings.max_pages], f"{source.name} (sitemap)")
+        return True
+
+    def run_crawl(self, source: SourceSpec) -> bool:
+        assert source.start_url
+        known = {k: (v.get("etag"), v.get("last_modified"), list(v.get("links") or []))
+                 for k, v in self.prev_docs.items() if v.get("source") == source.name}
+        ok = False
+        bar = tqdm(desc=f"{source.name} (rastreamento)", unit="pág", disable=not self.progress, file=sys.stderr,
+                   leave=False)
+        for url, res, links in self.fetcher.crawl(source.start_url, source.prefix,
+                                                  source.max_pages or self.settings.max_pages, known):
+            bar.update(1)
+            if isinstance(res, FetchError):
+                if url == source.start_url and not res.gone:
+                    self._problem(url, f"start page unreachable: {res.reason}")
+                    self.keep_previous(url, res.reason)
+                    bar.close()
+                    return False
+                if res.gone:
+                    self.summary.failed += 1
+                    self._problem(url, f"{res.reason} (page gone, removed)")
+                else:
+                    self.keep_previous(url, res.reason)
+                continue
+            ok = True
+            self._result(source, url, res, links)
+        bar.close()
+        return ok
+
+    def run_source(self, source: SourceSpec) -> None:
+        complete = True
+        if source.folder is not None:
+            complete &= self.run_folder(source, source.folder)
+        if source.sitemap:
+            complete &= self.run_sitemap(source)
+        if source.start_url:
+            complete &= self.run_crawl(source)
+        if source.urls:
+            self.run_urls(source, list(source.urls), f"{source.name} (URLs)")
+        if not complete:
+            # the source could not be listed: its documents are kept, not treated as vanished
+            for key, state in self.prev_docs.items():
+                if state.get("source") == source.name and key not in self.docs and key in self.prev_chunks:
+                    self.docs[key] = state
+                    self.kept[key] = self.prev_chunks[key]
+
+
+def ingest(sources: list[SourceSpec], settings: Settings, *, progress: bool | None = None,
+           fetcher: Fetcher | None = None, flat_limit: int = FLAT_LIMIT) -> IngestSummary:
+    """Build a new index version from the sources; the live version keeps serving until the swap."""
+    t0 = time.perf_counter()
+    progress = sys.stderr.isatty() if progress is None else progress
+    store = IndexStore(settings.index_dir)
+    own_fetcher = fetcher is None
+    fetcher = fetcher or Fetcher(user_agent=settings.user_agent, delay_s=settings.crawl_delay_s,
+                                 timeout_s=settings.fetch_timeout_s, max_retries=settings.max_retries,
+                                 max_bytes=settings.max_bytes)
+    try:
+        with store.writer_lock():
+            run = _Run(settings, store, fetcher, progress)
+            run.load_previous()
+            for source in sources:
+                run.run_source(source)
+            summary = run.summary
+            summary.removed = sum(1 for k in run.prev_docs if k not in run.docs)
+            pending_keys = [k for k in run.docs if k in run.pending]
+            new_chunks = [c for k in pending_keys for c in run.pending[k]]
+            kept_total = sum(len(v) for k, v in run.kept.items() if k in run.docs)
+            if not new_chunks and not kept_total:
+                summary.problems.append("nothing to index: no document produced text")
+                summary.version = store.current_version()
+                summary.seconds = time.perf_counter() - t0
+                return summary
+            unchanged = (not new_chunks and summary.removed == 0 and store.current_version() is not None
+                         and set(run.docs) == set(run.prev_docs))
+            if unchanged:
+                summary.version = store.current_version()
+                summary.documents = len(run.docs)
+                summary.chunks = kept_total
+                summary.seconds = time.perf_counter() - t0
+                return summary
+            te = time.perf_counter()
+            embedder = get_embedder(settings.embedding_model)
+            texts = [c.embed_text() for c in new_chunks]
+            parts: list[np.ndarray] = []
+            with tqdm(total=len(texts), desc="embeddings", unit="trecho", disable=not progress,
+                      file=sys.stderr, leave=False) as bar:
+                for start in range(0, len(texts), EMBED_BLOCK):
+                    block = texts[start:start + EMBED_BLOCK]
+                    parts.append(embedder.encode(block))
+                    bar.update(len(block))
+            summary.embed_seconds = time.perf_counter() - te
+            summary.chunks_embedded = len(new_chunks)
+            new_vecs = np.concatenate(parts) if parts else np.zeros((0, embedder.dim), np.float32)
+            chunks: list[Chunk] = []
+            vecs: list[np.ndarray] = []
+            offset = 0
+            for key in run.docs:
+                if key in run.pending:
+                    n = len(run.pending[key])
+                    chunks.extend(run.pending[key])
+                    vecs.append(new_vecs[offset:offset + n])
+                    offset += n
+                elif key in run.kept:
+                    chunks.extend(c for c, _ in run.kept[key])
+                    vecs.append(np.stack([v for _, v in run.kept[key]]))
+            embeddings = np.ascontiguousarray(np.concatenate(vecs), dtype=np.float32)
+            summary.version = store.write(chunks, embeddings, run.docs,
+                                          {"embedding_model": settings.embedding_model,
+                                           "sources": [s.name for s in sources]}, flat_limit=flat_limit)
+            summary.swapped = True
+            summary.documents = len(run.docs)
+            summary.chunks = len(chunks)
+            summary.seconds = time.perf_counter() - t0
+            return summary
+    finally:
+        if own_fetcher:
+            fetcher.close()

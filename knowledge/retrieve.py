@@ -1,0 +1,110 @@
+"""Hybrid retrieval: BM25 (dominant) + dense (FAISS) with weighted score fusion."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import faiss
+import numpy as np
+
+from .embed import Embedder
+from .index import LoadedIndex
+from .models import Chunk
+from .text import tokenize
+
+MODES = ("hybrid", "bm25", "dense")
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """Weighted fusion of max-normalised BM25 and min-max-normalised cosine over the candidates."""
+
+    bm25_weight: float = 0.7
+    candidates: int = 50
+
+
+DEFAULT_FUSION = Fusion()
+
+
+@dataclass
+class Hit:
+    chunk: Chunk
+    index: int
+    score: float
+    bm25: float
+    dense: float
+
+
+def _allowed(idx: LoadedIndex, products: Sequence[str] | None) -> np.ndarray | None:
+    if not products:
+        return None
+    wanted = {p.strip().lower() for p in products if p and p.strip()}
+    if not wanted:
+        return None
+    return np.array([(p or "").lower() in wanted or not p for p in idx.products], dtype=bool)
+
+
+def _top(scores: np.ndarray, k: int) -> np.ndarray:
+    k = min(k, scores.shape[0])
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    part = np.argpartition(-scores, k - 1)[:k]
+    return part[np.argsort(-scores[part], kind="stable")]
+
+
+def _dense_search(idx: LoadedIndex, qv: np.ndarray, k: int, allowed: np.ndarray | None) -> np.ndarray:
+    n = len(idx.chunks)
+    if allowed is None:
+        _, ids = idx.faiss_index.search(qv[None, :], min(k, n))
+    else:
+        sel = faiss.IDSelectorBatch(np.flatnonzero(allowed).astype(np.int64))
+        params = (faiss.SearchParametersHNSW(sel=sel, efSearch=max(k, 96))
+                  if isinstance(idx.faiss_index, faiss.IndexHNSW) else faiss.SearchParameters(sel=sel))
+        _, ids = idx.faiss_index.search(qv[None, :], min(k, n), params=params)
+    return ids[0][ids[0] >= 0]
+
+
+def search(idx: LoadedIndex, embedder: Embedder | None, query: str, products: Sequence[str] | None = None,
+           k: int = 10, mode: str = "hybrid", fusion: Fusion = DEFAULT_FUSION) -> list[Hit]:
+    if mode not in MODES:
+        raise ValueError(f"unknown retrieval mode {mode!r}")
+    n = len(idx.chunks)
+    if n == 0 or not query.strip():
+        return []
+    allowed = _allowed(idx, products)
+    if allowed is not None and not allowed.any():
+        return []
+    tokens = tokenize(query)
+    if mode != "dense":
+        bm = idx.bm25.get_scores(tokens).astype(np.float32) if tokens else np.zeros(n, np.float32)
+        if allowed is not None:
+            bm = np.where(allowed, bm, -1.0).astype(np.float32)
+    else:
+        bm = np.zeros(n, np.float32)
+    if mode == "bm25":
+        ids = [i for i in _top(bm, k) if bm[i] > 0]
+        top = float(bm[ids[0]]) if ids else 1.0
+        return [Hit(idx.chunks[i], int(i), float(bm[i]) / top, float(bm[i]), 0.0) for i in ids]
+    if embedder is None:
+        raise ValueError("dense and hybrid retrieval need the embedding model")
+    qv = embedder.encode_query(query)
+    dense_ids = _dense_search(idx, qv, max(k, fusion.candidates), allowed)
+    if mode == "dense":
+        sims = idx.embeddings[dense_ids] @ qv
+        order = np.argsort(-sims, kind="stable")[:k]
+        return [Hit(idx.chunks[int(dense_ids[j])], int(dense_ids[j]), float(sims[j]), 0.0, float(sims[j]))
+                for j in order]
+    bm_ids = [i for i in _top(bm, fusion.candidates) if bm[i] > 0]
+    cand = np.array(sorted(set(int(i) for i in bm_ids) | set(int(i) for i in dense_ids)), dtype=np.int64)
+    if cand.size == 0:
+        return []
+    sims = idx.embeddings[cand] @ qv
+    bms = np.maximum(bm[cand], 0.0)
+    bm_max = float(bms.max())
+    bm_norm = bms / bm_max if bm_max > 0 else np.zeros_like(bms)
+    lo, hi = float(sims.min()), float(sims.max())
+    dn = (sims - lo) / (hi - lo) if hi - lo > 1e-6 else np.ones_like(sims)
+    fused = fusion.bm25_weight * bm_norm + (1.0 - fusion.bm25_weight) * dn
+    order = np.argsort(-fused, kind="stable")[:k]
+    return [Hit(idx.chunks[int(cand[j])], int(cand[j]), float(fused[j]), float(bms[j]), float(sims[j]))
+            for j in order]

@@ -1,0 +1,86 @@
+"""Process-wide state: the embedding model and the live index, loaded once and reloaded on swap."""
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Sequence
+
+from .answer import evidence, extractive_answer, llm_answer, not_found
+from .config import Settings
+from .embed import Embedder, get_embedder
+from .index import IndexNotFound, IndexStore, LoadedIndex
+from .models import Answer
+from .retrieve import Hit, search
+
+log = logging.getLogger(__name__)
+
+RETRIEVE_K = 8
+
+
+class Runtime:
+    """One per index directory. `current()` returns the live index, reloading after a swap."""
+
+    def __init__(self, index_dir: Path) -> None:
+        self.store = IndexStore(index_dir)
+        self._lock = threading.Lock()
+        self._index: LoadedIndex | None = None
+
+    def current(self) -> LoadedIndex | None:
+        version = self.store.current_version()
+        index = self._index
+        if version is None:
+            return index  # pointer vanished: keep serving what we have (or nothing)
+        if index is not None and index.version == version:
+            return index
+        with self._lock:
+            if self._index is None or self._index.version != version:
+                try:
+                    self._index = self.store.load(version)
+                    log.info("knowledge index %s loaded (%d chunks)", version, len(self._index.chunks))
+                except (IndexNotFound, OSError, ValueError, RuntimeError) as exc:
+                    log.error("cannot load knowledge index %s: %s", version, exc)
+            return self._index
+
+    def embedder(self, index: LoadedIndex, settings: Settings) -> Embedder:
+        # queries must use the model the index was built with
+        return get_embedder(index.model_name or settings.embedding_model)
+
+    def retrieve(self, question: str, products: Sequence[str] | None, settings: Settings,
+                 k: int = RETRIEVE_K) -> tuple[LoadedIndex | None, list[Hit]]:
+        index = self.current()
+        if index is None or not index.chunks:
+            return index, []
+        return index, search(index, self.embedder(index, settings), question, products, k=k)
+
+
+_runtimes: dict[Path, Runtime] = {}
+_runtimes_lock = threading.Lock()
+
+
+def get_runtime(index_dir: Path) -> Runtime:
+    key = Path(index_dir).resolve()
+    with _runtimes_lock:
+        rt = _runtimes.get(key)
+        if rt is None:
+            rt = _runtimes[key] = Runtime(key)
+        return rt
+
+
+def answer(question: str, products: list[str] | None = None, *, index_dir: str | Path | None = None) -> Answer:
+    """Answer a customer question from the documentation (see docs/contracts.md)."""
+    settings = Settings.from_env(index_dir)
+    mode = "llm" if settings.llm_enabled else "extractive"
+    question = (question or "").strip()[:2000]
+    if not question:
+        return not_found(mode)
+    runtime = get_runtime(settings.index_dir)
+    index, hits = runtime.retrieve(question, products, settings)
+    if index is None or not hits or not evidence(index, question, hits).strong:
+        return not_found(mode)
+    if settings.llm_enabled:
+        try:
+            return llm_answer(question, hits, settings)
+        except Exception as exc:  # network, HTTP or API errors: fall back to the extractive answer
+            log.warning("LLM unavailable (%s: %s); answering extractively", type(exc).__name__, exc)
+    return extractive_answer(question, hits)

@@ -1,0 +1,104 @@
+"""Documentation sources: the sources file (YAML) and ad hoc --path arguments."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+SOURCE_KEYS = {"name", "product", "module", "sitemap", "start_url", "prefix", "folder", "urls",
+               "module_from_subdir", "max_pages"}
+_CODE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+class SourcesError(ValueError):
+    """The sources file is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    name: str
+    product: str | None = None
+    module: str | None = None
+    sitemap: str | None = None
+    start_url: str | None = None
+    prefix: str | None = None
+    folder: Path | None = None
+    urls: tuple[str, ...] = field(default_factory=tuple)
+    module_from_subdir: bool = False
+    max_pages: int | None = None
+
+
+def _url(value: object, where: str) -> str:
+    if not isinstance(value, str) or not re.match(r"^https?://", value):
+        raise SourcesError(f"{where}: expected an http(s) URL, got {value!r}")
+    return value
+
+
+def load_sources(path: Path) -> list[SourceSpec]:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise SourcesError(f"sources file not found: {path}") from exc
+    except yaml.YAMLError as exc:
+        raise SourcesError(f"{path}: invalid YAML: {exc}") from exc
+    items = raw.get("sources") if isinstance(raw, dict) else None
+    if not isinstance(items, list):
+        raise SourcesError(f"{path}: expected a top-level 'sources:' list")
+    specs: list[SourceSpec] = []
+    names: set[str] = set()
+    for i, item in enumerate(items):
+        where = f"{path}: sources[{i}]"
+        if not isinstance(item, dict):
+            raise SourcesError(f"{where}: expected a mapping")
+        unknown = set(item) - SOURCE_KEYS
+        if unknown:
+            raise SourcesError(f"{where}: unknown keys {sorted(unknown)}")
+        name = str(item.get("name") or f"source-{i + 1}")
+        if name in names:
+            raise SourcesError(f"{where}: duplicate name {name!r}")
+        names.add(name)
+        product = item.get("product")
+        if product is not None and not _CODE.match(str(product)):
+            raise SourcesError(f"{where}: product must be a lowercase code like 'erp', got {product!r}")
+        urls = item.get("urls") or []
+        if isinstance(urls, str):
+            urls = [urls]
+        if not isinstance(urls, list):
+            raise SourcesError(f"{where}: 'urls' must be a list")
+        folder = item.get("folder")
+        folder_path = None
+        if folder:
+            folder_path = Path(str(folder)).expanduser()
+            if not folder_path.is_absolute():
+                folder_path = (path.parent / folder_path).resolve()
+        spec = SourceSpec(
+            name=name,
+            product=str(product) if product else None,
+            module=str(item["module"]) if item.get("module") else None,
+            sitemap=_url(item["sitemap"], where) if item.get("sitemap") else None,
+            start_url=_url(item["start_url"], where) if item.get("start_url") else None,
+            prefix=_url(item["prefix"], where) if item.get("prefix") else None,
+            folder=folder_path,
+            urls=tuple(_url(u, where) for u in urls),
+            module_from_subdir=bool(item.get("module_from_subdir", False)),
+            max_pages=int(item["max_pages"]) if item.get("max_pages") else None,
+        )
+        if not (spec.sitemap or spec.start_url or spec.folder or spec.urls):
+            raise SourcesError(f"{where}: needs at least one of sitemap, start_url, folder, urls")
+        specs.append(spec)
+    return specs
+
+
+def source_for_path(value: str, product: str | None = None) -> SourceSpec:
+    """--path DIR_OR_URL: a folder, a sitemap URL (*.xml) or a start URL crawled within its folder."""
+    if re.match(r"^https?://", value):
+        if value.split("?")[0].endswith(".xml"):
+            return SourceSpec(name=value, product=product, sitemap=value)
+        return SourceSpec(name=value, product=product, start_url=value)
+    folder = Path(value).expanduser().resolve()
+    if not folder.exists():
+        raise SourcesError(f"path not found: {value}")
+    return SourceSpec(name=str(folder), product=product, folder=folder)
