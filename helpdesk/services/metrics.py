@@ -6,7 +6,8 @@ PostgreSQL (the two differ only in date bucketing, durations and the median, see
 
 Definitions (the console shows them next to the figures):
 - A period is ``[start, end)`` in UTC; ticket figures cover tickets *opened* in the period.
-- Resolution time: ``resolved_at - opened_at`` of the period's tickets that are concluded.
+- Resolution time: ``resolved_at - opened_at`` of the period's tickets that are concluded; the
+  mean is exact, the median is exact to the minute (see ``_median_seconds``).
 - Most problematic module: the module with the most tickets of type ``erro`` (ties: most tickets).
 - Technician with the highest load: the most tickets assigned to them among the period's tickets.
 - Bot figures cover conversations *started* in the period (``conversation_outcomes``) and questions
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Date, Float, and_, case, cast, func, select
+from sqlalchemy import Date, Float, Integer, and_, case, cast, func, literal_column, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
@@ -58,7 +59,19 @@ def _day(s: Session, col: Any) -> ColumnElement[Any]:
 def _seconds_between(s: Session, start: Any, end: Any) -> ColumnElement[Any]:
     if _dialect(s) == "sqlite":
         return (func.julianday(end) - func.julianday(start)) * 86400.0
-    return func.extract("epoch", end - start)
+    return func.date_part(literal_column("'epoch'"), end - start)  # float8; EXTRACT is numeric (slow)
+
+
+# The minute bucket of a ticket's resolution time. On PostgreSQL it is written exactly as in the
+# extended statistics of migration 0002, so the planner knows it has a few thousand distinct values
+# and aggregates it in parallel (without them it expects one group per row and runs single-threaded).
+PG_RESOLUTION_MINUTE = "CAST(date_part('epoch', tickets.resolved_at - tickets.opened_at) / 60.0 AS INTEGER)"
+
+
+def _resolution_minute(s: Session, secs: ColumnElement[Any]) -> ColumnElement[Any]:
+    if _dialect(s) == "postgresql":
+        return literal_column(PG_RESOLUTION_MINUTE)
+    return cast(secs / 60.0, Integer)  # durations are never negative: truncation is floor
 
 
 def _as_date(value: Any) -> date:
@@ -102,31 +115,38 @@ class TicketTotals:
     median_resolution_s: float | None
 
 
-def _sqlite_median(s: Session, where: ColumnElement[bool], secs: ColumnElement[Any]) -> float | None:
-    """SQLite has no percentile function: count, then read the middle one or two values in SQL."""
-    n = s.scalar(select(func.count()).select_from(Ticket).where(where)) or 0
+def _median_seconds(s: Session, where: ColumnElement[bool], secs: ColumnElement[Any], n: int) -> float | None:
+    """Median resolution time, to the minute, in one SQL pass on either engine.
+
+    Durations are counted per whole minute (GROUP BY, which PostgreSQL runs in parallel, unlike
+    percentile_cont's single-threaded sort), then a running sum over the buckets (a window
+    function) finds the one or two middle ranks; ``n`` is the number of resolved tickets.
+    """
     if n == 0:
         return None
-    middle = list(s.scalars(select(secs).where(where).order_by(secs).offset((n - 1) // 2).limit(1 if n % 2 else 2)))
-    return float(sum(middle) / len(middle))
+    minute = _resolution_minute(s, secs)
+    buckets = (select(minute.label("m"), func.count().label("n")).where(where).group_by(minute).subquery())
+    running = select(buckets.c.m, func.sum(buckets.c.n).over(order_by=buckets.c.m).label("cum")).subquery()
+    low_rank, high_rank = (n + 1) // 2, n // 2 + 1
+    low, high = s.execute(select(func.min(case((running.c.cum >= low_rank, running.c.m), else_=None)),
+                                 func.min(case((running.c.cum >= high_rank, running.c.m), else_=None)))).one()
+    if low is None:
+        return None
+    if n % 2 or high is None:
+        return float(low) * 60.0
+    return (float(low) + float(high)) * 30.0
 
 
 def ticket_totals(s: Session, period: Period) -> TicketTotals:
-    """Count, concluded, mean and median resolution time (seconds) in one pass where the engine allows."""
+    """Count, concluded, mean (exact) and median (to the minute) resolution time, in seconds."""
     in_period = _in_period(Ticket.opened_at, period)
     secs = _seconds_between(s, Ticket.opened_at, Ticket.resolved_at)
-    resolved_secs = case((Ticket.resolved_at.is_not(None), cast(secs, Float)), else_=None)
-    cols = [func.count(), func.coalesce(func.sum(case((Ticket.status == "concluido", 1), else_=0)), 0),
-            func.avg(resolved_secs)]
-    if _dialect(s) == "postgresql":  # percentile_cont ignores NULLs: the open tickets
-        cols.append(func.percentile_cont(0.5).within_group(resolved_secs))
-    row = s.execute(select(*cols).where(in_period)).one()
-    total, resolved, mean_s = int(row[0] or 0), int(row[1] or 0), row[2]
-    if _dialect(s) == "postgresql":
-        median_s = None if row[3] is None else float(row[3])
-    else:
-        median_s = _sqlite_median(s, and_(in_period, Ticket.resolved_at.is_not(None)), secs) if mean_s is not None else None
-    return TicketTotals(total, resolved, None if mean_s is None else float(mean_s), median_s)
+    total, resolved, n_resolved, mean_s = s.execute(select(
+        func.count(), func.coalesce(func.sum(case((Ticket.status == "concluido", 1), else_=0)), 0),
+        func.count(Ticket.resolved_at), func.avg(cast(secs, Float)),
+    ).where(in_period)).one()
+    median_s = _median_seconds(s, and_(in_period, Ticket.resolved_at.is_not(None)), secs, int(n_resolved or 0))
+    return TicketTotals(int(total or 0), int(resolved or 0), None if mean_s is None else float(mean_s), median_s)
 
 
 def summarize(totals: TicketTotals, per_type: list[tuple[str, int]], per_module: list[tuple[str, int, int]],

@@ -74,3 +74,23 @@ def test_reversed_period_is_refused() -> None:
     with pytest.raises(InvalidInput) as err:
         metrics.Period.from_dates(date(2026, 3, 10), date(2026, 3, 1))
     assert "data final" in err.value.message_pt
+
+
+def test_median_bucket_matches_the_statistics_of_migration_0002() -> None:
+    import importlib
+
+    migration = importlib.import_module("helpdesk.migrations.versions.0002_report_statistics")
+    assert metrics.PG_RESOLUTION_MINUTE.replace("tickets.", "") == migration.EXPRESSION
+
+
+@pytest.mark.postgres
+def test_postgres_knows_the_median_bucket(postgres_url: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    from helpdesk.config import normalize_database_url
+
+    engine = create_engine(normalize_database_url(postgres_url))
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM pg_statistic_ext "
+                                 "WHERE stxname = 'st_tickets_resolution_minute'")).scalar() == 1
+    engine.dispose()
