@@ -100,6 +100,10 @@ class Runtime:
         # SQLite takes one writer at a time: one DB thread keeps writes from fighting over the lock.
         workers = 1 if engine.dialect.name == "sqlite" else 4
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="whatsapp-db")
+        # The webhook's inserts get their own thread so acknowledgements never queue behind the worker.
+        self.ingest_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whatsapp-ingest")
+        self._ingest_queue: List[Any] = []
+        self._ingest_task: Optional[asyncio.Task] = None
         self.graph = GraphClient(settings.graph_url, settings.api_version, settings.phone_number_id,
                                  settings.access_token, settings.graph_timeout_s)
         self.wake = asyncio.Event()
@@ -113,6 +117,32 @@ class Runtime:
     async def db(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, partial(fn, *args))
+
+    async def ingest(self, items: List[Any]) -> int:
+        """Store one delivery; concurrent deliveries share a transaction (group commit)."""
+        if not items:
+            return 0
+        fut: "asyncio.Future[int]" = asyncio.get_running_loop().create_future()
+        self._ingest_queue.append((items, fut))
+        if self._ingest_task is None or self._ingest_task.done():
+            self._ingest_task = asyncio.get_running_loop().create_task(self._ingest_loop())
+        return await fut
+
+    async def _ingest_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._ingest_queue:
+            batch, self._ingest_queue = self._ingest_queue[:200], self._ingest_queue[200:]
+            try:
+                counts = await loop.run_in_executor(
+                    self.ingest_executor, partial(self.store.insert_batches, [items for items, _ in batch]))
+            except Exception as exc:  # nothing of this batch is stored: every delivery gets a 500
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                continue
+            for (_, fut), n in zip(batch, counts):
+                if not fut.done():
+                    fut.set_result(n)
 
     # ---- lifecycle -------------------------------------------------------------------------
     def start(self, app: Any, handler: Callable[[UserMessage], Awaitable[Any]]) -> None:
@@ -401,7 +431,7 @@ class WhatsAppInput(InputChannel):
             for item in parsed.items:
                 if item.action == "ignore":
                     logger.info("whatsapp: ignored %s %s: %s", item.kind, item.item_id, item.reason)
-            new = await runtime.db(runtime.store.insert_items, parsed.items)
+            new = await runtime.ingest(parsed.items)
             if new:
                 runtime.wake.set()
             return response.json({"status": "ok", "items": len(parsed.items), "new": new})
