@@ -12,6 +12,7 @@ days and the whole year, and the whole page. Prints a table; exits 1 if anything
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -154,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
                "365 dias": metrics.Period.from_dates(today - timedelta(days=364), today)}
     reports: list[tuple[str, Callable[[Any, metrics.Period], Any]]] = [
         ("total, média e mediana de resolução", lambda s, p: metrics.ticket_totals(s, p)),
-        ("resumo (totais + 4 destaques)", lambda s, p: metrics.ticket_summary(s, p)),
+        # the four highlights (top customer/type/module/technician) are read from the breakdown rows
+        # below by metrics.summarize, without another query
         ("chamados por dia + gráfico", lambda s, p: charts.per_day(metrics.tickets_per_day(s, p))),
         ("por módulo + gráfico", lambda s, p: charts.per_module(metrics.tickets_per_module(s, p))),
         ("por cliente + gráfico", lambda s, p: charts.per_customer(metrics.tickets_per_customer(s, p))),
@@ -167,6 +169,11 @@ def main(argv: list[str] | None = None) -> int:
          lambda s, p: (lambda r: (relatorios.figures(r), relatorios.to_csv(r)))(relatorios.build(s, p))),
     ]
     worst = 0.0
+    try:
+        load1 = f"{os.getloadavg()[0]:.1f}"
+    except OSError:
+        load1 = "?"
+    print(f"\nmachine: {os.cpu_count()} CPUs, load average {load1} when the timings started")
     with session_scope(url) as s:
         n = s.execute(text("SELECT count(*) FROM tickets")).scalar()
         print(f"\nPostgreSQL, {n:,} tickets; median and max of {args.repeat} runs (limit {LIMIT_S:.1f} s per report)\n")
