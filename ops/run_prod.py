@@ -142,9 +142,14 @@ class Topology:
                        stdout=subprocess.DEVNULL if self.cfg.quiet else None)
         index = Path(self.env["KNOWLEDGE_INDEX_DIR"])
         if (ROOT / "knowledge" / "__main__.py").exists() and not (index.exists() and any(index.iterdir())):
-            subprocess.run([str(APP_PYTHON), "-m", "knowledge", "ingest"], cwd=ROOT, env=env, check=True,
-                           stdout=subprocess.DEVNULL if self.cfg.quiet else None,
-                           stderr=subprocess.DEVNULL if self.cfg.quiet else None)
+            done = subprocess.run([str(APP_PYTHON), "-m", "knowledge", "ingest"], cwd=ROOT, env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            if not self.cfg.quiet or done.returncode != 0:
+                print(done.stdout[-3000:], end="", flush=True)
+            if done.returncode != 0:
+                # Keep the rest of the topology usable: the assistant says it has no answer.
+                print(f"WARNING: `python -m knowledge ingest` failed (exit {done.returncode}); answers from "
+                      "the documentation are unavailable until it succeeds.", file=sys.stderr, flush=True)
 
     def _nginx(self, console_port: int) -> procs.Proc:
         ndir = self.workdir / "nginx"

@@ -113,7 +113,8 @@ def summarize(results: Results, faults: list[tuple[str, float]], start: float, e
     errs: dict[str, int] = {}
     for t in turns:
         if t.error:
-            errs[f"{t.channel}: {t.error}"] = errs.get(f"{t.channel}: {t.error}", 0) + 1
+            key = f"{t.channel}: {t.error} ({t.journey}: {t.text!r})"
+            errs[key] = errs.get(key, 0) + 1
     out["error_kinds"] = errs
     if faults:
         out["faults"] = fault_costs(turns, faults, end)

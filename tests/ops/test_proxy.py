@@ -7,6 +7,7 @@ hands its conversations to the other; WhatsApp webhooks are retried on the next 
 from __future__ import annotations
 
 import http.server
+import os
 import shutil
 import threading
 import time
@@ -23,6 +24,8 @@ from ops import prod_nginx, prod_services, procs
 
 def nginx_or_skip() -> None:
     if shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists():
+        if os.environ.get("CI"):
+            pytest.fail("nginx is not installed (apt-get install nginx)")
         pytest.skip("nginx not installed (apt-get install nginx)")
 
 
