@@ -90,8 +90,13 @@ def resolve_database_url(url: Optional[str]) -> str:
     return url
 
 
-def make_engine(url: Optional[str]) -> Engine:
+def make_engine(url: Optional[str], sqlite_synchronous: str = "FULL") -> Engine:
+    """An engine for DATABASE_URL; SQLite in WAL mode with ``synchronous`` FULL (survives power loss)
+    or NORMAL (survives a killed process, faster commits)."""
     url = resolve_database_url(url)
+    sync = sqlite_synchronous.upper()
+    if sync not in ("FULL", "NORMAL", "EXTRA"):
+        raise ValueError(f"unsupported SQLite synchronous mode {sqlite_synchronous!r}")
     if url.startswith("sqlite"):
         # SQLAlchemy 1.4 would open a new connection per transaction for a SQLite file (NullPool):
         # keep a few open instead.
@@ -102,7 +107,7 @@ def make_engine(url: Optional[str]) -> Engine:
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute(f"PRAGMA synchronous={sync}")
             cur.close()
     else:
         engine = sa.create_engine(url, future=True, pool_pre_ping=True)

@@ -56,6 +56,7 @@ class WhatsAppSettings:
     max_attempts: int = 6
     resend_grace_s: float = 60.0
     concurrency: int = 8
+    sqlite_synchronous: str = "FULL"
     # Tests only: "exit_after_rasa" / "exit_after_send" kill the process (os._exit) inside the
     # crash windows, once per inbox row / outbox row, to prove the recovery paths.
     fault: str = ""
@@ -86,6 +87,7 @@ class WhatsAppSettings:
             resend_grace_s=float(get("WHATSAPP_RESEND_GRACE_S", "60")),
             concurrency=int(get("WHATSAPP_CONCURRENCY", "8")),
             fault=get("WHATSAPP_FAULT", ""),
+            sqlite_synchronous=get("WHATSAPP_SQLITE_SYNCHRONOUS", "FULL") or "FULL",
         )
 
 
@@ -94,7 +96,7 @@ class Runtime:
 
     def __init__(self, settings: WhatsAppSettings) -> None:
         self.settings = settings
-        engine = make_engine(settings.database_url)
+        engine = make_engine(settings.database_url, settings.sqlite_synchronous)
         self.store = Store(engine, unconfirmed_grace_s=settings.resend_grace_s)
         self.store.create_tables()
         # SQLite takes one writer at a time: one DB thread keeps writes from fighting over the lock.
@@ -176,6 +178,9 @@ class Runtime:
                            "resending after %.0fs unless Meta confirms them", recovered,
                            self.settings.resend_grace_s)
         await self._agent_ready()
+        if self.settings.concurrency <= 0:  # WHATSAPP_CONCURRENCY=0: accept and store only (maintenance)
+            logger.warning("whatsapp: WHATSAPP_CONCURRENCY=0, the inbox is not processed")
+            return
         while True:
             self.wake.clear()
             try:
