@@ -68,8 +68,9 @@ async def drive(topo: Topology, graph: FakeGraph, args: argparse.Namespace) -> t
     spec = LoadSpec(proxy_url=topo.proxy_url, deadline=start + args.duration, max_turns=args.max_turns,
                     origin=ORIGIN, whatsapp_secret=SECRET, phone_number_id=PHONE_ID)
 
-    def replies_for(sender: str) -> int:
-        return sum(1 for r in graph.sent() if isinstance(r.body, dict) and r.body.get("to") == sender)
+    def replies_for(sender: str) -> list[str]:
+        return [json.dumps(r.body, ensure_ascii=False) for r in graph.sent()
+                if isinstance(r.body, dict) and r.body.get("to") == sender]
 
     rng = random.Random(args.seed)
     tasks = [asyncio.create_task(web_visitor(i, spec, results, random.Random(rng.random()))) for i in range(args.web)]

@@ -32,6 +32,13 @@ WHATSAPP_JOURNEYS: dict[str, list[str]] = {
 }
 
 
+HANDOFF_MARK = "Um técnico vai continuar"  # the bot handed the conversation to a person: it stays quiet
+
+
+def handed_off(texts: list[str]) -> bool:
+    return any(HANDOFF_MARK.lower() in t.lower() for t in texts)
+
+
 @dataclass
 class Turn:
     channel: str
@@ -83,7 +90,7 @@ async def _web_conversation(name: str, session_id: str, conv: Conversation, spec
                             rng: random.Random, budget: int) -> int:
     sio = socketio.AsyncClient(reconnection=True, reconnection_attempts=0, reconnection_delay=0.3,
                                reconnection_delay_max=2.0, randomization_factor=0.2)
-    replies: asyncio.Queue[float] = asyncio.Queue()
+    replies: asyncio.Queue[tuple[float, str]] = asyncio.Queue()
     acks: dict[str, asyncio.Future[str]] = {}
     confirmed = asyncio.Event()
     last_mid: dict[str, Any] = {"mid": None}
@@ -104,7 +111,8 @@ async def _web_conversation(name: str, session_id: str, conv: Conversation, spec
     async def _bot(msg: Any) -> None:
         if isinstance(msg, dict) and msg.get("mid"):
             last_mid["mid"] = msg["mid"]
-        replies.put_nowait(time.monotonic())
+        text = str(msg.get("text") or "") if isinstance(msg, dict) else ""
+        replies.put_nowait((time.monotonic(), text))
 
     @sio.on("message_ack")
     async def _ack(data: Any) -> None:
@@ -144,12 +152,17 @@ async def _web_conversation(name: str, session_id: str, conv: Conversation, spec
             if status == "accepted":
                 conv.accepted.append(text)
             try:
-                first = await asyncio.wait_for(replies.get(), spec.reply_timeout)
+                first, text0 = await asyncio.wait_for(replies.get(), spec.reply_timeout)
                 turn.latency = first - turn.started
             except asyncio.TimeoutError:
                 turn.error = "no reply"
                 break
             await asyncio.sleep(0.25)  # the rest of the bot's messages for this turn
+            texts = [text0]
+            while not replies.empty():
+                texts.append(replies.get_nowait()[1])
+            if handed_off(texts):
+                break  # a technician takes over: the customer waits for a person
             await asyncio.sleep(rng.uniform(*spec.think_s))
     except Exception as exc:  # connection refused, proxy down: one error, next conversation
         err = Turn("website", name, session_id, "<connect>", time.monotonic(), error=f"{type(exc).__name__}: {exc}")
@@ -182,7 +195,7 @@ def sign(body: bytes, secret: str) -> str:
 
 async def whatsapp_customer(idx: int, spec: LoadSpec, results: Results, rng: random.Random,
                             replies_for: Any) -> None:
-    """One person on WhatsApp; `replies_for(sender, since)` counts the Graph API sends to them."""
+    """One person on WhatsApp; `replies_for(sender)` lists the texts the Graph API got for them."""
     done = 0
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as http:
         while done < spec.max_turns and time.monotonic() < spec.deadline:
@@ -199,7 +212,7 @@ async def whatsapp_customer(idx: int, spec: LoadSpec, results: Results, rng: ran
                 headers = {"content-type": "application/json", "x-hub-signature-256": sign(body, spec.whatsapp_secret)}
                 turn = Turn("whatsapp", name, sender, text, time.monotonic())
                 results.turns.append(turn)
-                seen = replies_for(sender)
+                seen = len(replies_for(sender))
                 accepted = False
                 # Meta retries a webhook that did not get a 200; so does this client, for 20 s.
                 while time.monotonic() - turn.started < 20:
@@ -219,10 +232,13 @@ async def whatsapp_customer(idx: int, spec: LoadSpec, results: Results, rng: ran
                 turn.error = None
                 conv.accepted.append(message_id)
                 deadline = turn.started + spec.reply_timeout
-                while time.monotonic() < deadline and replies_for(sender) <= seen:
+                while time.monotonic() < deadline and len(replies_for(sender)) <= seen:
                     await asyncio.sleep(0.05)
-                if replies_for(sender) <= seen:
+                if len(replies_for(sender)) <= seen:
                     turn.error = "no reply"
                     break
                 turn.latency = time.monotonic() - turn.started
+                await asyncio.sleep(0.3)
+                if handed_off(replies_for(sender)[seen:]):
+                    break  # a technician takes over: the customer waits for a person
                 await asyncio.sleep(0.3 + rng.uniform(*spec.think_s))
