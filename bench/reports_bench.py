@@ -165,8 +165,10 @@ def main(argv: list[str] | None = None) -> int:
         ("bot (resolvidas, docs, ofertas, notas)", lambda s, p: metrics.bot_summary(s, p)),
         ("avaliações + gráfico", lambda s, p: charts.ratings(metrics.ratings(s, p))),
         ("lacunas da documentação", lambda s, p: metrics.documentation_gaps(s, p)),
-        ("página inteira (tudo + 6 gráficos + CSV)",
+        ("página inteira, em série (+ 6 gráficos + CSV)",
          lambda s, p: (lambda r: (relatorios.figures(r), relatorios.to_csv(r)))(relatorios.build(s, p))),
+        ("página inteira, 4 conexões (como no console)",
+         lambda s, p: (lambda r: (relatorios.figures(r), relatorios.to_csv(r)))(relatorios.build_concurrently(p, url))),
     ]
     worst = 0.0
     try:

@@ -367,8 +367,10 @@ def test_report_csv_export(ids: dataset.Ids) -> None:
     from console.views import relatorios
     from helpdesk.services import metrics as m
 
+    period = m.Period.from_dates(date(2026, 3, 1), date(2026, 3, 10))
     with session_scope() as s:
-        report = relatorios.build(s, m.Period.from_dates(date(2026, 3, 1), date(2026, 3, 10)))
+        report = relatorios.build(s, period)
+    assert relatorios.build_concurrently(period) == report
     lines = relatorios.to_csv(report).splitlines()
     assert lines[0] == "secao;item;valor"
     for expected in ("resumo;total_chamados;7", "resumo;tempo_medio_resolucao_h;4.0",
