@@ -92,6 +92,8 @@ def make_handler(settings: DemoSettings) -> type:
                 self._send(HTTPStatus.OK, render_page(settings), "text/html; charset=utf-8")
             elif url.path == "/demo/token":
                 self._token(query)
+            elif url.path == "/favicon.ico":
+                self._send(HTTPStatus.NO_CONTENT, b"", "image/x-icon")
             elif url.path == "/demo/customers":
                 self._json(HTTPStatus.OK, [c.__dict__ for c in settings.customers])
             elif url.path == "/privacidade":

@@ -30,10 +30,10 @@ function link(doc, label, href) {
 const INLINE = /(\*\*([^*\n]+)\*\*)|(`([^`\n]+)`)|(\[([^\]\n]{1,300})\]\(([^)\s]{1,2000})\))|(https?:\/\/[^\s<>()]+[^\s<>().,;:!?'"])|(\*([^*\n]+)\*)|(_([^_\n]+)_)/g;
 
 function inline(doc, text, parent) {
+  const re = new RegExp(INLINE.source, "g"); // own state: inline() recurses for **bold**
   let last = 0;
-  INLINE.lastIndex = 0;
   let m;
-  while ((m = INLINE.exec(text)) !== null) {
+  while ((m = re.exec(text)) !== null) {
     if (m.index > last) parent.appendChild(doc.createTextNode(text.slice(last, m.index)));
     if (m[1]) {
       const b = doc.createElement("strong");
@@ -52,7 +52,7 @@ function inline(doc, text, parent) {
       i.textContent = m[10] || m[12];
       parent.appendChild(i);
     }
-    last = INLINE.lastIndex;
+    last = re.lastIndex;
   }
   if (last < text.length) parent.appendChild(doc.createTextNode(text.slice(last)));
 }
