@@ -1,0 +1,143 @@
+"""Assistant benchmark: our stack on a rule path vs Rasa alone, same model, same run.
+
+- "Rasa alone": the trained model, REST channel, in-memory tracker store, no action server; the
+  customers say "obrigado" (rule → utter_you_are_welcome, no custom action).
+- "Atende": the same model, REST channel, SQL tracker store on the SQLite database, the real action
+  server; the customers say "oi" (rule → action_greet, a custom action that checks identity).
+
+Each round runs 20 concurrent conversations of MESSAGES turns. Rounds alternate between the two
+servers (both stay up), so load from other processes hits both alike; the medians are reported.
+
+Goals (issue #3): throughput ratio >= 0.8; p95 ratio (20 concurrent) <= 1.3.
+
+    .venv/bin/python bench/assistant_bench.py [--rounds 3] [--messages 10] [--concurrency 20]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import requests
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ops import endpoints, procs  # noqa: E402
+from ops.paths import APP_PYTHON  # noqa: E402
+from ops.train import train_if_changed  # noqa: E402
+
+
+def run_round(url: str, text: str, concurrency: int, messages: int) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    lock = threading.Lock()
+    errors: list[str] = []
+
+    def conversation() -> None:
+        sender = f"bench-{uuid.uuid4().hex[:12]}"
+        session = requests.Session()
+        for _ in range(messages):
+            start = time.perf_counter()
+            resp = session.post(f"{url}/webhooks/rest/webhook", json={"sender": sender, "message": text}, timeout=120)
+            elapsed = time.perf_counter() - start
+            if resp.status_code != 200 or not resp.json():
+                errors.append(f"{resp.status_code} {resp.text[:200]}")
+            with lock:
+                latencies.append(elapsed)
+
+    threads = [threading.Thread(target=conversation) for _ in range(concurrency)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - start
+    if errors:
+        raise RuntimeError(f"{len(errors)} failed requests, e.g. {errors[0]}")
+    return len(latencies) / wall, latencies
+
+
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, int(round(0.95 * len(ordered))) - 1)]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--messages", type=int, default=10)
+    parser.add_argument("--concurrency", type=int, default=20)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="assistant-bench-"))
+    db_url = f"sqlite:///{work / 'atende.db'}"
+    env = {"DATABASE_URL": db_url, "OPENAI_API_KEY": ""}
+    run_env = dict(os.environ, **env, PYTHONPATH=str(ROOT))
+    print("Preparing the database and the model...", flush=True)
+    subprocess.run([str(APP_PYTHON), "-m", "helpdesk", "migrate"], cwd=ROOT, env=run_env, check=True,
+                   stdout=subprocess.DEVNULL)
+    model = train_if_changed(quiet=True)
+    credentials = work / "credentials.yml"
+    credentials.write_text("rest:\n", encoding="utf-8")
+    action_port, ours_port, alone_port = procs.free_port(), procs.free_port(), procs.free_port()
+    ours_endpoints = endpoints.write(work / "endpoints.yml", database_url=db_url,
+                                     action_url=f"http://127.0.0.1:{action_port}/webhook", redis_url="")
+    alone_endpoints = work / "endpoints-alone.yml"
+    alone_endpoints.write_text(yaml.safe_dump({}), encoding="utf-8")
+
+    actions = procs.action_server(action_port, env=env, log=work / "actions.log")
+    ours = procs.rasa_server(ours_port, model, ours_endpoints, credentials=credentials, env=env,
+                             log=work / "rasa-ours.log")
+    alone = procs.rasa_server(alone_port, model, alone_endpoints, credentials=credentials, env=env,
+                              log=work / "rasa-alone.log")
+    started = [actions.start(), ours.start(), alone.start()]
+    try:
+        for proc in started:
+            proc.wait_ready(300)
+        ours_url, alone_url = f"http://127.0.0.1:{ours_port}", f"http://127.0.0.1:{alone_port}"
+        # Check the paths really are what we claim, then warm both servers up.
+        probe = requests.post(f"{ours_url}/webhooks/rest/webhook", json={"sender": "probe", "message": "oi"}).json()
+        assert probe and "Olá" in probe[0]["text"], probe
+        tracker = requests.get(f"{ours_url}/conversations/probe/tracker").json()
+        assert "action_greet" in [e.get("name") for e in tracker["events"]], "custom action not in the path"
+        probe = requests.post(f"{alone_url}/webhooks/rest/webhook", json={"sender": "probe", "message": "obrigado"}).json()
+        assert probe and "Por nada" in probe[0]["text"], probe
+        run_round(ours_url, "oi", args.concurrency, 2)
+        run_round(alone_url, "obrigado", args.concurrency, 2)
+
+        results: dict[str, list[tuple[float, float, float]]] = {"alone": [], "ours": []}
+        for r in range(args.rounds):
+            for name, url, text in (("alone", alone_url, "obrigado"), ("ours", ours_url, "oi")):
+                rate, lat = run_round(url, text, args.concurrency, args.messages)
+                results[name].append((rate, statistics.median(lat), p95(lat)))
+                print(f"round {r + 1} {name:5s}: {rate:6.1f} msg/s  p50 {statistics.median(lat) * 1000:6.0f} ms  "
+                      f"p95 {p95(lat) * 1000:6.0f} ms", flush=True)
+    finally:
+        for proc in reversed(started):
+            proc.stop()
+
+    def med(name: str, i: int) -> float:
+        return statistics.median(x[i] for x in results[name])
+
+    rate_ratio = med("ours", 0) / med("alone", 0)
+    p95_ratio = med("ours", 2) / med("alone", 2)
+    print()
+    print(f"{'':24s} {'msg/s':>8s} {'p50 ms':>8s} {'p95 ms':>8s}")
+    print(f"{'Rasa alone (in-memory)':24s} {med('alone', 0):8.1f} {med('alone', 1) * 1000:8.0f} {med('alone', 2) * 1000:8.0f}")
+    print(f"{'Atende (SQL + actions)':24s} {med('ours', 0):8.1f} {med('ours', 1) * 1000:8.0f} {med('ours', 2) * 1000:8.0f}")
+    print(f"throughput ratio: {rate_ratio:.2f} (goal >= 0.80)  {'OK' if rate_ratio >= 0.8 else 'BELOW GOAL'}")
+    print(f"p95 ratio at {args.concurrency} concurrent: {p95_ratio:.2f} (goal <= 1.30)  "
+          f"{'OK' if p95_ratio <= 1.3 else 'ABOVE GOAL'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

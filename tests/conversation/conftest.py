@@ -1,0 +1,72 @@
+"""Conversation tests: the trained model, the real action server and the SQL tracker store.
+
+The stack (tests/support/stack.py) runs Rasa (bot env) and the action server (app env) as real
+processes on free loopback ports over a fresh SQLite database with the demo data.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import requests
+
+from ops.train import train_if_changed
+from tests.support.stack import RASA_TOKEN, Stack, start_stack
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+def model() -> Path:
+    return train_if_changed(quiet=True)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, model: Path) -> Iterator[Stack]:
+    st = start_stack(tmp_path_factory.mktemp("conversation"),
+                     extra_env={"WEBCHAT_ALLOWED_ORIGINS": "http://127.0.0.1"})
+    try:
+        yield st
+    finally:
+        st.stop()
+
+
+class Chat:
+    """One customer talking to the bot over Rasa's REST channel."""
+
+    def __init__(self, stack: Stack, sender: str) -> None:
+        self.stack = stack
+        self.sender = sender
+
+    def say(self, text: str, metadata: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        body: dict[str, Any] = {"sender": self.sender, "message": text}
+        if metadata:
+            body["metadata"] = metadata
+        resp = requests.post(f"{self.stack.rasa_url}/webhooks/rest/webhook", json=body, timeout=120)
+        assert resp.status_code == 200, resp.text
+        return list(resp.json())
+
+    def texts(self, text: str, metadata: dict[str, Any] | None = None) -> list[str]:
+        return [m.get("text", "") for m in self.say(text, metadata)]
+
+    def trigger(self, name: str, entities: dict[str, Any]) -> list[dict[str, Any]]:
+        resp = requests.post(f"{self.stack.rasa_url}/conversations/{self.sender}/trigger_intent",
+                             params={"token": RASA_TOKEN, "output_channel": "latest"},
+                             json={"name": name, "entities": entities}, timeout=120)
+        assert resp.status_code == 200, resp.text
+        return list(resp.json().get("messages") or [])
+
+    def tracker(self) -> dict[str, Any]:
+        resp = requests.get(f"{self.stack.rasa_url}/conversations/{self.sender}/tracker",
+                            params={"token": RASA_TOKEN}, timeout=60)
+        assert resp.status_code == 200
+        return dict(resp.json())
+
+    def slots(self) -> dict[str, Any]:
+        return dict(self.tracker()["slots"])
+
+
+@pytest.fixture()
+def chat(stack: Stack, request: pytest.FixtureRequest) -> Chat:
+    return Chat(stack, f"conv-{request.node.name}"[:180])
