@@ -82,6 +82,7 @@ class _Run:
         self.docs: dict[str, dict[str, Any]] = {}
         self.kept: dict[str, list[tuple[Chunk, np.ndarray]]] = {}
         self.pending: dict[str, list[Chunk]] = {}
+        self.seen: set[str] = set()  # URLs already requested in this run (sources may overlap)
 
     # ---------------------------------------------------------------- previous version
     def load_previous(self) -> None:
@@ -189,6 +190,9 @@ class _Run:
         return True
 
     def _fetch_one(self, source: SourceSpec, url: str) -> None:
+        if url in self.seen:
+            return
+        self.seen.add(url)
         prev = self.prev_docs.get(url) or {}
         try:
             res = self.fetcher.fetch(url, etag=prev.get("etag"), last_modified=prev.get("last_modified"))
@@ -232,6 +236,7 @@ class _Run:
         for url, res, links in self.fetcher.crawl(source.start_url, source.prefix,
                                                   source.max_pages or self.settings.max_pages, known):
             bar.update(1)
+            self.seen.add(url)
             if isinstance(res, FetchError):
                 if url == source.start_url and not res.gone:
                     self._problem(url, f"start page unreachable: {res.reason}")
