@@ -20,7 +20,7 @@ from pathlib import Path
 
 from . import endpoints, prod_nginx, prod_services, procs
 from .envfile import ensure_dev_secrets, load_dotenv
-from .paths import APP_PYTHON, ROOT, VAR
+from .paths import APP_PYTHON, BOT_PYTHON, ROOT, VAR
 from .train import train_if_changed
 
 
@@ -103,6 +103,8 @@ class Topology:
         }
         self._say("==> Database schema, demo data and documentation index")
         self._setup_job()
+        subprocess.run([str(BOT_PYTHON), "-m", "ops.prod_bot_setup"], cwd=ROOT, check=True,
+                       env=dict(os.environ, **self.env), stdout=subprocess.DEVNULL if self.cfg.quiet else None)
         self._say("==> Assistant model (trained when the training data changed)")
         model = train_if_changed(quiet=cfg.quiet)
         endpoints_file = endpoints.write(self.workdir / "endpoints.yml", database_url=self.database_url,

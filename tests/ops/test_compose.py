@@ -44,7 +44,8 @@ def config() -> dict:
 
 def test_topology_services(config: dict) -> None:
     services = config["services"]
-    assert set(services) == {"postgres", "redis", "setup", "actions", "rasa1", "rasa2", "console", "proxy"}
+    assert set(services) == {"postgres", "redis", "setup", "bot-setup", "actions", "rasa1", "rasa2",
+                             "console", "proxy"}
     for name in ("rasa1", "rasa2"):
         rasa = services[name]
         assert rasa["build"]["dockerfile"] == "docker/Dockerfile.bot"
@@ -52,8 +53,10 @@ def test_topology_services(config: dict) -> None:
         assert env["REDIS_URL"] == "redis://redis:6379/0"
         assert env["ACTION_SERVER_URL"] == "http://actions:5055/webhook"
         assert env["DATABASE_URL"] == "postgresql://atende:ci-placeholder@postgres:5432/atende"
-        assert rasa["depends_on"]["setup"]["condition"] == "service_completed_successfully"
+        assert rasa["depends_on"]["bot-setup"]["condition"] == "service_completed_successfully"
     assert services["setup"]["command"] == ["setup"]
+    assert services["bot-setup"]["entrypoint"] == ["python", "-m", "ops.prod_bot_setup"]
+    assert services["bot-setup"]["depends_on"]["setup"]["condition"] == "service_completed_successfully"
     assert services["setup"]["build"]["dockerfile"] == "docker/Dockerfile.app"
     assert services["console"]["environment"]["RASA_URL"] == "http://proxy"
 
