@@ -23,11 +23,8 @@ def answer_function() -> Callable[..., Any]:
     """`knowledge.answer`, imported once (it loads its index and model once per process)."""
     global _answer_fn
     if _answer_fn is None:
-        try:
-            from knowledge import answer as knowledge_answer  # type: ignore[attr-defined]
-        except ImportError:
-            # TEMPORARY FALLBACK until knowledge.answer lands: keyword search over Markdown docs.
-            from .knowledge_fallback import answer as knowledge_answer
+        from knowledge import answer as knowledge_answer
+
         _answer_fn = knowledge_answer
     return _answer_fn
 

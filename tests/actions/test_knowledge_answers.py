@@ -1,6 +1,9 @@
 """Answers from the docs, the "Isso resolveu?" loop, and question logging for the gaps report."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Iterator
 
@@ -8,31 +11,41 @@ import pytest
 from sqlalchemy import select
 
 import actions.knowledge_answers as ka
-from actions import knowledge_fallback
 from actions.knowledge_answers import (
     ActionAnswerQuestion, ActionAskAnythingElse, ActionAskMore, ActionMarkResolved, ActionOfferSupport,
 )
 
 from .conftest import MARIA_PHONE, Demo, make_tracker, responses, run_action, slots_of
 
+ROOT = Path(__file__).resolve().parents[2]
 DOC = """# Sangria no PDV
-url: https://docs.exemplo.com.br/pdv/sangria
-produto: erp
+
+## Como fazer a sangria
 
 Para fazer a sangria no PDV, abra o menu Caixa, escolha Sangria, informe o valor retirado e confirme
-com a senha do supervisor. O comprovante sai na impressora do caixa.
+com a senha do supervisor. O comprovante da sangria sai na impressora do caixa.
 """
 
 
+@pytest.fixture(scope="session")
+def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real knowledge index (python -m knowledge ingest) of one small document."""
+    base = tmp_path_factory.mktemp("knowledge")
+    docs = base / "docs"
+    docs.mkdir()
+    (docs / "sangria.md").write_text(DOC, encoding="utf-8")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OPENAI_API_KEY="", PYTHONPATH=str(ROOT))
+    subprocess.run([sys.executable, "-m", "knowledge", "ingest", "--path", str(docs), "--product", "erp",
+                    "--index", str(base / "index"), "--quiet"], cwd=ROOT, env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+    return base / "index"
+
+
 @pytest.fixture()
-def docs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    folder = tmp_path / "docs"
-    folder.mkdir()
-    (folder / "sangria.md").write_text(DOC, encoding="utf-8")
-    monkeypatch.setenv("KNOWLEDGE_FALLBACK_DOCS", str(folder))
-    knowledge_fallback._load.cache_clear()
-    monkeypatch.setattr(ka, "_answer_fn", knowledge_fallback.answer)
-    yield folder
+def docs(index_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.setenv("KNOWLEDGE_INDEX_DIR", str(index_dir))
+    monkeypatch.setenv("OPENAI_API_KEY", "")
+    yield index_dir
 
 
 def _questions(url: str) -> list[tuple[str, bool, bool]]:
@@ -59,7 +72,7 @@ def test_grounded_answer_with_sources_and_did_it_help(db: Demo, docs: Path) -> N
                            entities=[{"entity": "module", "value": "pdv"}])
     messages, events = run_action(ActionAnswerQuestion(), tracker)
     assert "menu Caixa" in messages[0]["text"]
-    assert "Fontes:" in messages[0]["text"] and "https://docs.exemplo.com.br/pdv/sangria" in messages[0]["text"]
+    assert "Fontes:" in messages[0]["text"] and "Sangria no PDV" in messages[0]["text"].split("Fontes:")[1]
     assert messages[1]["response"] == "utter_did_it_help"
     slots = slots_of(events)
     assert slots["awaiting"] == "resolved_check"
@@ -72,8 +85,9 @@ def test_grounded_answer_with_sources_and_did_it_help(db: Demo, docs: Path) -> N
 def test_website_gets_sources_as_json_too(db: Demo, docs: Path) -> None:
     tracker = make_tracker("como fazer a sangria do pdv", "ask_question", channel="website")
     messages, _ = run_action(ActionAnswerQuestion(), tracker)
-    assert messages[0]["custom"] == {
-        "sources": [{"title": "Sangria no PDV", "url": "https://docs.exemplo.com.br/pdv/sangria"}]}
+    sources = messages[0]["custom"]["sources"]
+    assert sources and all(set(src) == {"title", "url"} for src in sources)
+    assert sources[0]["title"].startswith("Sangria no PDV") and sources[0]["url"].endswith("sangria.md")
 
 
 def test_unknown_question_offers_a_ticket_and_is_logged_as_gap(db: Demo, docs: Path) -> None:
