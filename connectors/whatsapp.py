@@ -57,6 +57,10 @@ class WhatsAppSettings:
     resend_grace_s: float = 60.0
     concurrency: int = 8
     sqlite_synchronous: str = "FULL"
+    # Acknowledgements first: while deliveries keep arriving (one within ack_priority_s), a message
+    # waits before Rasa runs (Rasa blocks the event loop while it works), at most max_defer_s.
+    ack_priority_s: float = 0.02
+    max_defer_s: float = 0.5
     # Tests only: "exit_after_rasa" / "exit_after_send" kill the process (os._exit) inside the
     # crash windows, once per inbox row / outbox row, to prove the recovery paths.
     fault: str = ""
@@ -88,6 +92,8 @@ class WhatsAppSettings:
             concurrency=int(get("WHATSAPP_CONCURRENCY", "8")),
             fault=get("WHATSAPP_FAULT", ""),
             sqlite_synchronous=get("WHATSAPP_SQLITE_SYNCHRONOUS", "FULL") or "FULL",
+            ack_priority_s=float(get("WHATSAPP_ACK_PRIORITY_S", "0.02")),
+            max_defer_s=float(get("WHATSAPP_MAX_DEFER_S", "0.5")),
         )
 
 
@@ -106,6 +112,7 @@ class Runtime:
         self.ingest_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whatsapp-ingest")
         self._ingest_queue: List[Any] = []
         self._ingest_task: Optional[asyncio.Task] = None
+        self._last_ingest = 0.0
         self.graph = GraphClient(settings.graph_url, settings.api_version, settings.phone_number_id,
                                  settings.access_token, settings.graph_timeout_s)
         self.wake = asyncio.Event()
@@ -122,6 +129,7 @@ class Runtime:
 
     async def ingest(self, items: List[Any]) -> int:
         """Store one delivery; concurrent deliveries share a transaction (group commit)."""
+        self._last_ingest = time.monotonic()
         if not items:
             return 0
         fut: "asyncio.Future[int]" = asyncio.get_running_loop().create_future()
@@ -244,6 +252,7 @@ class Runtime:
                                 "missed": bool(missed), "duration": call.get("duration")}
 
         agent = await self._agent_ready()
+        await self._yield_to_webhook()
         try:
             replies: Optional[List[Dict[str, Any]]] = None
             if row.attempts > 0:
@@ -276,6 +285,13 @@ class Runtime:
             outgoing += render({k: v for k, v in message.items() if k != "recipient_id"})
         await self.db(self.store.finish, row.id, "done", None, (row.item_id, row.sender, outgoing))
         return True
+
+    async def _yield_to_webhook(self) -> None:
+        """Let a burst of deliveries be acknowledged before Rasa takes the event loop."""
+        gap, waited = self.settings.ack_priority_s, 0.0
+        while gap > 0 and waited < self.settings.max_defer_s and time.monotonic() - self._last_ingest < gap:
+            await asyncio.sleep(gap)
+            waited += gap
 
     async def _replies_from_tracker(self, agent: Any, sender: str, message_id: str) -> Optional[List[Dict[str, Any]]]:
         from rasa.shared.core.events import BotUttered, UserUttered

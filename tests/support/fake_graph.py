@@ -237,7 +237,11 @@ class FakeGraph:
                     return
                 self._send(status, payload)
 
-        self.server = ThreadingHTTPServer((host, port), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request: Any, client_address: Any) -> None:  # noqa: ARG002
+                pass  # a client that goes away (e.g. a killed Rasa server) is not an error here
+
+        self.server = Server((host, port), Handler)
         self.server.daemon_threads = True
         self._thread: Optional[threading.Thread] = None
 
