@@ -10,6 +10,7 @@ In-process use::
         ...
         llm.requests[-1].json["messages"]            # every request is recorded
         llm.last_messages()                          # shortcut for the last chat messages
+        llm.requests[-1].headers["authorization"]    # header names are lowercased
 
 ``set_reply(content, status=200, delay_s=0.0, error=None)`` queues one reply; a status other than
 200 answers an OpenAI-style error body. Streaming requests (``"stream": true``) get SSE chunks.
@@ -171,7 +172,7 @@ def _handler(fake: FakeOpenAI) -> type:
                 fake.reset()
                 self._send(200, {"ok": True})
                 return
-            fake.requests.append(RecordedRequest("POST", self.path, dict(self.headers.items()), body))
+            fake.requests.append(RecordedRequest("POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body))
             if not self.path.rstrip("/").endswith("/chat/completions"):
                 self._send(404, {"error": {"message": f"unknown path {self.path}"}})
                 return
