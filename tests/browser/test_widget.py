@@ -170,7 +170,7 @@ def test_logged_in_customer_is_recognised_and_forged_token_refused(chat: ChatPag
     assert meta and "auth_token" in meta[-1]
     chat.screenshot("widget-logged-in")
 
-    chat.choose_identity("Token forjado (teste de segurança)")
+    chat.choose_identity("Token forjado (teste)")
     chat.wait_bot("Não conseguimos confirmar sua identidade")
     assert "Olá," not in subtitle.inner_text()
     chat.send("oi")

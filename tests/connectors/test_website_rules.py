@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 import time
+from pathlib import Path
 
 import jwt
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root (bot env)
 
 from connectors.webchat_auth import sign_token, verify_token
 from connectors.webchat_rules import (

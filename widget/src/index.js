@@ -11,7 +11,7 @@ const TYPING_TIMEOUT_MS = 25000;
 
 const T = {
   title: "Atendimento",
-  subtitleAnon: "Tire suas dúvidas com nosso assistente",
+  subtitleAnon: "Assistente virtual · online",
   subtitleUser: (name) => `Olá, ${name}`,
   open: "Abrir o chat de atendimento",
   close: "Fechar o chat",
