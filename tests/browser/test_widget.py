@@ -237,3 +237,22 @@ def test_typing_indicator_appears_while_waiting(chat: ChatPage) -> None:
     chat.wait_bot(GREETING, count=2)
     time.sleep(0.2)
     assert typing.is_hidden()
+
+
+def test_sources_written_in_the_text_are_shown_once(chat: ChatPage) -> None:
+    chat.goto()
+    chat.open()
+    chat.accept_consent()
+    chat.wait_bot(GREETING)
+    message = {
+        "mid": "y-1",
+        "text": "Para emitir a nota, abra o PDV.\n\nFontes:\n• Manual do PDV: https://docs.example.com/pdv",
+        "custom": {"sources": [{"title": "Manual do PDV", "url": "https://docs.example.com/pdv"}]},
+    }
+    chat.page.evaluate("(m) => window.AtendeChat.__instance.onBotMessage(m)", message)
+    chat.page.evaluate("(m) => window.AtendeChat.__instance.onBotMessage(m)", message)  # resent
+    bubbles = chat.dialog.locator(".msg.bot").filter(has_text="Para emitir a nota")
+    assert bubbles.count() == 1
+    text = bubbles.first.inner_text()
+    assert text.count("Manual do PDV") == 1 and "Fontes:" not in text
+    assert bubbles.first.locator(".sources a").get_attribute("href") == "https://docs.example.com/pdv"
