@@ -4,10 +4,13 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 from ops.paths import RASA_BIN, ROOT
 from tests.support.stack import Stack
+
+pytestmark = pytest.mark.integration
 
 
 def test_every_test_story_passes(stack: Stack, model: Path, tmp_path: Path) -> None:

@@ -1,0 +1,111 @@
+"""Journeys 3 and 4 over the real WhatsApp webhook (signed Meta payloads, fake Graph API): the customer
+is identified by phone, problems and calls become tickets, media gets a polite answer."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from typing import Any
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from tests.support.stack import WHATSAPP_SECRET, Stack
+
+from .test_journeys import db, ticket_for
+
+pytestmark = pytest.mark.integration
+
+
+def post(stack: Stack, value: dict[str, Any], field: str = "messages") -> None:
+    doc = {"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [{"field": field, "value": {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "551140040000", "phone_number_id": stack.env["WHATSAPP_PHONE_NUMBER_ID"]},
+        **value}}]}]}
+    body = json.dumps(doc).encode()
+    sig = "sha256=" + hmac.new(WHATSAPP_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    resp = requests.post(f"{stack.rasa_url}/webhooks/whatsapp/webhook", data=body, timeout=60,
+                         headers={"Content-Type": "application/json", "X-Hub-Signature-256": sig})
+    assert resp.status_code == 200, resp.text
+
+
+def message(stack: Stack, wa_id: str, payload: dict[str, Any]) -> None:
+    post(stack, {"contacts": [{"profile": {"name": "Cliente"}, "wa_id": wa_id}],
+                 "messages": [{"from": wa_id, "id": f"wamid.{uuid.uuid4().hex}", "timestamp": str(int(time.time())),
+                               **payload}]})
+
+
+def texts_to(stack: Stack, to: str) -> list[str]:
+    out = []
+    for rec in stack.graph.sent():
+        body = rec.body
+        if body.get("to") != to:
+            continue
+        if body.get("type") == "text":
+            out.append(body["text"]["body"])
+        elif body.get("type") == "interactive":
+            out.append(body["interactive"]["body"]["text"])
+    return out
+
+
+def wait_texts(stack: Stack, to: str, n: int, timeout: float = 60.0) -> list[str]:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        got = texts_to(stack, to)
+        if len(got) >= n:
+            return got
+        time.sleep(0.2)
+    return texts_to(stack, to)
+
+
+def customer_with_phone(stack: Stack) -> tuple[Any, str]:
+    from helpdesk.models import Contact, Customer
+
+    with db(stack) as s:
+        contact = s.scalar(select(Contact).where(Contact.kind == "phone").order_by(Contact.id).limit(1))
+        return s.get(Customer, contact.customer_id), contact.value
+
+
+def test_customer_identified_by_phone_and_problem_becomes_a_ticket(stack: Stack) -> None:
+    customer, phone = customer_with_phone(stack)
+    message(stack, phone, {"type": "text", "text": {"body": "oi"}})
+    first = customer.responsible_name.split()[0]
+    assert wait_texts(stack, phone, 1)[0] == f"Olá, {first}! Como posso ajudar hoje?"
+    message(stack, phone, {"type": "text", "text": {"body": "o sistema caiu, erro 0x80004005 ao abrir"}})
+    deadline = time.time() + 60
+    ticket = None
+    while time.time() < deadline and ticket is None:
+        texts = texts_to(stack, phone)
+        if any("Isso resolveu?" in t for t in texts):
+            message(stack, phone, {"type": "text", "text": {"body": "nao resolveu"}})
+            wait_texts(stack, phone, len(texts) + 1)
+            message(stack, phone, {"type": "text", "text": {"body": "sim"}})
+        if any("módulo" in t for t in texts_to(stack, phone)[-1:]):
+            message(stack, phone, {"type": "text", "text": {"body": "não sei"}})
+        time.sleep(1)
+        ticket = ticket_for(stack, phone)
+    assert ticket is not None
+    assert (ticket.customer_id, ticket.channel, ticket.type) == (customer.id, "whatsapp", "erro")
+    assert any(f"#{ticket.id}" in t for t in wait_texts(stack, phone, 3))
+
+
+def test_missed_call_opens_a_phone_ticket_and_tells_the_number(stack: Stack) -> None:
+    phone = "5531988887777"
+    post(stack, {"contacts": [{"profile": {"name": "C"}, "wa_id": phone}], "calls": [{
+        "id": "wacid.X1", "from": phone, "to": "551140040000", "event": "terminate", "timestamp": "1",
+        "direction": "USER_INITIATED", "status": "FAILED"}]}, field="calls")
+    texts = wait_texts(stack, phone, 1)
+    ticket = ticket_for(stack, phone)
+    assert ticket is not None and ticket.channel == "phone"
+    assert f"Abrimos o chamado #{ticket.id}" in " ".join(texts)
+
+
+def test_audio_gets_a_polite_answer(stack: Stack) -> None:
+    phone = "5531977776666"
+    message(stack, phone, {"type": "audio", "audio": {"id": "media-1", "mime_type": "audio/ogg"}})
+    texts = wait_texts(stack, phone, 1)
+    assert texts and "só consigo ler mensagens de texto" in texts[-1]
+    assert ticket_for(stack, phone) is None
