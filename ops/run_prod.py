@@ -36,6 +36,7 @@ class ProdConfig:
     demo_data: bool = True
     env: dict[str, str] = field(default_factory=dict)
     quiet: bool = False
+    model: Path | None = None        # a trained model to serve instead of training the current data
 
 
 class Topology:
@@ -106,7 +107,9 @@ class Topology:
         subprocess.run([str(BOT_PYTHON), "-m", "ops.prod_bot_setup"], cwd=ROOT, check=True,
                        env=dict(os.environ, **self.env), stdout=subprocess.DEVNULL if self.cfg.quiet else None)
         self._say("==> Assistant model (trained when the training data changed)")
-        model = train_if_changed(quiet=cfg.quiet)
+        model = cfg.model.resolve() if cfg.model else train_if_changed(quiet=cfg.quiet)
+        if not model.exists():
+            raise FileNotFoundError(f"model {model} not found")
         endpoints_file = endpoints.write(self.workdir / "endpoints.yml", database_url=self.database_url,
                                          action_url=self.env["ACTION_SERVER_URL"], redis_url=self.redis.url)
         token = self.env.get("RASA_TOKEN") or os.environ.get("RASA_TOKEN")

@@ -133,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=8)
     parser.add_argument("--workdir", type=Path, default=VAR / "bench-load")
     parser.add_argument("--keep", action="store_true", help="keep the database of the previous run")
+    parser.add_argument("--model", type=Path, help="serve this model (default: train the current data if needed)")
     args = parser.parse_args(argv)
     if args.duration <= 0 or args.web < 0 or args.whatsapp < 0 or args.web + args.whatsapp == 0:
         parser.error("need a positive --duration and at least one client")
@@ -146,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
            "WHATSAPP_APP_SECRET": SECRET, "WHATSAPP_VERIFY_TOKEN": VERIFY, "WHATSAPP_ACCESS_TOKEN": TOKEN,
            "WHATSAPP_PHONE_NUMBER_ID": PHONE_ID, "WHATSAPP_GRAPH_URL": graph.base_url, "OPENAI_API_KEY": ""}
     topo = Topology(ProdConfig(replicas=args.replicas, proxy_port=procs.free_port(), console_port=procs.free_port(),
-                               workdir=args.workdir, own_services=True, console=False, env=env, quiet=True))
+                               workdir=args.workdir, own_services=True, console=False, env=env, quiet=True, model=args.model))
     try:
         t0 = time.monotonic()
         print(f"Starting the topology: {args.replicas} Rasa replica(s), own PostgreSQL and Redis...", flush=True)
