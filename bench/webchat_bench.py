@@ -3,7 +3,8 @@
     .venv/bin/python bench/webchat_bench.py [--visitors 50] [--messages 6] [--model PATH]
 
 Starts one Rasa server (bot env) with both channels and the connector's default limits, then
-runs alternating rounds: N visitors connected at once over socket.io (websocket transport),
+runs alternating rounds: N visitors connected at once over socket.io (websocket transport,
+spread over a few client processes),
 each sending messages on a rule path and waiting for the reply (one message every ~1.2 s, as a
 person types, which stays under the per-session rate limit); then N REST senders doing the same.
 Prints p50/p95/max latency message → first bot reply per channel and their p95 ratio, and the
@@ -15,11 +16,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gzip
+import os
 import random
 import statistics
 import sys
 import time
 import uuid
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import List
 
@@ -82,26 +85,41 @@ async def rest_visitor(url: str, messages: int, session: aiohttp.ClientSession,
         await asyncio.sleep(max(0.0, PACE_SECONDS - elapsed))
 
 
-async def socket_round(url: str, visitors: int, messages: int) -> List[float]:
+async def socket_worker(url: str, visitors: int, messages: int, start_at: float) -> List[float]:
     out: List[float] = []
     start = asyncio.Event()
     tasks = [asyncio.create_task(socket_visitor(url, messages, start, out)) for _ in range(visitors)]
-    await asyncio.sleep(2.0)  # all visitors connected at once before anyone speaks
+    await asyncio.sleep(max(0.0, start_at - time.time()))  # everyone connected before anyone speaks
     start.set()
     await asyncio.gather(*tasks)
     return out
 
 
-async def rest_round(url: str, visitors: int, messages: int) -> List[float]:
+async def rest_worker(url: str, visitors: int, messages: int, start_at: float) -> List[float]:
     out: List[float] = []
     start = asyncio.Event()
     connector = aiohttp.TCPConnector(limit=visitors)
     async with aiohttp.ClientSession(connector=connector) as session:
         tasks = [asyncio.create_task(rest_visitor(url, messages, session, start, out))
                  for _ in range(visitors)]
+        await asyncio.sleep(max(0.0, start_at - time.time()))
         start.set()
         await asyncio.gather(*tasks)
     return out
+
+
+def run_worker(channel: str, url: str, visitors: int, messages: int, start_at: float) -> List[float]:
+    worker = socket_worker if channel == "socket" else rest_worker
+    return asyncio.run(worker(url, visitors, messages, start_at))
+
+
+def run_round(pool: ProcessPoolExecutor, processes: int, channel: str, url: str,
+              visitors: int, messages: int) -> List[float]:
+    """``visitors`` spread over ``processes`` client processes (real visitors are many machines)."""
+    start_at = time.time() + 3.0
+    shares = [visitors // processes + (1 if i < visitors % processes else 0) for i in range(processes)]
+    futures = [pool.submit(run_worker, channel, url, n, messages, start_at) for n in shares if n]
+    return [value for future in futures for value in future.result()]
 
 
 def describe(name: str, values: List[float]) -> str:
@@ -121,22 +139,26 @@ def widget_sizes() -> None:
               f"{len(gzip.compress(data, 9)) / 1024:6.1f} KB gzipped")
 
 
-async def main_async(args: argparse.Namespace) -> None:
+def run_bench(args: argparse.Namespace) -> None:
     model = Path(args.model) if args.model else fixture_model()
-    with RasaServer(model, website={"allowed_origins": []}) as rasa:
+    with ProcessPoolExecutor(max_workers=args.processes) as pool, \
+            RasaServer(model, website={"allowed_origins": []}) as rasa:
         print(f"Rasa {rasa.url}, model {model.name}, {args.visitors} visitors x "
-              f"{args.messages} messages per round, {args.rounds} rounds per channel")
-        await rest_round(rasa.url, 5, 2)  # warm-up
-        await socket_round(rasa.url, 5, 2)
+              f"{args.messages} messages per round over {args.processes} client processes, "
+              f"{args.rounds} rounds per channel")
+        run_round(pool, args.processes, "rest", rasa.url, 5, 2)  # warm-up
+        run_round(pool, args.processes, "socket", rasa.url, 5, 2)
         sock: List[float] = []
         rest: List[float] = []
         for _ in range(args.rounds):
-            sock += await socket_round(rasa.url, args.visitors, args.messages)
-            rest += await rest_round(rasa.url, args.visitors, args.messages)
+            sock += run_round(pool, args.processes, "socket", rasa.url, args.visitors, args.messages)
+            rest += run_round(pool, args.processes, "rest", rasa.url, args.visitors, args.messages)
         print(describe("socket.io", sock))
         print(describe("REST", rest))
         ratio = percentile(sock, 95) / percentile(rest, 95)
         print(f"p95 ratio socket.io / REST = {ratio:.2f} (goal <= 1.20)")
+        print("load average (1, 5, 15 min): %.1f %.1f %.1f on %d CPUs"
+              % (*os.getloadavg(), os.cpu_count() or 0))
 
 
 def main() -> None:
@@ -144,10 +166,11 @@ def main() -> None:
     parser.add_argument("--visitors", type=int, default=50)
     parser.add_argument("--messages", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--processes", type=int, default=5, help="client processes per round")
     parser.add_argument("--model", help="trained Rasa model (default: the connector fixture model)")
     args = parser.parse_args()
     widget_sizes()
-    asyncio.run(main_async(args))
+    run_bench(args)
 
 
 if __name__ == "__main__":

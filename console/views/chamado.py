@@ -16,7 +16,7 @@ from helpdesk.cnpj import format_cnpj
 from helpdesk.db import session_scope
 from helpdesk.errors import DomainError
 from helpdesk.models import PRIORITIES, TICKET_TYPES
-from helpdesk.services import catalog, handoff, technicians, tickets, transcripts
+from helpdesk.services import catalog, customers, handoff, technicians, tickets, transcripts
 from helpdesk.services.rasa_client import RasaClient
 
 
@@ -46,8 +46,6 @@ class View:
 
 
 def load(ticket_id: int) -> View:
-    from helpdesk.services import customers
-
     with session_scope() as s:
         t = tickets.get(s, ticket_id)
         cust = customers.get(s, t.customer_id) if t.customer_id else None

@@ -11,7 +11,6 @@ import streamlit as st
 from console import ui
 from console.auth import User
 from helpdesk.db import session_scope
-from helpdesk.errors import DomainError
 from helpdesk.models import CHANNELS, TICKET_TYPES
 from helpdesk.services import catalog, customers, metrics, technicians, tickets
 

@@ -403,3 +403,13 @@ def test_users_page_creates_users_and_resets_passwords(ids: dataset.Ids) -> None
     at.button(key="p_save").click().run()
     assert messages(at, "success") == ["Senha redefinida."]
     assert not messages(login("tiago@teste.dev", "nova-senha-tiago", new_app().run()), "error")
+
+
+def test_assume_from_the_ticket_screen(ids: dataset.Ids) -> None:
+    tid = ids.tickets["t7"]
+    at = goto(login("tiago@teste.dev", dataset.PASSWORD), "chamado", id=tid)
+    assert "Técnico: —" in texts(at)[0]
+    at.button(key="t_assume").click().run()
+    assert messages(at, "success") == [f"Você assumiu o chamado #{tid}."]
+    assert "Técnico: Tiago Técnico" in texts(at)[0]
+    assert _ticket(tid).technician_id == ids.tiago
