@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     with session_scope(url) as s:
         n = s.execute(text("SELECT count(*) FROM tickets")).scalar()
         print(f"\nPostgreSQL, {n:,} tickets; median and max of {args.repeat} runs (limit {LIMIT_S:.1f} s per report)\n")
-        print(f"{"report":46} {'period':>9} {'median s':>9} {'max s':>7}")
+        print(f"{'report':46} {'period':>9} {'median s':>9} {'max s':>7}")
         charts.per_day([(date.today(), 1)])  # warm plotly's imports once
         for name, fn in reports:
             for label, period in periods.items():
