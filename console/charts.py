@@ -14,6 +14,7 @@ def per_day(rows: list[tuple[date, int]]) -> go.Figure:
     fig = go.Figure(go.Bar(x=[d for d, _ in rows], y=[c for _, c in rows], name="chamados",
                            hovertemplate="%{x|%d/%m/%Y}: %{y} chamados<extra></extra>"))
     fig.update_layout(title="Chamados por dia", xaxis_title="dia", yaxis_title="chamados", **_LAYOUT)
+    fig.update_xaxes(tickformat="%d/%m")  # numeric dates: no English month names
     return fig
 
 
