@@ -76,7 +76,7 @@ def answer(question: str, products: list[str] | None = None, *, index_dir: str |
         return not_found(mode)
     runtime = get_runtime(settings.index_dir)
     index, hits = runtime.retrieve(question, products, settings)
-    if index is None or not hits or not evidence(index, question, hits).strong:
+    if index is None or not hits or not evidence(index, question, hits).strong(settings.llm_enabled):
         return not_found(mode)
     if settings.llm_enabled:
         try:
