@@ -111,7 +111,7 @@ def rasa_server(port: int, model: Path, endpoints: Path, *, credentials: Path = 
 def console(port: int, *, env: dict[str, str] | None = None, log: Path | None = None) -> Proc:
     return Proc("console", [str(APP_VENV / "bin" / "streamlit"), "run", "console/app.py",
                             "--server.port", str(port), "--server.headless", "true",
-                            "--browser.gatherUsageStats", "false"],
+                            "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal"],
                 f"http://127.0.0.1:{port}/_stcore/health", env or {}, log)
 
 
