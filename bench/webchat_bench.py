@@ -7,7 +7,8 @@ runs alternating rounds: N visitors connected at once over socket.io (websocket 
 spread over a few client processes),
 each sending messages on a rule path and waiting for the reply (one message every ~1.2 s, as a
 person types, which stays under the per-session rate limit); then N REST senders doing the same.
-Prints p50/p95/max latency message → first bot reply per channel and their p95 ratio, and the
+With --mode together both channels' visitors run at the same moment (50 + 50), so load from
+other programs on a shared machine hits both alike. Prints p50/p95/max latency message → first bot reply per channel and their p95 ratio, and the
 widget script's size (with and without socket.io-client), gzipped.
 """
 
@@ -108,18 +109,45 @@ async def rest_worker(url: str, visitors: int, messages: int, start_at: float) -
     return out
 
 
+CLIENT_CPU_KEY = -1.0  # marker: the value after it is the worker's own CPU seconds
+
+
 def run_worker(channel: str, url: str, visitors: int, messages: int, start_at: float) -> List[float]:
     worker = socket_worker if channel == "socket" else rest_worker
-    return asyncio.run(worker(url, visitors, messages, start_at))
+    started = time.process_time()
+    latencies = asyncio.run(worker(url, visitors, messages, start_at))
+    return latencies + [CLIENT_CPU_KEY, time.process_time() - started]
+
+
+def submit_round(pool: ProcessPoolExecutor, processes: int, channel: str, url: str,
+                 visitors: int, messages: int, start_at: float) -> list:
+    """``visitors`` spread over ``processes`` client processes (real visitors are many machines)."""
+    shares = [visitors // processes + (1 if i < visitors % processes else 0) for i in range(processes)]
+    return [pool.submit(run_worker, channel, url, n, messages, start_at) for n in shares if n]
+
+
+CLIENT_CPU: dict = {"socket": 0.0, "rest": 0.0}
+
+
+def collect(futures: list, channel: str) -> List[float]:
+    values: List[float] = []
+    for future in futures:
+        result = future.result()
+        values += result[:-2]
+        CLIENT_CPU[channel] += result[-1]
+    return values
 
 
 def run_round(pool: ProcessPoolExecutor, processes: int, channel: str, url: str,
               visitors: int, messages: int) -> List[float]:
-    """``visitors`` spread over ``processes`` client processes (real visitors are many machines)."""
     start_at = time.time() + 3.0
-    shares = [visitors // processes + (1 if i < visitors % processes else 0) for i in range(processes)]
-    futures = [pool.submit(run_worker, channel, url, n, messages, start_at) for n in shares if n]
-    return [value for future in futures for value in future.result()]
+    return collect(submit_round(pool, processes, channel, url, visitors, messages, start_at), channel)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def describe(name: str, values: List[float]) -> str:
@@ -141,22 +169,45 @@ def widget_sizes() -> None:
 
 def run_bench(args: argparse.Namespace) -> None:
     model = Path(args.model) if args.model else fixture_model()
-    with ProcessPoolExecutor(max_workers=args.processes) as pool, \
+    with ProcessPoolExecutor(max_workers=2 * args.processes) as pool, \
             RasaServer(model, website={"allowed_origins": []}) as rasa:
         print(f"Rasa {rasa.url}, model {model.name}, {args.visitors} visitors x "
               f"{args.messages} messages per round over {args.processes} client processes, "
-              f"{args.rounds} rounds per channel")
+              f"{args.rounds} rounds per channel, mode {args.mode}")
         run_round(pool, args.processes, "rest", rasa.url, 5, 2)  # warm-up
         run_round(pool, args.processes, "socket", rasa.url, 5, 2)
+        CLIENT_CPU.update(socket=0.0, rest=0.0)
         sock: List[float] = []
         rest: List[float] = []
+        cpu = {"socket": 0.0, "rest": 0.0}
         for _ in range(args.rounds):
+            if args.mode == "together":
+                # both channels at the same moment: load from other programs hits both alike
+                start_at = time.time() + 3.0
+                s_f = submit_round(pool, args.processes, "socket", rasa.url, args.visitors,
+                                   args.messages, start_at)
+                r_f = submit_round(pool, args.processes, "rest", rasa.url, args.visitors,
+                                   args.messages, start_at)
+                sock += collect(s_f, "socket")
+                rest += collect(r_f, "rest")
+                continue
+            before = cpu_seconds(rasa.proc.pid)
             sock += run_round(pool, args.processes, "socket", rasa.url, args.visitors, args.messages)
+            middle = cpu_seconds(rasa.proc.pid)
             rest += run_round(pool, args.processes, "rest", rasa.url, args.visitors, args.messages)
+            cpu["socket"] += middle - before
+            cpu["rest"] += cpu_seconds(rasa.proc.pid) - middle
         print(describe("socket.io", sock))
         print(describe("REST", rest))
         ratio = percentile(sock, 95) / percentile(rest, 95)
         print(f"p95 ratio socket.io / REST = {ratio:.2f} (goal <= 1.20)")
+        if args.mode == "alternate":
+            # CPU the Rasa server spent per message (connects, pings included): independent of
+            # what else runs on the machine, unlike latency.
+            print("Rasa server CPU per message: socket.io %.1f ms, REST %.1f ms"
+                  % (1000 * cpu["socket"] / len(sock), 1000 * cpu["rest"] / len(rest)))
+        print("benchmark client CPU per message: socket.io %.1f ms, REST %.1f ms"
+              % (1000 * CLIENT_CPU["socket"] / len(sock), 1000 * CLIENT_CPU["rest"] / len(rest)))
         print("load average (1, 5, 15 min): %.1f %.1f %.1f on %d CPUs"
               % (*os.getloadavg(), os.cpu_count() or 0))
 
@@ -166,6 +217,8 @@ def main() -> None:
     parser.add_argument("--visitors", type=int, default=50)
     parser.add_argument("--messages", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--mode", choices=["alternate", "together"], default="alternate",
+                        help="alternate: socket.io round then REST round; together: both at once")
     parser.add_argument("--processes", type=int, default=5, help="client processes per round")
     parser.add_argument("--model", help="trained Rasa model (default: the connector fixture model)")
     args = parser.parse_args()
