@@ -61,6 +61,10 @@ class Embedder:
                 self._query_cache.popitem(last=False)
         return vec
 
+    def clear_query_cache(self) -> None:
+        with self._lock:
+            self._query_cache.clear()
+
     def encode_batches(self, texts: list[str], block: int = 2048) -> Iterable[np.ndarray]:
         for start in range(0, len(texts), block):
             yield self.encode(texts[start:start + block])

@@ -46,6 +46,8 @@ def evaluate(idx: LoadedIndex, embedder: Embedder | None, questions: Sequence[Qu
              fusion: Fusion = DEFAULT_FUSION, use_product: bool = False) -> dict[str, float]:
     r1 = r5 = mrr = 0.0
     lat: list[float] = []
+    if embedder is not None:
+        embedder.clear_query_cache()  # latency includes embedding every question
     for q in questions:
         t0 = time.perf_counter()
         hits = search(idx, embedder, q.question, [q.product] if use_product and q.product else None, k=10,
