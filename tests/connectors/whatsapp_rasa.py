@@ -62,9 +62,10 @@ def tiny_model() -> Path:
 class RasaServer:
     def __init__(self, workdir: Path, graph_url: str, db_path: Path, app_secret: Optional[str] = "app-secret",
                  verify_token: str = "verify-me", access_token: str = "test-token",
-                 phone_number_id: str = "1122334455667", extra_env: Optional[Dict[str, str]] = None) -> None:
+                 phone_number_id: str = "1122334455667", extra_env: Optional[Dict[str, str]] = None,
+                 port: Optional[int] = None) -> None:
         self.workdir = workdir
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.webhook = f"{self.url}/webhooks/whatsapp/webhook"
         self.app_secret = app_secret or ""

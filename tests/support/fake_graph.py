@@ -15,7 +15,12 @@ Run standalone: ``python tests/support/fake_graph.py --port 0`` prints ``FAKE_GR
 from __future__ import annotations
 
 import argparse
+import hashlib
+import hmac
 import json
+import queue
+import urllib.error
+import urllib.request
 import re
 import threading
 import time
@@ -244,6 +249,39 @@ class FakeGraph:
         self.server = Server((host, port), Handler)
         self.server.daemon_threads = True
         self._thread: Optional[threading.Thread] = None
+        self._echo: Optional[Tuple[str, str]] = None
+        self._echo_retry_for_s = 300.0
+        self._echo_queue: "queue.Queue[Dict[str, Any]]" = queue.Queue()
+
+    def echo_statuses(self, webhook_url: str, app_secret: str, retry_for_s: float = 300.0) -> None:
+        """Like Meta: after each accepted send, POST a signed "sent" status (echoing
+        biz_opaque_callback_data) to the webhook, retrying while it is down."""
+        self._echo = (webhook_url, app_secret)
+        self._echo_retry_for_s = retry_for_s
+        threading.Thread(target=self._echo_loop, daemon=True).start()
+
+    def _echo_loop(self) -> None:
+        while True:
+            status = self._echo_queue.get()
+            assert self._echo is not None
+            url, secret = self._echo
+            doc = {"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [{
+                "field": "messages", "value": {"messaging_product": "whatsapp", "metadata": {
+                    "display_phone_number": "551140040000", "phone_number_id": self.phone_number_id},
+                    "statuses": [status]}}]}]}
+            body = json.dumps(doc).encode()
+            sig = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+            deadline = time.time() + self._echo_retry_for_s
+            while time.time() < deadline:
+                req = urllib.request.Request(url, data=body, method="POST", headers={
+                    "Content-Type": "application/json", "X-Hub-Signature-256": sig})
+                try:
+                    with urllib.request.urlopen(req, timeout=10) as r:
+                        if r.status == 200:
+                            break
+                except (urllib.error.URLError, OSError):
+                    pass
+                time.sleep(0.5)
 
     @property
     def base_url(self) -> str:
@@ -307,6 +345,12 @@ class FakeGraph:
                 to = body.get("to")
                 status, payload = 200, {"messaging_product": "whatsapp",
                                         "contacts": [{"input": to, "wa_id": to}], "messages": [{"id": wamid}]}
+                if self._echo is not None:
+                    st: Dict[str, Any] = {"id": wamid, "status": "sent", "timestamp": str(int(time.time())),
+                                          "recipient_id": to}
+                    if body.get("biz_opaque_callback_data"):
+                        st["biz_opaque_callback_data"] = body["biz_opaque_callback_data"]
+                    self._echo_queue.put(st)
         self._record(path, body, status, violations, wamid)
         return status, payload
 
