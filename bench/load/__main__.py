@@ -77,6 +77,7 @@ async def drive(topo: Topology, graph: FakeGraph, args: argparse.Namespace) -> t
     tasks += [asyncio.create_task(whatsapp_customer(i, spec, results, random.Random(rng.random()), replies_for))
               for i in range(args.whatsapp)]
     faults: list[tuple[str, float]] = []
+    took: dict[str, float] = {}
     if args.faults:
         plan = [(0.25, "kill one Rasa server (SIGKILL)", lambda: topo.kill_rasa(0)),
                 (0.50, "restart the action server", topo.restart_actions),
@@ -89,8 +90,10 @@ async def drive(topo: Topology, graph: FakeGraph, args: argparse.Namespace) -> t
             faults.append((name, at))
             print(f"  fault at {at - start:5.1f}s: {name}", flush=True)
             await asyncio.get_running_loop().run_in_executor(None, action)
-            print(f"    done in {time.monotonic() - at:.1f}s", flush=True)
+            took[name] = round(time.monotonic() - at, 1)
+            print(f"    done in {took[name]}s", flush=True)
     await asyncio.gather(*tasks)
+    results.fault_durations = took
     return results, faults, start, time.monotonic()
 
 
@@ -119,6 +122,8 @@ def summarize(results: Results, faults: list[tuple[str, float]], start: float, e
     out["error_kinds"] = errs
     if faults:
         out["faults"] = fault_costs(turns, faults, end)
+        for f in out["faults"]:
+            f["action_s"] = results.fault_durations.get(str(f["fault"]))
     return out
 
 
@@ -186,8 +191,8 @@ def print_summary(s: dict) -> None:
     for kind, n in s["error_kinds"].items():
         print(f"  error: {kind} x{n}")
     for f in s.get("faults", []):
-        print(f"  fault '{f['fault']}': {f['failed']}/{f['turns']} turns failed {f['errors']}, "
-              f"recovered in {f['recovery_s']} s")
+        print(f"  fault '{f['fault']}' (took {f['action_s']} s): {f['failed']}/{f['turns']} turns failed "
+              f"{f['errors']}; first good answer {f['recovery_s']} s after the fault")
     d = s["database_check"]
     print(f"database check: {d['conversations']} conversations, {d['turns_found']}/{d['turns_expected']} turns stored; "
           f"lost {len(d['lost'])}, duplicated {len(d['duplicated'])}, out of order {len(d['out_of_order'])} "

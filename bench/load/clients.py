@@ -61,6 +61,7 @@ class Conversation:
 class Results:
     turns: list[Turn] = field(default_factory=list)
     conversations: list[Conversation] = field(default_factory=list)
+    fault_durations: dict[str, float] = field(default_factory=dict)  # seconds each fault action took
 
 
 @dataclass
