@@ -256,3 +256,20 @@ def test_sources_written_in_the_text_are_shown_once(chat: ChatPage) -> None:
     text = bubbles.first.inner_text()
     assert text.count("Manual do PDV") == 1 and "Fontes:" not in text
     assert bubbles.first.locator(".sources a").get_attribute("href") == "https://docs.example.com/pdv"
+
+
+def test_small_screens_get_a_full_screen_chat(stack: Stack, browser: Any) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 760}, is_mobile=True)
+    try:
+        chat = ChatPage(context.new_page(), stack)
+        chat.goto()
+        chat.open()
+        box = chat.dialog.bounding_box()
+        assert box is not None and box["width"] == 390 and box["height"] == 760
+        chat.accept_consent()
+        chat.wait_bot(GREETING)
+        chat.screenshot("widget-mobile")
+        chat.dialog.locator(".close").click()
+        chat.dialog.wait_for(state="hidden")
+    finally:
+        context.close()

@@ -7,7 +7,7 @@ import { ChatStore } from "./storage.js";
 
 const MAX_CHARS = 2000;
 const HUMAN_PAYLOAD = "/request_human";
-const TYPING_TIMEOUT_MS = 25000;
+const TYPING_TIMEOUT_MS = 15000;
 
 const T = {
   title: "Atendimento",
