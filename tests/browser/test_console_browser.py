@@ -145,7 +145,7 @@ def test_reply_reaches_the_website_customer(tmp_path: Path, browser_page: Any, a
         console, console_url = _start_console(tmp_path, stack.env)
         page = browser_page
         _login(page, console_url, "mariana@atende.demo", demo.DEMO_PASSWORD)
-        page.get_by_role("radio", name="Chamado").check(force=True)
+        page.get_by_test_id("stSidebar").get_by_text("Chamado", exact=True).click()
         field = page.get_by_label("Número do chamado")
         field.fill(str(tid))
         field.press("Enter")
