@@ -74,8 +74,9 @@ def _reply(page: Any, text: str) -> None:
 
 
 def test_reply_leaves_the_console_for_rasa(tmp_path: Path, browser_page: Any) -> None:
-    # TODO(lead): the real Rasa variant below covers the whole path; this stand-in records the
-    # console's HTTP call for machines where the model cannot be trained.
+    # Stand-in for Rasa (a real loopback HTTP server recording the call): the console half only.
+    # TODO(lead): the real-Rasa variant below covers the whole path; it needs tests/support/stack.py
+    # to stop setting WEBCHAT_ALLOWED_ORIGINS="*" (the website connector refuses "*"; "" = localhost).
     db = tmp_path / "atende.db"
     url = f"sqlite:///{db}"
     upgrade(url)
