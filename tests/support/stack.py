@@ -72,7 +72,7 @@ def start_stack(workdir: Path, *, extra_env: dict[str, str] | None = None) -> St
         "RASA_URL": f"http://127.0.0.1:{rasa_port}",
         "RASA_TOKEN": RASA_TOKEN,
         "WEBCHAT_JWT_SECRET": WEBCHAT_SECRET,
-        "WEBCHAT_ALLOWED_ORIGINS": "*",
+        "WEBCHAT_ALLOWED_ORIGINS": "",  # localhost origins, any port
         "WHATSAPP_APP_SECRET": WHATSAPP_SECRET,
         "WHATSAPP_VERIFY_TOKEN": WHATSAPP_VERIFY,
         "WHATSAPP_ACCESS_TOKEN": WHATSAPP_TOKEN,
@@ -81,17 +81,22 @@ def start_stack(workdir: Path, *, extra_env: dict[str, str] | None = None) -> St
         "OPENAI_API_KEY": "",
     }
     env.update(extra_env or {})
+    started: list[procs.Proc] = []
     try:
         prepare_data(workdir, database_url, env)
         model = train_if_changed(quiet=True)
         endpoints_file = endpoints.write(workdir / "endpoints.yml", database_url=database_url,
                                          action_url=f"http://127.0.0.1:{action_port}/webhook", redis_url="")
-        actions = procs.action_server(action_port, env=env, log=workdir / "actions.log").start()
+        actions = procs.action_server(action_port, env=env, log=workdir / "actions.log")
+        started.append(actions.start())
         rasa = procs.rasa_server(rasa_port, model, endpoints_file, auth_token=RASA_TOKEN, env=env,
-                                 log=workdir / "rasa.log").start()
+                                 log=workdir / "rasa.log")
+        started.append(rasa.start())
         actions.wait_ready(120)
         rasa.wait_ready(240)
     except BaseException:
+        for proc in started:
+            proc.stop()
         graph.stop()
         raise
     return Stack(workdir, database_url, f"http://127.0.0.1:{rasa_port}",
