@@ -28,6 +28,7 @@ MSG_EMPTY = "Não consegui ler sua mensagem. Tente escrever de novo."
 
 DEV_ORIGIN_HOSTS = ("localhost", "127.0.0.1", "::1")
 SESSION_ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+RATE_NOTICE_INTERVAL_S = 10.0  # at most one "too fast" notice per session in this window
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _LEADING_SLASHES = re.compile(r"^[\s/\\]+")
 
@@ -198,7 +199,7 @@ class SessionState:
     recent_client_ids: "OrderedDict[str, None]" = field(default_factory=OrderedDict)
     sent: Deque[Dict[str, Any]] = field(default_factory=deque)
     seq: int = 0
-    rate_notice_sent: bool = False
+    rate_notice_at: float = float("-inf")  # monotonic time of the last rate-limit notice
 
     def remember_client_id(self, client_id: str) -> bool:
         """Record a client message id; False when it was already seen (a resend)."""

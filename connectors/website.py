@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
@@ -32,6 +33,7 @@ from connectors.webchat_rules import (
     MSG_EMPTY,
     MSG_RATE,
     MSG_TOO_LONG,
+    RATE_NOTICE_INTERVAL_S,
     SessionStore,
     WebsiteSettings,
     neutralise_typed_text,
@@ -252,11 +254,11 @@ class WebsiteInput(SocketIOInput):
             return
         if not state.bucket.take():
             await self._ack(sid, client_id, "refused", "rate")
-            if not state.rate_notice_sent:
-                state.rate_notice_sent = True
+            now = time.monotonic()
+            if now - state.rate_notice_at >= RATE_NOTICE_INTERVAL_S:
+                state.rate_notice_at = now
                 await output.send_notice(session_id, MSG_RATE)
             return
-        state.rate_notice_sent = False
 
         text = data.get("message")
         if not isinstance(text, str):
