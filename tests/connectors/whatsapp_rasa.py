@@ -79,6 +79,7 @@ class RasaServer:
         self.env = {
             **os.environ,
             "PYTHONPATH": str(REPO),
+            "RASA_TELEMETRY_ENABLED": "false",
             "DATABASE_URL": f"sqlite:///{db_path}",
             "WHATSAPP_APP_SECRET": self.app_secret,
             "WHATSAPP_VERIFY_TOKEN": verify_token,
