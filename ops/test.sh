@@ -16,7 +16,7 @@ echo "==> rasa data validate"
 
 if [ -d tests/connectors ]; then
   echo "==> Bot env tests (connectors)"
-  .venv-bot/bin/pytest -q -p no:cacheprovider tests/connectors -o testpaths=tests/connectors
+  .venv-bot/bin/pytest -q -ra -p no:cacheprovider --confcutdir tests/connectors tests/connectors
   rc=$?; [ $rc -eq 0 ] || [ $rc -eq 5 ] || status=1
 fi
 
