@@ -131,34 +131,3 @@ class ActionRecordRating(Action):
             dispatcher.utter_message(response="utter_rating_skipped")
         return [SlotSet("rating", None)]
 
-
-class ActionSessionStart(Action):
-    """A new session keeps the slots and, if a ticket is still active, the hand-off.
-
-    Tickets stay open longer than a Rasa session, so a customer writing the next day still reaches
-    the technician instead of the bot.
-    """
-
-    def name(self) -> Text:
-        return "action_session_start"
-
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  domain: dict[Text, Any]) -> list[EventType]:
-        from rasa_sdk.events import ActionExecuted, SessionStarted
-
-        from helpdesk.db import session_scope
-        from helpdesk.services import tickets
-
-        events: list[EventType] = [SessionStarted()]
-        for name, value in tracker.slots.items():
-            if value is not None and name not in ("awaiting", "requested_slot", "session_started_metadata"):
-                events.append(SlotSet(name, value))
-        try:
-            with session_scope() as s:
-                active = tickets.active_for_conversation(s, tracker.sender_id)
-                if active is not None:
-                    events += [SlotSet("active_ticket", str(active.id)), ActiveLoop(LOOP)]
-        except Exception:  # noqa: BLE001 - a session must start even if the database is down
-            logger.exception("could not check the active ticket of %s", tracker.sender_id)
-        events.append(ActionExecuted("action_listen"))
-        return events

@@ -144,17 +144,3 @@ def test_fallback_explains_emoji_and_empty(db: Demo) -> None:
     assert responses(run_action(ActionFallback(), make_tracker("🙃🙃", "nonsense"))[0]) == ["utter_emoji_only"]
     assert responses(run_action(ActionFallback(), make_tracker("", "nlu_fallback"))[0]) == ["utter_empty_message"]
 
-
-def test_new_session_keeps_slots_and_an_active_hand_off(db: Demo) -> None:
-    from actions.handoff import ActionSessionStart
-
-    number = open_ticket("conv-session")
-    tracker = make_tracker("oi", "greet", sender="conv-session",
-                           slots={"customer_id": "7", "awaiting": "resolved_check", "customer_name": None})
-    _, events = run_action(ActionSessionStart(), tracker)
-    kinds = [e["event"] for e in events]
-    assert kinds[0] == "session_started" and kinds[-1] == "action"
-    assert slots_of(events) == {"customer_id": "7", "active_ticket": str(number)}
-    assert loop_events(events) == ["action_handoff"]
-    _, events = run_action(ActionSessionStart(), make_tracker("oi", "greet", sender="conv-no-ticket"))
-    assert loop_events(events) == []
