@@ -9,7 +9,7 @@ import os
 import secrets
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -64,6 +64,7 @@ class LoadedIndex:
     bm25: bm25s.BM25
     products: np.ndarray  # product code per chunk (object array)
     docs: dict[str, dict[str, Any]]
+    filters: dict[tuple[str, ...], Any] = field(default_factory=dict)  # product filter cache
 
     @property
     def model_name(self) -> str:

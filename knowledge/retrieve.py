@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import faiss
 import numpy as np
@@ -39,13 +39,22 @@ class Hit:
     dense: float
 
 
-def _allowed(idx: LoadedIndex, products: Sequence[str] | None) -> np.ndarray | None:
+def _allowed(idx: LoadedIndex, products: Sequence[str] | None) -> tuple[np.ndarray, Any] | None:
+    """(mask, FAISS selector) for chunks of the given products or without a product; cached per index."""
     if not products:
         return None
-    wanted = {p.strip().lower() for p in products if p and p.strip()}
+    wanted = tuple(sorted({p.strip().lower() for p in products if p and p.strip()}))
     if not wanted:
         return None
-    return np.array([(p or "").lower() in wanted or not p for p in idx.products], dtype=bool)
+    cached = idx.filters.get(wanted)
+    if cached is None:
+        lowered = np.array([(p or "").lower() for p in idx.products], dtype=object)
+        mask = np.isin(lowered, np.array(list(wanted) + [""], dtype=object))
+        selector = faiss.IDSelectorBatch(np.flatnonzero(mask).astype(np.int64)) if mask.any() else None
+        cached = (mask, selector)
+        if len(idx.filters) < 256:
+            idx.filters[wanted] = cached
+    return cached
 
 
 def _top(scores: np.ndarray, k: int) -> np.ndarray:
@@ -56,12 +65,12 @@ def _top(scores: np.ndarray, k: int) -> np.ndarray:
     return part[np.argsort(-scores[part], kind="stable")]
 
 
-def _dense_search(idx: LoadedIndex, qv: np.ndarray, k: int, allowed: np.ndarray | None) -> np.ndarray:
+def _dense_search(idx: LoadedIndex, qv: np.ndarray, k: int, filt: tuple[np.ndarray, Any] | None) -> np.ndarray:
     n = len(idx.chunks)
-    if allowed is None:
+    if filt is None:
         _, ids = idx.faiss_index.search(qv[None, :], min(k, n))
     else:
-        sel = faiss.IDSelectorBatch(np.flatnonzero(allowed).astype(np.int64))
+        sel = filt[1]
         params = (faiss.SearchParametersHNSW(sel=sel, efSearch=max(k, 96))
                   if isinstance(idx.faiss_index, faiss.IndexHNSW) else faiss.SearchParameters(sel=sel))
         _, ids = idx.faiss_index.search(qv[None, :], min(k, n), params=params)
@@ -75,9 +84,10 @@ def search(idx: LoadedIndex, embedder: Embedder | None, query: str, products: Se
     n = len(idx.chunks)
     if n == 0 or not query.strip():
         return []
-    allowed = _allowed(idx, products)
-    if allowed is not None and not allowed.any():
+    filt = _allowed(idx, products)
+    if filt is not None and not filt[0].any():
         return []
+    allowed = filt[0] if filt is not None else None
     tokens = tokenize(query)
     if mode != "dense":
         bm = idx.bm25.get_scores(tokens).astype(np.float32) if tokens else np.zeros(n, np.float32)
@@ -92,7 +102,7 @@ def search(idx: LoadedIndex, embedder: Embedder | None, query: str, products: Se
     if embedder is None:
         raise ValueError("dense and hybrid retrieval need the embedding model")
     qv = embedder.encode_query(query)
-    dense_ids = _dense_search(idx, qv, max(k, fusion.candidates), allowed)
+    dense_ids = _dense_search(idx, qv, max(k, fusion.candidates), filt)
     if mode == "dense":
         sims = idx.embeddings[dense_ids] @ qv
         order = np.argsort(-sims, kind="stable")[:k]
