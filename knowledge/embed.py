@@ -61,6 +61,15 @@ class Embedder:
                 self._query_cache.popitem(last=False)
         return vec
 
+    def prime_queries(self, texts: list[str]) -> None:
+        """Embed many queries in one batch and keep them in the query cache (evaluation)."""
+        vecs = self.encode(list(dict.fromkeys(texts)), is_query=True)
+        with self._lock:
+            for text, vec in zip(dict.fromkeys(texts), vecs):
+                self._query_cache[text] = vec
+            while len(self._query_cache) > max(QUERY_CACHE_SIZE, len(texts)):
+                self._query_cache.popitem(last=False)
+
     def clear_query_cache(self) -> None:
         with self._lock:
             self._query_cache.clear()
