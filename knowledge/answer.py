@@ -125,7 +125,7 @@ def extractive_answer(question: str, hits: Sequence[Hit]) -> Answer:
     chosen = [h for h in _dedupe(hits) if h.score >= 0.6 * hits[0].score][:3]
     parts = ["Encontrei isto na documentação:"]
     for n, h in enumerate(chosen, 1):
-        parts.append(f"[{n}] {_label(h)}\n“{_excerpt(question, h.chunk.text)}”\nFonte: {h.chunk.url}")
+        parts.append(f"[{n}] {_label(h)}:\n“{_excerpt(question, h.chunk.text)}”")
     return Answer("\n\n".join(parts), _sources(chosen), True, "extractive")
 
 
@@ -201,5 +201,9 @@ def llm_answer(question: str, hits: Sequence[Hit], settings: Settings) -> Answer
     if not cited:
         log.info("LLM answer without a valid citation: treated as not found")
         return not_found("llm")
-    refs = "\n".join(f"[{n}] {_label(h)} — {h.chunk.url}" for n, h in enumerate(cited, 1))
-    return Answer(f"{text}\n\nFontes:\n{refs}", _sources(cited), True, "llm")
+    return Answer(text, _sources(cited), True, "llm")
+
+
+def render_sources(answer: Answer) -> str:
+    """The "Fontes:" list matching the [n] markers of an answer (title and URL)."""
+    return "Fontes:\n" + "\n".join(f"[{n}] {s.title} — {s.url}" for n, s in enumerate(answer.sources, 1))

@@ -59,7 +59,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.to_json(), ensure_ascii=False))
     else:
+        from .answer import render_sources
+
         print(result.answer)
+        if result.sources:
+            print("\n" + render_sources(result))
         print(f"\n(modo: {result.mode}; fundamentada: {'sim' if result.grounded else 'não'})", file=sys.stderr)
     return 0
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from knowledge import NOT_FOUND_ANSWER, Answer, answer
-from knowledge.answer import SYSTEM_PROMPT
+from knowledge.answer import SYSTEM_PROMPT, render_sources
 from knowledge.ingest import ingest
 from knowledge.sources import SourceSpec
 from tests.knowledge.conftest import fast_settings
@@ -46,7 +46,10 @@ def test_extractive_answer_quotes_passages_with_links(demo_index: Path, monkeypa
     assert result.grounded and result.mode == "extractive"
     assert result.sources[0].url.endswith("erp/nfe/erro-503-emissao.md")
     assert result.sources[0].title.startswith("Erro 503 na emissão da NF-e")
-    assert "[1]" in result.answer and "Fonte: knowledge/demo_docs/erp/nfe/erro-503-emissao.md" in result.answer
+    assert result.answer.startswith("Encontrei isto na documentação:\n\n[1] Erro 503 na emissão da NF-e")
+    assert "SEFAZ" in result.answer
+    assert "Fontes:\n[1] Erro 503 na emissão da NF-e › " in render_sources(result)
+    assert render_sources(result).splitlines()[1].endswith(" — knowledge/demo_docs/erp/nfe/erro-503-emissao.md")
     assert all(0 < s.score <= 1.0001 for s in result.sources)
 
 
@@ -86,7 +89,8 @@ def test_llm_request_rules_quoted_passages_and_citation_mapping(demo_index: Path
     assert result.grounded and result.mode == "llm"
     assert "[7]" not in result.answer and "Veja também e [2]." in result.answer
     assert [s.url for s in result.sources] == [passages[0]["url"], passages[1]["url"]]
-    assert f"[1] {passages[0]['titulo']} — {passages[0]['url']}" in result.answer
+    assert result.answer == "Verifique a internet e libere as portas 443 e 4096 [1]. Veja também e [2]."
+    assert f"[1] {passages[0]['titulo']} — {passages[0]['url']}" in render_sources(result)
 
 
 def test_llm_not_found_and_uncited_answers_are_not_grounded(demo_index: Path, llm: FakeOpenAI) -> None:
