@@ -6,8 +6,13 @@ socket.io server and blueprint; this class replaces the event handlers (``connec
 ``session_request``, ``user_uttered``) on that server and adds the widget routes.
 
 Protocol (compatible with other Rasa socket.io widgets):
+- connection URL ``/socket.io/?session_id=<id>`` (optional; what a proxy pins the socket on):
+  a malformed id refuses the connection; it names the session to use when ``session_request``
+  carries none, and grants nothing by itself;
 - ``session_request {session_id?, customData?: {auth_token?}, last_mid?}`` →
-  ``session_confirm <session_id>``, then ``auth_status`` and a replay of missed bot messages;
+  ``session_confirm <session_id>`` (a well-formed id proposed by the client, new or known, is
+  kept; a malformed one is replaced by a server-made id), then ``auth_status`` and a replay
+  of missed bot messages;
 - ``user_uttered {message, session_id, customData?: {auth_token?}, client_id?, quick_reply?}`` →
   ``message_ack {client_id, status, reason?}`` and later ``bot_uttered`` messages;
 - ``bot_uttered {text?, quick_replies?, custom?, attachment?, mid}``; ``mid`` is unique per bot
@@ -20,6 +25,7 @@ import logging
 import os
 import time
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
+from urllib.parse import parse_qs
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from rasa.core.channels.socketio import SocketIOInput, SocketIOOutput
@@ -27,6 +33,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 from socketio import AsyncServer
+from socketio.exceptions import ConnectionRefusedError as SocketRefused
 
 from connectors.webchat_auth import IDENTITY_KEYS, MISSING, TokenCheck, verify_token
 from connectors.webchat_rules import (
@@ -139,6 +146,9 @@ class WebsiteInput(SocketIOInput):
         )
         self.settings = settings
         self.store = SessionStore(settings)
+        # socket id -> the ``session_id`` its connection URL carried (what the proxy pins on).
+        # It only names the session the socket will ask for; it grants nothing by itself.
+        self.query_session: Dict[str, str] = {}
         if not settings.jwt_secret:
             logger.warning(
                 "WEBCHAT_JWT_SECRET is not set: every website visitor is treated as anonymous."
@@ -183,18 +193,40 @@ class WebsiteInput(SocketIOInput):
     # ------------------------------------------------------------------ handlers
     async def _on_connect(self, sid: Text, environ: Dict, auth: Any = None) -> bool:
         # engine.io already refused foreign origins; this also covers transports without CORS.
-        return self._origin_allowed(environ.get("HTTP_ORIGIN"))
+        if not self._origin_allowed(environ.get("HTTP_ORIGIN")):
+            return False
+        # The widget puts its session id in the URL (``?session_id=``) so that a proxy in front
+        # of several Rasa servers pins the socket to the server its conversation lives on.
+        values = parse_qs(environ.get("QUERY_STRING") or "", keep_blank_values=True).get(
+            "session_id"
+        )
+        if values:
+            if len(values) != 1 or not valid_session_id(values[0]):
+                logger.info("website chat: refused connection with a malformed session_id")
+                raise SocketRefused("bad_session_id")
+            self.query_session[sid] = values[0]
+        return True
 
     async def _on_disconnect(self, sid: Text, *args: Any) -> None:
         self.store.socket_session.pop(sid, None)
+        self.query_session.pop(sid, None)
 
     async def _on_session_request(self, sid: Text, data: Any) -> None:
         sio = self.sio
         assert sio is not None
         data = data if isinstance(data, dict) else {}
         session_id = data.get("session_id")
+        in_url = self.query_session.get(sid)
+        if session_id is None and in_url is not None:
+            session_id = in_url  # a client that names its session only in the URL
         if not valid_session_id(session_id):
+            # Absent or malformed: never adopted; a fresh server-made id instead.
             session_id = new_session_id()
+        elif in_url is not None and in_url != session_id:
+            logger.warning(
+                "website chat: session_request for another session than the URL's session_id; "
+                "behind a proxy that pins on it, agent replies may miss this socket"
+            )
         previous = self.store.socket_session.get(sid)
         if previous and previous != session_id:
             await sio.leave_room(sid, previous)

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
@@ -43,8 +45,9 @@ def rasa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RasaServer]:
 class Visitor:
     """A socket.io client speaking the widget's protocol, recording every event."""
 
-    def __init__(self, url: str, origin: str = ALLOWED) -> None:
-        self.url = url
+    def __init__(self, url: str, origin: str = ALLOWED, url_session_id: Optional[str] = None) -> None:
+        # url_session_id: put in the connection URL as ``?session_id=`` (as the widget does)
+        self.url = url if url_session_id is None else f"{url}?session_id={url_session_id}"
         self.origin = origin
         self.events: List[Tuple[str, Any]] = []
         self.client = socketio.AsyncClient(reconnection=False)
@@ -58,16 +61,20 @@ class Visitor:
 
         return record
 
-    async def connect(self, session_id: Optional[str] = None, token: Optional[str] = None,
-                      last_mid: Optional[str] = None, **custom: Any) -> str:
+    async def open(self) -> None:
         await self.client.connect(self.url, headers={"Origin": self.origin}, transports=["polling"])
+
+    async def connect(self, session_id: Optional[str] = None, token: Optional[str] = None,
+                      last_mid: Optional[str] = None, omit_session_id: bool = False,
+                      **custom: Any) -> str:
+        await self.open()
         custom_data = dict(custom)
         if token is not None:
             custom_data["auth_token"] = token
-        await self.client.emit(
-            "session_request",
-            {"session_id": session_id, "customData": custom_data, "last_mid": last_mid},
-        )
+        request: Dict[str, Any] = {"customData": custom_data, "last_mid": last_mid}
+        if not omit_session_id:
+            request["session_id"] = session_id
+        await self.client.emit("session_request", request)
         confirm = await self.wait_for("session_confirm")
         self.session_id = confirm
         await self.wait_for("auth_status")
@@ -345,6 +352,92 @@ def test_socket_cannot_speak_for_another_session(rasa: RasaServer) -> None:
         await victim.close()
         await attacker.close()
         assert user_events(rasa, victim_sid) == []
+
+    run(scenario())
+
+
+def widget_session_id() -> str:
+    """What the widget makes on a first visit: 24 random bytes, base64url (32 chars)."""
+    import base64
+    import os
+
+    return base64.urlsafe_b64encode(os.urandom(24)).decode().rstrip("=")
+
+
+def test_client_proposed_id_starts_a_new_session_and_gets_agent_replies(rasa: RasaServer) -> None:
+    proposed = widget_session_id()
+
+    async def scenario() -> None:
+        v = Visitor(rasa.url, url_session_id=proposed)
+        assert await v.connect(session_id=proposed) == proposed
+        await v.say("oi", client_id="n1")
+        await v.wait_for("bot_uttered", lambda d: d["text"].startswith("Olá"))
+        await asyncio.get_running_loop().run_in_executor(
+            None, rasa.trigger_intent, proposed, "EXTERNAL_ping"
+        )
+        await v.wait_for("bot_uttered", lambda d: d["text"] == "Mensagem do atendente chegou.")
+        await v.close()
+        # A reload: the same id, in the URL and in session_request, resumes the conversation.
+        again = Visitor(rasa.url, url_session_id=proposed)
+        assert await again.connect(session_id=proposed) == proposed
+        await again.close()
+        # A client that names its session only in the URL gets that session.
+        only_url = widget_session_id()
+        third = Visitor(rasa.url, url_session_id=only_url)
+        assert await third.connect(omit_session_id=True) == only_url
+        await third.close()
+        texts = [e["text"] for e in user_events(rasa, proposed)]
+        assert [t for t in texts if not t.startswith("EXTERNAL")] == ["oi"]
+
+    run(scenario())
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["curto", "a" * 65, "../../etc/passwd", "id com espaço", "ação-inválida", "abc.defgh", 12345678],
+    ids=["short", "long", "path", "space", "non-ascii", "dot", "number"],
+)
+def test_malformed_proposed_id_is_never_adopted(rasa: RasaServer, bad: Any) -> None:
+    async def scenario() -> None:
+        v = Visitor(rasa.url)
+        confirmed = await v.connect(session_id=bad)
+        assert confirmed != bad and re.fullmatch(r"[A-Za-z0-9_-]{8,64}", confirmed)
+        await v.close()
+        if isinstance(bad, str):
+            # In the connection URL: the connection itself is refused, nothing is emitted.
+            refused = Visitor(rasa.url, url_session_id=urllib.parse.quote(bad))
+            with pytest.raises(socketio.exceptions.ConnectionError):
+                await refused.open()
+            assert refused.events == []
+
+    run(scenario())
+
+
+def test_session_id_in_the_url_grants_no_right_to_send(rasa: RasaServer) -> None:
+    async def scenario() -> None:
+        victim_id = widget_session_id()
+        victim = Visitor(rasa.url, url_session_id=victim_id)
+        assert await victim.connect(session_id=victim_id) == victim_id
+        # Naming the victim's id in the URL, then confirmed for another session: still refused.
+        attacker = Visitor(rasa.url, url_session_id=victim_id)
+        own = widget_session_id()
+        assert await attacker.connect(session_id=own) == own
+        attacker.session_id = victim_id
+        await attacker.say("oi", client_id="u1")
+        ack = await attacker.wait_for("message_ack")
+        assert ack == {"client_id": "u1", "status": "refused", "reason": "no_session"}
+        # Naming it in the URL and never asking for a session: refused too.
+        lurker = Visitor(rasa.url, url_session_id=victim_id)
+        await lurker.open()
+        lurker.session_id = victim_id
+        await lurker.say("oi", client_id="u2")
+        ack = await lurker.wait_for("message_ack")
+        assert ack == {"client_id": "u2", "status": "refused", "reason": "no_session"}
+        await asyncio.sleep(0.5)
+        for v in (victim, attacker, lurker):
+            await v.close()
+        assert user_events(rasa, victim_id) == []
+        assert user_events(rasa, own) == []
 
     run(scenario())
 
