@@ -7,8 +7,10 @@ Run: .venv/bin/pytest tests/browser/test_widget.py   (screenshots in artifacts/)
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any, Iterator
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -273,3 +275,48 @@ def test_small_screens_get_a_full_screen_chat(stack: Stack, browser: Any) -> Non
         chat.dialog.wait_for(state="hidden")
     finally:
         context.close()
+
+
+def test_socketio_url_carries_the_stored_session_id_from_the_first_visit(chat: ChatPage) -> None:
+    """A proxy pins each conversation on `session_id` in the socket.io URL: it must be there on
+    every request, from the first one of a first visit, equal to the id kept in localStorage."""
+    urls: list = []
+    chat.page.on("request", lambda r: urls.append(r.url) if "/socket.io/" in r.url else None)
+    chat.page.on("websocket", lambda ws: urls.append(ws.url) if "/socket.io/" in ws.url else None)
+    confirmed = "() => window.AtendeChat && window.AtendeChat.__instance.confirmed"
+
+    def stored_id() -> str:
+        value = chat.page.evaluate(
+            "() => Object.keys(localStorage).filter((k) => k.endsWith(':session'))"
+            ".map((k) => JSON.parse(localStorage.getItem(k)))"
+        )
+        assert len(value) == 1, value
+        return str(value[0])
+
+    def url_ids() -> list:
+        return [parse_qs(urlsplit(u).query).get("session_id") for u in urls]
+
+    chat.goto()  # a fresh browser context: a first visit, nothing stored
+    chat.page.wait_for_function(confirmed)
+    first = stored_id()
+    assert re.fullmatch(r"[A-Za-z0-9_-]{8,64}", first)
+    assert chat.session_id() == first
+    assert urls and url_ids() == [[first]] * len(urls), urls
+    chat.open()
+    chat.accept_consent()
+    chat.wait_bot(GREETING)
+    assert user_texts(chat.stack, first) == ["/saudacao"]  # the browser-made id is the sender id
+
+    urls.clear()
+    chat.page.reload()
+    chat.page.wait_for_function(confirmed)
+    assert stored_id() == first
+    assert urls and url_ids() == [[first]] * len(urls), urls
+
+    # A new conversation gets a new id, and a new connection whose URL carries it.
+    urls.clear()
+    chat.page.evaluate("() => window.AtendeChat.newConversation()")
+    chat.page.wait_for_function(confirmed)
+    second = stored_id()
+    assert second != first and chat.session_id() == second
+    assert urls and url_ids() == [[second]] * len(urls), urls

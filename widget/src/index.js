@@ -304,6 +304,9 @@ class AtendeChat {
   }
 
   // ------------------------------------------------------------------ socket
+  // The session id travels in the socket.io URL (`?session_id=`) of every request, so that a
+  // proxy in front of several Rasa servers pins the conversation to one; it is also sent in
+  // `session_request`, as Rasa's protocol expects.
   connect() {
     const socket = io(this.config.serverUrl, {
       path: this.config.socketPath,
@@ -311,8 +314,10 @@ class AtendeChat {
       reconnection: true,
       reconnectionDelay: 500,
       reconnectionDelayMax: 5000,
+      query: { session_id: this.store.state.sessionId },
     });
     this.socket = socket;
+    socket.io.on("reconnect_attempt", () => this.syncQuery());
     socket.on("connect", () => {
       this.status.hidden = true;
       this.requestSession();
@@ -323,6 +328,17 @@ class AtendeChat {
     socket.on("auth_status", (s) => this.onAuthStatus(s));
     socket.on("message_ack", (a) => this.onAck(a));
     socket.on("bot_uttered", (m) => this.onBotMessage(m));
+  }
+
+  syncQuery() {
+    this.socket.io.opts.query = Object.assign({}, this.socket.io.opts.query, { session_id: this.store.state.sessionId });
+  }
+
+  // A new connection whose URL names the current session (after it changed).
+  reconnect() {
+    this.socket.disconnect();
+    this.syncQuery();
+    this.socket.connect();
   }
 
   customData() {
@@ -345,6 +361,10 @@ class AtendeChat {
       this.renderAll();
     }
     this.store.set("sessionId", sessionId);
+    if (this.socket.io.opts.query.session_id !== sessionId) {
+      this.reconnect(); // the server chose another id: reconnect with it in the URL
+      return;
+    }
     this.confirmed = true;
     this.flushOutbox();
     this.maybeSendInit();
@@ -483,7 +503,7 @@ class AtendeChat {
     this.authName = null;
     this.initSent = false;
     this.renderAll();
-    if (this.socket.connected) this.requestSession();
+    this.reconnect(); // the new session id must be in the socket.io URL
   }
 }
 

@@ -3,6 +3,16 @@
 
 const MAX_TRANSCRIPT = 200;
 const MAX_SEEN = 300;
+// The server's format for session ids; anything else in storage is replaced by a new id.
+export const SESSION_ID_RE = /^[A-Za-z0-9_-]{8,64}$/;
+
+// A new session id made in the browser: 24 random bytes in base64url (32 characters), so the
+// socket.io URL carries it from the very first request and a proxy can pin the conversation.
+export function newSessionId() {
+  const bytes = new Uint8Array(24);
+  (window.crypto || window.msCrypto).getRandomValues(bytes);
+  return btoa(String.fromCharCode.apply(null, bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
 
 export class ChatStore {
   constructor(serverUrl) {
@@ -19,6 +29,7 @@ export class ChatStore {
       subject: this.read("subject", null),
       open: this.read("open", false),
     };
+    if (!SESSION_ID_RE.test(this.state.sessionId || "")) this.set("sessionId", newSessionId());
   }
 
   read(key, fallback) {
@@ -64,7 +75,8 @@ export class ChatStore {
   }
 
   reset() {
-    for (const key of ["sessionId", "lastMid"]) this.set(key, null);
+    this.set("sessionId", newSessionId());
+    this.set("lastMid", null);
     this.set("transcript", []);
     this.set("outbox", []);
     this.set("seen", []);
