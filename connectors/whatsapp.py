@@ -122,6 +122,7 @@ class Runtime:
         self._task: Optional[asyncio.Task] = None
         self._tasks: Set[asyncio.Task] = set()
         self._sem: Optional[asyncio.Semaphore] = None
+        self._burst_gate: Optional[asyncio.Lock] = None
 
     async def db(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -159,6 +160,7 @@ class Runtime:
         self.app, self.handler = app, handler
         self.wake = asyncio.Event()
         self._sem = asyncio.Semaphore(self.settings.concurrency)
+        self._burst_gate = asyncio.Lock()
         self._task = asyncio.get_running_loop().create_task(self._dispatch())
 
     async def stop(self) -> None:
@@ -252,7 +254,6 @@ class Runtime:
                                 "missed": bool(missed), "duration": call.get("duration")}
 
         agent = await self._agent_ready()
-        await self._yield_to_webhook()
         try:
             replies: Optional[List[Dict[str, Any]]] = None
             if row.attempts > 0:
@@ -264,9 +265,8 @@ class Runtime:
             await self.db(self.store.begin_attempt, row.id)
             if replies is None:
                 collector = CollectingOutputChannel()
-                assert self.handler is not None
-                await self.handler(UserMessage(text, collector, row.sender, input_channel=CHANNEL_NAME,
-                                               message_id=row.item_id, metadata=metadata))
+                await self._run_rasa(UserMessage(text, collector, row.sender, input_channel=CHANNEL_NAME,
+                                                 message_id=row.item_id, metadata=metadata))
                 replies = list(collector.messages)
                 if self.settings.fault == "exit_after_rasa" and row.attempts == 0:
                     os._exit(137)  # Rasa saved the turn; the inbox row is still pending
@@ -285,6 +285,17 @@ class Runtime:
             outgoing += render({k: v for k, v in message.items() if k != "recipient_id"})
         await self.db(self.store.finish, row.id, "done", None, (row.item_id, row.sender, outgoing))
         return True
+
+    async def _run_rasa(self, message: UserMessage) -> None:
+        """Hand a message to Rasa. During a burst of deliveries, one message at a time and only in
+        the gaps between deliveries, so acknowledgements are not queued behind Rasa's work."""
+        assert self.handler is not None and self._burst_gate is not None
+        if time.monotonic() - self._last_ingest < 1.0:
+            async with self._burst_gate:
+                await self._yield_to_webhook()
+                await self.handler(message)
+        else:
+            await self.handler(message)
 
     async def _yield_to_webhook(self) -> None:
         """Let a burst of deliveries be acknowledged before Rasa takes the event loop."""
