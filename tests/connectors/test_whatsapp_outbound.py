@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
+import uuid
 from pathlib import Path
+from typing import Iterator
 
 import pytest
+import sqlalchemy as sa
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
@@ -99,11 +103,32 @@ def test_image_custom_and_empty() -> None:
 
 # ---- store ------------------------------------------------------------------------------------
 
-@pytest.fixture()
-def store(tmp_path: Path) -> Store:
-    s = Store(make_engine(f"sqlite:///{tmp_path / 'wa.db'}"), unconfirmed_grace_s=0.2)
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "sqlite":
+        s = Store(make_engine(f"sqlite:///{tmp_path / 'wa.db'}"), unconfirmed_grace_s=0.2)
+        s.create_tables()
+        yield s
+        return
+    base = os.environ.get("TEST_POSTGRES_URL")
+    if not base:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail("TEST_POSTGRES_URL is not set: CI must run the PostgreSQL suite")
+        pytest.skip("TEST_POSTGRES_URL not set")
+    name = f"wa_test_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = base.rsplit("/", 1)[0] + "/" + name
+    s = Store(make_engine(url), unconfirmed_grace_s=0.2)
     s.create_tables()
-    return s
+    try:
+        yield s
+    finally:
+        s.engine.dispose()
+        with admin.connect() as c:
+            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
 
 
 def _msg(mid: str, sender: str = "5511987654321") -> InboundItem:
@@ -135,10 +160,9 @@ def test_statuses_never_move_backwards_and_131047_flags_template(store: Store) -
     assert status("wamid.out2", "failed", 131047) == "None -> failed"
     assert status("wamid.out2", "delivered").startswith("ignored")
     assert status("wamid.unknown", "read") == "unknown message"
-    import sqlalchemy as sa
     with store.engine.connect() as c:
         got = c.execute(sa.text("select wamid, status, error_code, needs_template from whatsapp_outbox order by id")).all()
-    assert [tuple(r) for r in got] == [("wamid.out1", "read", None, 0), ("wamid.out2", "failed", 131047, 1)]
+    assert [tuple(r) for r in got] == [("wamid.out1", "read", None, False), ("wamid.out2", "failed", 131047, True)]
 
 
 def test_option_ids_resolve_only_for_their_recipient(store: Store) -> None:
