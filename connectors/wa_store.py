@@ -155,7 +155,12 @@ class Store:
         self.unconfirmed_grace_s = unconfirmed_grace_s
 
     def create_tables(self) -> None:
-        metadata.create_all(self.engine, checkfirst=True)
+        """Create the tables if missing; tolerates another replica creating them at the same time."""
+        try:
+            metadata.create_all(self.engine, checkfirst=True)
+        except sa.exc.DBAPIError:
+            time.sleep(0.5)
+            metadata.create_all(self.engine, checkfirst=True)
 
     # ---- inbox -------------------------------------------------------------------------------
     def insert_items(self, items: Sequence[InboundItem]) -> int:
