@@ -40,6 +40,7 @@ class Proc:
         env.setdefault("PYTHONPATH", str(ROOT))
         env.setdefault("HF_HUB_OFFLINE", "1")
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        env.setdefault("RASA_TELEMETRY_ENABLED", "false")
         if self.log is not None:
             self.log.parent.mkdir(parents=True, exist_ok=True)
             self._log_file = open(self.log, "ab")

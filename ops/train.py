@@ -47,7 +47,7 @@ def train_if_changed(config: Path = CONFIG, domain: Path = DOMAIN, data: Path = 
             return model
         if not quiet:
             print(f"Training data changed: training {model_name} (about a minute)...", flush=True)
-        env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+        env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2", RASA_TELEMETRY_ENABLED="false")
         cmd = [str(RASA_BIN), "train", "--config", str(config), "--domain", str(domain),
                "--data", str(data), "--out", str(out), "--fixed-model-name", model_name]
         proc = subprocess.run(cmd, cwd=ROOT, env=env,
