@@ -8,6 +8,11 @@ Tables (created if missing, in the same database as Rasa's tracker store):
   ``send_state`` pending -> sending -> accepted | rejected (``unconfirmed`` after a crash during a
   send); ``status`` sent/delivered/read/played/failed from Meta, never moving backwards;
   ``error_code`` / ``needs_template`` (131047) for the console.
+- ``whatsapp_leases``: one row per sender (phone) being worked on by a process: ``owner``
+  (hostname:pid:random) and ``expires_at``. Only the owner of a live lease hands that sender's
+  inbox rows to Rasa and sends its outbox rows, so any number of replicas sharing the database
+  process each row once and keep per-sender order; a killed replica's leases expire and are taken
+  over (see docs/whatsapp.md, "Several replicas").
 
 All functions are synchronous; the channel runs them in a worker thread.
 """
@@ -15,6 +20,9 @@ All functions are synchronous; the channel runs them in a worker thread.
 from __future__ import annotations
 
 import json
+import os
+import secrets
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +80,15 @@ outbox = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.UniqueConstraint("source_key", "idx", name="uq_whatsapp_outbox_source_idx"),
+)
+
+leases = sa.Table(
+    "whatsapp_leases",
+    metadata,
+    sa.Column("sender", sa.String(128), primary_key=True),
+    sa.Column("owner", sa.String(255), nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Column("claimed_at", sa.Float, nullable=False),
 )
 
 STATUS_RANK = {"sent": 1, "delivered": 2, "read": 3, "played": 4}
@@ -149,10 +166,71 @@ class OutboxRow:
     next_attempt_at: Optional[float]
 
 
+def new_owner_id() -> str:
+    """A lease owner id unique to this process incarnation: hostname:pid:random."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
 class Store:
-    def __init__(self, engine: Engine, unconfirmed_grace_s: float = 60.0) -> None:
+    def __init__(self, engine: Engine, unconfirmed_grace_s: float = 60.0, lease_s: float = 30.0,
+                 owner: Optional[str] = None) -> None:
+        if lease_s <= 0:
+            raise ValueError(f"lease_s must be positive, got {lease_s}")
         self.engine = engine
         self.unconfirmed_grace_s = unconfirmed_grace_s
+        self.lease_s = lease_s
+        self.owner = owner or new_owner_id()
+
+    # ---- leases (one owner per sender across processes) -----------------------------------
+    def _live_lease_of_other(self, sender_col: Any, now: float) -> Any:
+        return sa.exists().where(leases.c.sender == sender_col, leases.c.owner != self.owner,
+                                 leases.c.expires_at > now)
+
+    def claim(self, sender: str) -> bool:
+        """Take the lease of ``sender`` if it is free, expired or already ours (atomic on SQLite and
+        PostgreSQL: an INSERT that loses to a concurrent one is a no-op, and the conditional UPDATE
+        is re-checked on the locked row). Taking it from another (dead) owner turns that owner's
+        in-flight sends into ``unconfirmed`` so they wait for Meta's confirmation before a resend."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            prev = conn.execute(sa.select(leases.c.owner).where(leases.c.sender == sender)).scalar()
+            if prev is None:
+                got = conn.execute(_insert(self.engine, leases), {
+                    "sender": sender, "owner": self.owner, "expires_at": now + self.lease_s,
+                    "claimed_at": now}).rowcount or 0
+            else:
+                got = conn.execute(sa.update(leases).where(
+                    leases.c.sender == sender,
+                    sa.or_(leases.c.owner == self.owner, leases.c.expires_at <= now),
+                ).values(owner=self.owner, expires_at=now + self.lease_s, claimed_at=now)).rowcount or 0
+            if got and prev != self.owner:
+                conn.execute(sa.update(outbox).where(
+                    outbox.c.recipient == sender, outbox.c.send_state == "sending",
+                ).values(send_state="unconfirmed", updated_at=now))
+        return bool(got)
+
+    def holds(self, sender: str) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(leases.c.sender).where(
+                leases.c.sender == sender, leases.c.owner == self.owner,
+                leases.c.expires_at > time.time())).first() is not None
+
+    def renew_all(self) -> Set[str]:
+        """Extend every lease this process holds (one statement); returns the senders still held."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(leases).where(leases.c.owner == self.owner, leases.c.expires_at > now)
+                         .values(expires_at=now + self.lease_s))
+            return set(conn.execute(sa.select(leases.c.sender).where(
+                leases.c.owner == self.owner, leases.c.expires_at > now)).scalars().all())
+
+    def release(self, sender: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(leases).where(leases.c.sender == sender, leases.c.owner == self.owner))
+
+    def release_all(self) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(leases).where(leases.c.owner == self.owner))
 
     def create_tables(self) -> None:
         """Create the tables if missing; tolerates another replica creating them at the same time."""
@@ -203,13 +281,21 @@ class Store:
     def senders_with_work(self) -> Set[str]:
         now = time.time()
         with self.engine.connect() as conn:
-            a = conn.execute(sa.select(inbox.c.sender).where(inbox.c.state == "pending").distinct()).scalars().all()
+            a = conn.execute(sa.select(inbox.c.sender).where(
+                inbox.c.state == "pending", ~self._live_lease_of_other(inbox.c.sender, now),
+            ).distinct()).scalars().all()
             b = conn.execute(
                 sa.select(outbox.c.recipient).where(
+                    ~self._live_lease_of_other(outbox.c.recipient, now),
                     sa.or_(
                         outbox.c.send_state == "pending",
                         sa.and_(outbox.c.send_state == "unconfirmed",
                                 outbox.c.updated_at < now - self.unconfirmed_grace_s),
+                        # caught mid-send by a dead replica: its lease is gone or expired, so a
+                        # claim turns the row "unconfirmed" (then it waits for Meta's status)
+                        sa.and_(outbox.c.send_state == "sending",
+                                ~sa.exists().where(leases.c.sender == outbox.c.recipient,
+                                                   leases.c.expires_at > now)),
                     )
                 ).distinct()
             ).scalars().all()
@@ -226,19 +312,30 @@ class Store:
         return InboxRow(r["id"], r["item_id"], r["kind"], r["sender"], r["text"], r["button_id"],
                         json.loads(r["data"]), r["attempts"])
 
-    def begin_attempt(self, row_id: int) -> None:
+    def begin_attempt(self, row_id: int) -> bool:
+        """Count an attempt, only while the row is pending and this process holds its sender's live
+        lease (the fence before Rasa sees the message); False: leave the row alone."""
+        now = time.time()
+        owned = sa.exists().where(leases.c.sender == inbox.c.sender, leases.c.owner == self.owner,
+                                  leases.c.expires_at > now)
         with self.engine.begin() as conn:
-            conn.execute(sa.update(inbox).where(inbox.c.id == row_id).values(attempts=inbox.c.attempts + 1))
+            res = conn.execute(sa.update(inbox).where(inbox.c.id == row_id, inbox.c.state == "pending", owned)
+                               .values(attempts=inbox.c.attempts + 1))
+            return bool(res.rowcount)
 
     def finish(self, row_id: int, state: str, reason: Optional[str] = None,
-               outgoing: Optional[Tuple[str, str, List[Outgoing]]] = None) -> None:
-        """Mark an inbox row done/ignored and, in the same transaction, queue its replies."""
+               outgoing: Optional[Tuple[str, str, List[Outgoing]]] = None) -> bool:
+        """Mark a pending inbox row done/ignored and, in the same transaction, queue its replies;
+        False (and nothing queued) when the row was no longer pending."""
         with self.engine.begin() as conn:
+            res = conn.execute(sa.update(inbox).where(inbox.c.id == row_id, inbox.c.state == "pending").values(
+                state=state, reason=reason, processed_at=time.time()))
+            if not res.rowcount:
+                return False
             if outgoing is not None:
                 source_key, recipient, msgs = outgoing
                 self._queue(conn, source_key, recipient, msgs)
-            conn.execute(sa.update(inbox).where(inbox.c.id == row_id).values(
-                state=state, reason=reason, processed_at=time.time()))
+            return True
 
     def has_item(self, item_id: str) -> bool:
         with self.engine.connect() as conn:
@@ -299,8 +396,17 @@ class Store:
         with self.engine.begin() as conn:
             conn.execute(sa.update(outbox).where(outbox.c.id == row_id).values(**values))
 
-    def mark_sending(self, row_id: int) -> None:
-        self._update_outbox(row_id, send_state="sending", attempts=outbox.c.attempts + 1)
+    def mark_sending(self, row_id: int, require_lease: bool = False) -> bool:
+        """Claim one outbox row for a send: only a pending (or unconfirmed past its grace, as chosen
+        by pending_outbox) row moves to ``sending``, atomically, so it is sent by one process; with
+        ``require_lease`` only while this process holds the recipient's live lease."""
+        cond = [outbox.c.id == row_id, outbox.c.send_state.in_(("pending", "unconfirmed"))]
+        if require_lease:
+            cond.append(sa.exists().where(leases.c.sender == outbox.c.recipient, leases.c.owner == self.owner,
+                                          leases.c.expires_at > time.time()))
+        with self.engine.begin() as conn:
+            res = conn.execute(sa.update(outbox).where(*cond).values(send_state="sending", attempts=outbox.c.attempts + 1, updated_at=time.time()))
+            return bool(res.rowcount)
 
     def mark_accepted(self, row_id: int, wamid: str) -> None:
         self._update_outbox(row_id, send_state="accepted", wamid=wamid, next_attempt_at=None)
@@ -317,10 +423,15 @@ class Store:
         """Rows caught mid-send by a crash: wait for a status quoting them before resending.
 
         The grace period restarts at every start, since Meta's status webhooks that were retried
-        during the downtime arrive only now."""
+        during the downtime arrive only now. Rows of a sender whose lease another live process
+        holds are left alone (that replica is sending them); a killed replica's rows are turned
+        ``unconfirmed`` here once its lease expired, or by ``claim`` when its lease is taken over."""
+        now = time.time()
         with self.engine.begin() as conn:
-            res = conn.execute(sa.update(outbox).where(outbox.c.send_state.in_(("sending", "unconfirmed"))).values(
-                send_state="unconfirmed", updated_at=time.time()))
+            res = conn.execute(sa.update(outbox).where(
+                outbox.c.send_state.in_(("sending", "unconfirmed")),
+                ~self._live_lease_of_other(outbox.c.recipient, now),
+            ).values(send_state="unconfirmed", updated_at=now))
             return res.rowcount or 0
 
     def apply_status(self, status: Dict[str, Any]) -> str:

@@ -16,6 +16,7 @@ import asyncio
 import json
 import logging
 import os
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -56,6 +57,8 @@ class WhatsAppSettings:
     max_attempts: int = 6
     resend_grace_s: float = 60.0
     concurrency: int = 8
+    # Per-sender lease across replicas sharing the database (renewed every third of it).
+    lease_s: float = 30.0
     sqlite_synchronous: str = "FULL"
     # Acknowledgements first: while deliveries keep arriving (one within ack_priority_s), a message
     # waits before Rasa runs (Rasa blocks the event loop while it works), at most max_defer_s.
@@ -90,6 +93,7 @@ class WhatsAppSettings:
             max_attempts=int(get("WHATSAPP_MAX_ATTEMPTS", "6")),
             resend_grace_s=float(get("WHATSAPP_RESEND_GRACE_S", "60")),
             concurrency=int(get("WHATSAPP_CONCURRENCY", "8")),
+            lease_s=float(get("WHATSAPP_LEASE_SECONDS", "30")),
             fault=get("WHATSAPP_FAULT", ""),
             sqlite_synchronous=get("WHATSAPP_SQLITE_SYNCHRONOUS", "FULL") or "FULL",
             ack_priority_s=float(get("WHATSAPP_ACK_PRIORITY_S", "0.02")),
@@ -103,7 +107,9 @@ class Runtime:
     def __init__(self, settings: WhatsAppSettings) -> None:
         self.settings = settings
         engine = make_engine(settings.database_url, settings.sqlite_synchronous)
-        self.store = Store(engine, unconfirmed_grace_s=settings.resend_grace_s)
+        if settings.lease_s <= 0:
+            raise ValueError(f"WHATSAPP_LEASE_SECONDS must be positive, got {settings.lease_s}")
+        self.store = Store(engine, unconfirmed_grace_s=settings.resend_grace_s, lease_s=settings.lease_s)
         self.store.create_tables()
         # SQLite takes one writer at a time: one DB thread keeps writes from fighting over the lock.
         workers = 1 if engine.dialect.name == "sqlite" else 4
@@ -123,6 +129,9 @@ class Runtime:
         self._tasks: Set[asyncio.Task] = set()
         self._sem: Optional[asyncio.Semaphore] = None
         self._burst_gate: Optional[asyncio.Lock] = None
+        # Leases are renewed by a thread of their own: Rasa may block the event loop for a while.
+        self._renew_stop = threading.Event()
+        self._renew_thread: Optional[threading.Thread] = None
 
     async def db(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -162,12 +171,28 @@ class Runtime:
         self._sem = asyncio.Semaphore(self.settings.concurrency)
         self._burst_gate = asyncio.Lock()
         self._task = asyncio.get_running_loop().create_task(self._dispatch())
+        self._renew_stop.clear()
+        self._renew_thread = threading.Thread(target=self._renew_loop, name="whatsapp-lease", daemon=True)
+        self._renew_thread.start()
 
     async def stop(self) -> None:
         for t in [self._task, *self._tasks]:
             if t is not None:
                 t.cancel()
+        self._renew_stop.set()
+        try:  # hand our senders to the other replicas now instead of after the lease expires
+            await self.db(self.store.release_all)
+        except Exception:
+            logger.exception("whatsapp: could not release the leases")
         await self.graph.close()
+
+    def _renew_loop(self) -> None:
+        every = self.settings.lease_s / 3
+        while not self._renew_stop.wait(every):
+            try:
+                self.store.renew_all()
+            except Exception:  # database hiccup: the lease still has two thirds of its time
+                logger.exception("whatsapp: could not renew the leases")
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
@@ -209,10 +234,16 @@ class Runtime:
 
     async def _run_sender(self, sender: str) -> None:
         assert self._sem is not None
+        claimed = False
         try:
             async with self._sem:
+                # another replica may own this sender: its lease decides, one worker per sender
+                claimed = await self.db(self.store.claim, sender)
+                if not claimed:
+                    return
                 while True:
-                    await self._flush_outbox(sender)
+                    if not await self._flush_outbox(sender):
+                        break
                     row = await self.db(self.store.next_pending, sender)
                     if row is None:
                         break
@@ -224,6 +255,11 @@ class Runtime:
         except Exception:
             logger.exception("whatsapp: worker for %s failed", sender)
         finally:
+            if claimed:
+                try:
+                    await self.db(self.store.release, sender)
+                except Exception:  # it expires on its own
+                    logger.exception("whatsapp: could not release the lease of %s", sender)
             self.active.discard(sender)
             self.wake.set()
 
@@ -262,7 +298,10 @@ class Runtime:
                 if replies is not None:
                     logger.info("whatsapp: %s already handled by Rasa; queuing its %d replies",
                                 row.item_id, len(replies))
-            await self.db(self.store.begin_attempt, row.id)
+            if not await self.db(self.store.begin_attempt, row.id):
+                logger.warning("whatsapp: lease of %s lost (or %s already handled); leaving it",
+                               row.sender, row.item_id)
+                return False
             if replies is None:
                 collector = CollectingOutputChannel()
                 await self._run_rasa(UserMessage(text, collector, row.sender, input_channel=CHANNEL_NAME,
@@ -330,14 +369,18 @@ class Runtime:
             logger.info("whatsapp: mark-as-read of %s failed (%s %s)", wamid, result.code, result.title)
 
     # ---- outbound --------------------------------------------------------------------------
-    async def _flush_outbox(self, recipient: str) -> None:
+    async def _flush_outbox(self, recipient: str) -> bool:
+        """Send the recipient's pending outbox rows in order; False when the lease was lost."""
         s = self.settings
         for row in await self.db(self.store.pending_outbox, recipient):
             attempts = row.attempts
             if row.next_attempt_at and row.next_attempt_at > time.time():
                 await asyncio.sleep(row.next_attempt_at - time.time())
             while True:
-                await self.db(self.store.mark_sending, row.id)
+                if not await self.db(self.store.mark_sending, row.id, True):
+                    logger.warning("whatsapp: lease of %s lost (or row %s claimed elsewhere); "
+                                   "stopping its sends", recipient, row.id)
+                    return False
                 attempts += 1
                 body = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": recipient,
                         **row.body, "biz_opaque_callback_data": f"{CALLBACK_PREFIX}{row.id}"}
@@ -358,6 +401,7 @@ class Runtime:
                                result.http_status, result.code, result.title)
                 await self.db(self.store.mark_rejected, row.id, result.code, result.title)
                 break
+        return True
 
     async def push(self, recipient: str, message: Dict[str, Any]) -> None:
         """Queue a proactive message (agent replies, trigger_intent) and wake the worker."""

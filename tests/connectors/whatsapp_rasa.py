@@ -90,6 +90,7 @@ class RasaServer:
             "WHATSAPP_RETRY_BASE_S": "0.05",
             "WHATSAPP_RETRY_MAX_S": "0.2",
             "WHATSAPP_GRAPH_TIMEOUT_S": "1.5",
+            "WHATSAPP_LEASE_SECONDS": "3",  # a killed server's senders are taken over 3 s later
             **(extra_env or {}),
         }
 
