@@ -403,14 +403,27 @@ def test_malformed_proposed_id_is_never_adopted(rasa: RasaServer, bad: Any) -> N
         confirmed = await v.connect(session_id=bad)
         assert confirmed != bad and re.fullmatch(r"[A-Za-z0-9_-]{8,64}", confirmed)
         await v.close()
-        if isinstance(bad, str):
-            # In the connection URL: the connection itself is refused, nothing is emitted.
-            refused = Visitor(rasa.url, url_session_id=urllib.parse.quote(bad))
-            with pytest.raises(socketio.exceptions.ConnectionError):
-                await refused.open()
-            assert refused.events == []
 
     run(scenario())
+    if isinstance(bad, str):
+        # In the connection URL: the socket.io connection itself is refused, with the reason.
+        assert socketio_connect_reply(rasa, urllib.parse.quote(bad)).startswith(
+            '44{"message":"bad_session_id"}'
+        )
+        assert socketio_connect_reply(rasa, widget_session_id()).startswith("40{")
+
+
+def socketio_connect_reply(rasa: RasaServer, session_id: str) -> str:
+    """Engine.IO handshake + socket.io CONNECT over raw long-polling; the server's answer."""
+    base = f"{rasa.url}/socket.io/?session_id={session_id}&EIO=4&transport=polling"
+    headers = {"Origin": ALLOWED}
+    with urllib.request.urlopen(urllib.request.Request(base, headers=headers), timeout=10) as r:
+        handshake = json.loads(r.read().decode()[1:])
+    url = f"{base}&sid={handshake['sid']}"
+    post = urllib.request.Request(url, data=b"40", headers=headers, method="POST")
+    urllib.request.urlopen(post, timeout=10).read()
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as r:
+        return r.read().decode()
 
 
 def test_session_id_in_the_url_grants_no_right_to_send(rasa: RasaServer) -> None:
