@@ -256,7 +256,10 @@ def test_two_rasa_servers_and_a_kill9(graph: FakeGraph, tmp_path: Path) -> None:
     killed with SIGKILL right after taking a second wave: B completes everything, once each."""
     model = tiny_model()
     db = tmp_path / "atende.db"
-    a = RasaServer(tmp_path, graph.base_url, db).start(model)
+    # A holds each message up to 2 s while deliveries keep coming (acknowledgements first), so the
+    # second wave is claimed by A but not yet handled when A is killed
+    a = RasaServer(tmp_path, graph.base_url, db, extra_env={
+        "WHATSAPP_ACK_PRIORITY_S": "2", "WHATSAPP_MAX_DEFER_S": "2"}).start(model)
     b = RasaServer(tmp_path, graph.base_url, db).start(model)
     senders = [f"55119300000{i:02d}" for i in range(6)]
     try:
@@ -272,9 +275,15 @@ def test_two_rasa_servers_and_a_kill9(graph: FakeGraph, tmp_path: Path) -> None:
         for i, to in enumerate(senders):
             assert a.post(json.dumps(text_notification(to, f"wamid.rep{i}.2", "sim")).encode())[0] == 200
         a.kill9()
+        killed_at, sent_at_kill = time.time(), len(graph.sent())
+        assert sent_at_kill == 2 * len(senders)  # A died with the whole second wave in its hands
         deadline = time.time() + 60
         while time.time() < deadline and len(graph.sent()) < 3 * len(senders):
             time.sleep(0.05)
+        assert len(graph.sent()) == 3 * len(senders)
+        took = max(r.at for r in graph.sent()) - killed_at
+        assert took >= 1.0  # B waited for A's leases (3 s, renewed every second) to expire
+        print(f"second wave completed by B {took:.1f} s after the kill")
         time.sleep(4)  # a lease period and more: any duplicate would show up here
         for i, to in enumerate(senders):
             got = [r.body["text"]["body"] for r in graph.sent() if r.body.get("to") == to]
