@@ -44,7 +44,8 @@ class Hit:
 
 
 def _allowed(idx: LoadedIndex, products: Sequence[str] | None) -> tuple[np.ndarray, Any] | None:
-    """(mask, FAISS selector) for chunks of the given products or without a product; cached per index."""
+    """(mask, FAISS selector) for chunks whose product (or module) is one of the given codes, plus
+    chunks without a product; cached per index. Module codes ("nfe") work as well as product codes."""
     if not products:
         return None
     wanted = tuple(sorted({p.strip().lower() for p in products if p and p.strip()}))
@@ -53,7 +54,9 @@ def _allowed(idx: LoadedIndex, products: Sequence[str] | None) -> tuple[np.ndarr
     cached = idx.filters.get(wanted)
     if cached is None:
         lowered = np.array([(p or "").lower() for p in idx.products], dtype=object)
-        mask = np.isin(lowered, np.array(list(wanted) + [""], dtype=object))
+        modules = np.array([(c.module or "").lower() for c in idx.chunks], dtype=object)
+        mask = np.isin(lowered, np.array(list(wanted) + [""], dtype=object)) | np.isin(
+            modules, np.array(list(wanted), dtype=object))
         selector = faiss.IDSelectorBatch(np.flatnonzero(mask).astype(np.int64)) if mask.any() else None
         cached = (mask, selector)
         if len(idx.filters) < 256:

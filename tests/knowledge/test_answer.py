@@ -66,6 +66,8 @@ def test_product_filter_limits_sources(demo_index: Path) -> None:
     assert all("/erp/" in s.url for s in erp.sources)
     assert omni.grounded and all("/omni/" in s.url for s in omni.sources)
     assert not answer("TEF-102", ["produto-inexistente"], index_dir=demo_index).grounded
+    by_module = answer("como conectar o whatsapp?", ["chatbot"], index_dir=demo_index)  # module codes work too
+    assert by_module.grounded and all("/omni/chatbot/" in s.url for s in by_module.sources)
 
 
 def test_llm_request_rules_quoted_passages_and_citation_mapping(demo_index: Path, llm: FakeOpenAI) -> None:
