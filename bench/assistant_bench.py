@@ -84,6 +84,16 @@ def main() -> int:
     print("Preparing the database and the model...", flush=True)
     subprocess.run([str(APP_PYTHON), "-m", "helpdesk", "migrate"], cwd=ROOT, env=run_env, check=True,
                    stdout=subprocess.DEVNULL)
+    # The helpdesk engine puts the SQLite file in WAL mode on its first connection (a persistent
+    # property of the file); do it now, as a running action server would have done already.
+    os.environ["DATABASE_URL"] = db_url
+    from sqlalchemy import text
+
+    from helpdesk.db import get_engine
+
+    with get_engine(db_url).connect() as conn:
+        mode = conn.execute(text("PRAGMA journal_mode")).scalar()
+    print(f"database journal mode: {mode}")
     model = train_if_changed(quiet=True)
     credentials = work / "credentials.yml"
     credentials.write_text("rest:\n", encoding="utf-8")
