@@ -110,7 +110,7 @@ def _cnpj(rng: random.Random) -> str:
     return base + check_digits(base)
 
 
-def _load_catalog(s: Session) -> dict[str, Module]:
+def load_catalog(s: Session) -> dict[str, Module]:
     data = yaml.safe_load(CATALOG_FILE.read_text(encoding="utf-8"))
     modules: dict[str, Module] = {}
     for p in data["products"]:
@@ -141,7 +141,7 @@ def load(s: Session, *, months: int = 6, seed: int = 20261121, today: datetime |
     """Load the demo. Returns counts. Call on an empty database (see `is_loaded`)."""
     rng = random.Random(seed)
     now = today or utcnow()
-    modules = _load_catalog(s)
+    modules = load_catalog(s)
 
     techs = [technician_service.create(s, name=n, email=e, password=DEMO_PASSWORD, role=r, level=lvl)
              for n, e, r, lvl in _TECHNICIANS]

@@ -47,7 +47,7 @@ def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Demo]:
     hdb.dispose_engines()
     hdb.upgrade(url)
     with hdb.session_scope() as s:
-        demo._load_catalog(s)  # the catalog of helpdesk/demo_data/catalog.yml
+        demo.load_catalog(s)  # the catalog of helpdesk/demo_data/catalog.yml
         maria = customers.create(
             s, responsible_name="Maria Souza", legal_name="Padaria Pão Quente Ltda", trade_name="Pão Quente",
             cnpj=MARIA_CNPJ, tax_regime="simples_nacional", phones=["+55 (11) 98765-4321"],

@@ -12,7 +12,7 @@ from helpdesk.db import session_scope
 from helpdesk.models import Customer, Technician, Ticket, TicketEvent
 from helpdesk.services import catalog, customers, outcomes, technicians, tickets
 
-from ..factories import seed_catalog
+from helpdesk.demo import load_catalog
 
 VALID_CNPJ = "11.222.333/0001-81"
 
@@ -20,7 +20,7 @@ VALID_CNPJ = "11.222.333/0001-81"
 @pytest.fixture()
 def world(db_url: str) -> dict[str, int]:
     with session_scope() as s:
-        seed_catalog(s)
+        load_catalog(s)
         c = customers.create(s, responsible_name="Joana Ribeiro", legal_name="Padaria Pão Dourado Ltda",
                              cnpj=VALID_CNPJ, tax_regime="Simples Nacional", phones=["+55 (11) 98765-4321"],
                              emails=["Joana@PaoDourado.com.br"],
