@@ -2,8 +2,10 @@
 
 - "Rasa alone": the trained model, REST channel, in-memory tracker store, no action server; the
   customers say "obrigado" (rule → utter_you_are_welcome, no custom action).
-- "Atende": the same model, REST channel, SQL tracker store on the SQLite database, the real action
-  server; the customers say "oi" (rule → action_greet, a custom action that checks identity).
+- "Atende": the same model, served as `make run` serves it (the project's channels from
+  bot/credentials.yml), messages over the REST channel, SQL tracker store on the SQLite database, the
+  real action server; the customers say "oi" (rule → action_greet, a custom action that checks
+  identity).
 
 Each round runs 20 concurrent conversations of MESSAGES turns. Rounds alternate between the two
 servers (both stay up), so load from other processes hits both alike; the medians are reported.
@@ -32,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ops import endpoints, procs  # noqa: E402
-from ops.paths import APP_PYTHON  # noqa: E402
+from ops.paths import APP_PYTHON, CREDENTIALS  # noqa: E402
 from ops.train import train_if_changed  # noqa: E402
 
 
@@ -104,7 +106,8 @@ def main() -> int:
     alone_endpoints.write_text(yaml.safe_dump({}), encoding="utf-8")
 
     actions = procs.action_server(action_port, env=env, log=work / "actions.log")
-    ours = procs.rasa_server(ours_port, model, ours_endpoints, credentials=credentials, env=env,
+    # Ours runs with the project's channels (bot/credentials.yml), as `make run` does.
+    ours = procs.rasa_server(ours_port, model, ours_endpoints, credentials=CREDENTIALS, env=env,
                              log=work / "rasa-ours.log")
     alone = procs.rasa_server(alone_port, model, alone_endpoints, credentials=credentials, env=env,
                               log=work / "rasa-alone.log")
