@@ -64,25 +64,11 @@ def db(rasa: RasaServer, sql: str, *args: Any) -> List[Any]:
 
 
 def texts_to(graph: FakeGraph, to: str) -> List[str]:
-    out = []
-    for r in graph.sent():
-        if r.body.get("to") != to:
-            continue
-        if r.body["type"] == "text":
-            out.append(r.body["text"]["body"])
-        elif r.body["type"] == "interactive":
-            out.append(r.body["interactive"]["body"]["text"])
-    return out
+    return graph.texts_to(to)
 
 
 def wait_texts(graph: FakeGraph, to: str, n: int, timeout: float = 20.0) -> List[str]:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        got = texts_to(graph, to)
-        if len(got) >= n:
-            return got
-        time.sleep(0.05)
-    return texts_to(graph, to)
+    return graph.wait_texts(to, n, timeout)
 
 
 def last_user_event(rasa: RasaServer, sender: str) -> Dict[str, Any]:

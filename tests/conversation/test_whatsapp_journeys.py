@@ -39,26 +39,11 @@ def message(stack: Stack, wa_id: str, payload: dict[str, Any]) -> None:
 
 
 def texts_to(stack: Stack, to: str) -> list[str]:
-    out = []
-    for rec in stack.graph.sent():
-        body = rec.body
-        if body.get("to") != to:
-            continue
-        if body.get("type") == "text":
-            out.append(body["text"]["body"])
-        elif body.get("type") == "interactive":
-            out.append(body["interactive"]["body"]["text"])
-    return out
+    return stack.graph.texts_to(to)
 
 
 def wait_texts(stack: Stack, to: str, n: int, timeout: float = 60.0) -> list[str]:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        got = texts_to(stack, to)
-        if len(got) >= n:
-            return got
-        time.sleep(0.2)
-    return texts_to(stack, to)
+    return stack.graph.wait_texts(to, n, timeout)
 
 
 def customer_with_phone(stack: Stack) -> tuple[Any, str]:

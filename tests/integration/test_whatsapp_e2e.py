@@ -45,21 +45,7 @@ def _doc(field: str, value: dict[str, Any]) -> dict[str, Any]:
 
 
 def _texts(stack: Stack, to: str, n: int, timeout: float = 90) -> list[str]:
-    deadline = time.time() + timeout
-    out: list[str] = []
-    while time.time() < deadline:
-        out = []
-        for r in stack.graph.sent():
-            if r.body.get("to") != to:
-                continue
-            if r.body["type"] == "text":
-                out.append(r.body["text"]["body"])
-            elif r.body["type"] == "interactive":
-                out.append(r.body["interactive"]["body"]["text"])
-        if len(out) >= n:
-            return out
-        time.sleep(0.2)
-    return out
+    return stack.graph.wait_texts(to, n, timeout)
 
 
 def test_text_message_gets_a_reply(atende_stack: Stack) -> None:

@@ -392,6 +392,28 @@ class FakeGraph:
             time.sleep(0.05)
         return self.sent()
 
+    def texts_to(self, to: str) -> List[str]:
+        """The text of every accepted send to one recipient (text body or interactive body)."""
+        out: List[str] = []
+        for r in self.sent():
+            if r.body.get("to") != to:
+                continue
+            if r.body.get("type") == "text":
+                out.append(r.body["text"]["body"])
+            elif r.body.get("type") == "interactive":
+                out.append(r.body["interactive"]["body"]["text"])
+        return out
+
+    def wait_texts(self, to: str, n: int, timeout: float = 20.0) -> List[str]:
+        """Wait until `n` texts were sent to `to` (or the timeout); returns what was sent."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            got = self.texts_to(to)
+            if len(got) >= n:
+                return got
+            time.sleep(0.05)
+        return self.texts_to(to)
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
