@@ -24,9 +24,12 @@ def training_files(config: Path = CONFIG, domain: Path = DOMAIN, data: Path = BO
 
 
 def fingerprint(config: Path = CONFIG, domain: Path = DOMAIN, data: Path = BOT_DATA) -> str:
+    """A hash of the training files' contents and their paths relative to the project, so the same
+    data gives the same model name in any checkout."""
     digest = hashlib.sha256()
+    base = Path(os.path.commonpath([config.resolve(), domain.resolve(), data.resolve()]))
     for path in training_files(config, domain, data):
-        digest.update(str(path.relative_to(path.anchor)).encode())
+        digest.update(str(path.resolve().relative_to(base)).encode())
         digest.update(b"\0")
         digest.update(path.read_bytes())
         digest.update(b"\0")
