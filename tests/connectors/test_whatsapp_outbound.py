@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Iterator
 
 import pytest
+from pg_scratch import scratch_database
 import sqlalchemy as sa
 
 REPO = Path(__file__).resolve().parents[2]
@@ -110,25 +109,13 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
         s.create_tables()
         yield s
         return
-    base = os.environ.get("TEST_POSTGRES_URL")
-    if not base:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail("TEST_POSTGRES_URL is not set: CI must run the PostgreSQL suite")
-        pytest.skip("TEST_POSTGRES_URL not set")
-    name = f"wa_test_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = base.rsplit("/", 1)[0] + "/" + name
-    s = Store(make_engine(url), unconfirmed_grace_s=0.2)
-    s.create_tables()
-    try:
-        yield s
-    finally:
-        s.engine.dispose()
-        with admin.connect() as c:
-            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+    with scratch_database("wa_test") as url:
+        s = Store(make_engine(url), unconfirmed_grace_s=0.2)
+        s.create_tables()
+        try:
+            yield s
+        finally:
+            s.engine.dispose()
 
 
 def _msg(mid: str, sender: str = "5511987654321") -> InboundItem:

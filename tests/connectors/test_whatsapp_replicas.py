@@ -12,17 +12,16 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import os
 import random
 import sqlite3
 import sys
 import time
-import uuid
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
+from pg_scratch import scratch_database
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -49,22 +48,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'wa.db'}"
         return
-    base = os.environ.get("TEST_POSTGRES_URL")
-    if not base:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail("TEST_POSTGRES_URL is not set: CI must run the PostgreSQL suite")
-        pytest.skip("TEST_POSTGRES_URL not set")
-    name = f"wa_rep_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with admin.connect() as c:
-            c.execute(sa.text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
-            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+    with scratch_database("wa_rep") as url:
+        yield url
 
 
 # ---- store level ------------------------------------------------------------------------------
