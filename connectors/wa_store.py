@@ -434,6 +434,19 @@ class Store:
             ).values(send_state="unconfirmed", updated_at=now))
             return res.rowcount or 0
 
+    def apply_pending_statuses(self, sender: str) -> int:
+        """Apply the sender's pending status rows now, ahead of its messages (statuses never move a
+        row backwards, so their order against messages does not matter). Called before the outbox
+        is flushed, so a send confirmed by Meta after a crash is never resent."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(inbox.c.id, inbox.c.data).where(
+                inbox.c.sender == sender, inbox.c.state == "pending", inbox.c.kind == "status",
+            ).order_by(inbox.c.id)).all()
+        for row_id, data in rows:
+            result = self.apply_status(json.loads(data)["status"])
+            self.finish(row_id, "done", result)
+        return len(rows)
+
     def apply_status(self, status: Dict[str, Any]) -> str:
         """Record a status on its outbox row, never moving backwards; returns what happened."""
         wamid, new = status["wamid"], status["status"]

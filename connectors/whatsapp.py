@@ -13,7 +13,6 @@ outbox is then sent to the Graph API. See docs/whatsapp.md for the exactly-once 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import threading
@@ -31,74 +30,15 @@ from sanic.response import HTTPResponse
 
 from connectors.wa_graph import GraphClient
 from connectors.wa_outbound import Outgoing, render
-from connectors.wa_parse import NotificationError, parse_notification
-from connectors.wa_signature import SignatureCheck, check_signature, tokens_equal
 from connectors.wa_store import CALLBACK_PREFIX, InboxRow, Store, make_engine
+from connectors.wa_webhook import Ingestor, WhatsAppSettings, register_webhook
+
+__all__ = ["Runtime", "WhatsAppInput", "WhatsAppOutput", "WhatsAppSettings"]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 CHANNEL_NAME = "whatsapp"
-
-
-@dataclass(frozen=True)
-class WhatsAppSettings:
-    verify_token: str = ""
-    app_secret: str = ""
-    access_token: str = ""
-    phone_number_id: str = ""
-    api_version: str = "v21.0"
-    graph_url: str = "https://graph.facebook.com"
-    database_url: str = ""
-    max_body_bytes: int = 1024 * 1024
-    graph_timeout_s: float = 10.0
-    retry_base_s: float = 0.5
-    retry_max_s: float = 8.0
-    max_attempts: int = 6
-    resend_grace_s: float = 60.0
-    concurrency: int = 8
-    # Per-sender lease across replicas sharing the database (renewed every third of it).
-    lease_s: float = 30.0
-    sqlite_synchronous: str = "FULL"
-    # Acknowledgements first: while deliveries keep arriving (one within ack_priority_s), a message
-    # waits before Rasa runs (Rasa blocks the event loop while it works), at most max_defer_s.
-    ack_priority_s: float = 0.02
-    max_defer_s: float = 0.5
-    # Tests only: "exit_after_rasa" / "exit_after_send" kill the process (os._exit) inside the
-    # crash windows, once per inbox row / outbox row, to prove the recovery paths.
-    fault: str = ""
-
-    @classmethod
-    def from_env(cls, env: Optional[Mapping[str, str]] = None,
-                 overrides: Optional[Mapping[str, Any]] = None) -> "WhatsAppSettings":
-        env = os.environ if env is None else env
-        o = dict(overrides or {})
-
-        def get(key: str, default: str) -> str:
-            value = o.get(key.lower().replace("whatsapp_", ""))
-            return str(value) if value is not None else env.get(key, default)
-
-        return cls(
-            verify_token=get("WHATSAPP_VERIFY_TOKEN", ""),
-            app_secret=get("WHATSAPP_APP_SECRET", ""),
-            access_token=get("WHATSAPP_ACCESS_TOKEN", ""),
-            phone_number_id=get("WHATSAPP_PHONE_NUMBER_ID", ""),
-            api_version=get("WHATSAPP_API_VERSION", "v21.0") or "v21.0",
-            graph_url=get("WHATSAPP_GRAPH_URL", "https://graph.facebook.com") or "https://graph.facebook.com",
-            database_url=str(o.get("database_url") or env.get("DATABASE_URL", "")),
-            max_body_bytes=int(get("WHATSAPP_MAX_BODY_BYTES", str(1024 * 1024))),
-            graph_timeout_s=float(get("WHATSAPP_GRAPH_TIMEOUT_S", "10")),
-            retry_base_s=float(get("WHATSAPP_RETRY_BASE_S", "0.5")),
-            retry_max_s=float(get("WHATSAPP_RETRY_MAX_S", "8")),
-            max_attempts=int(get("WHATSAPP_MAX_ATTEMPTS", "6")),
-            resend_grace_s=float(get("WHATSAPP_RESEND_GRACE_S", "60")),
-            concurrency=int(get("WHATSAPP_CONCURRENCY", "8")),
-            lease_s=float(get("WHATSAPP_LEASE_SECONDS", "30")),
-            fault=get("WHATSAPP_FAULT", ""),
-            sqlite_synchronous=get("WHATSAPP_SQLITE_SYNCHRONOUS", "FULL") or "FULL",
-            ack_priority_s=float(get("WHATSAPP_ACK_PRIORITY_S", "0.02")),
-            max_defer_s=float(get("WHATSAPP_MAX_DEFER_S", "0.5")),
-        )
 
 
 class Runtime:
@@ -115,9 +55,7 @@ class Runtime:
         workers = 1 if engine.dialect.name == "sqlite" else 4
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="whatsapp-db")
         # The webhook's inserts get their own thread so acknowledgements never queue behind the worker.
-        self.ingest_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whatsapp-ingest")
-        self._ingest_queue: List[Any] = []
-        self._ingest_task: Optional[asyncio.Task] = None
+        self.ingestor = Ingestor(self.store)
         self._last_ingest = 0.0
         self.graph = GraphClient(settings.graph_url, settings.api_version, settings.phone_number_id,
                                  settings.access_token, settings.graph_timeout_s)
@@ -138,31 +76,9 @@ class Runtime:
         return await loop.run_in_executor(self.executor, partial(fn, *args))
 
     async def ingest(self, items: List[Any]) -> int:
-        """Store one delivery; concurrent deliveries share a transaction (group commit)."""
+        """Store one delivery (the in-process webhook); concurrent deliveries share a transaction."""
         self._last_ingest = time.monotonic()
-        if not items:
-            return 0
-        fut: "asyncio.Future[int]" = asyncio.get_running_loop().create_future()
-        self._ingest_queue.append((items, fut))
-        if self._ingest_task is None or self._ingest_task.done():
-            self._ingest_task = asyncio.get_running_loop().create_task(self._ingest_loop())
-        return await fut
-
-    async def _ingest_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        while self._ingest_queue:
-            batch, self._ingest_queue = self._ingest_queue[:200], self._ingest_queue[200:]
-            try:
-                counts = await loop.run_in_executor(
-                    self.ingest_executor, partial(self.store.insert_batches, [items for items, _ in batch]))
-            except Exception as exc:  # nothing of this batch is stored: every delivery gets a 500
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(exc)
-                continue
-            for (_, fut), n in zip(batch, counts):
-                if not fut.done():
-                    fut.set_result(n)
+        return await self.ingestor.ingest(items)
 
     # ---- lifecycle -------------------------------------------------------------------------
     def start(self, app: Any, handler: Callable[[UserMessage], Awaitable[Any]]) -> None:
@@ -185,6 +101,7 @@ class Runtime:
         except Exception:
             logger.exception("whatsapp: could not release the leases")
         await self.graph.close()
+        self.ingestor.close()
 
     def _renew_loop(self) -> None:
         every = self.settings.lease_s / 3
@@ -242,6 +159,9 @@ class Runtime:
                 if not claimed:
                     return
                 while True:
+                    # Meta's confirmations first: a send interrupted by a crash and confirmed
+                    # since is then never resent (docs/whatsapp.md, "Exactly once").
+                    await self.db(self.store.apply_pending_statuses, sender)
                     if not await self._flush_outbox(sender):
                         break
                     row = await self.db(self.store.next_pending, sender)
@@ -462,54 +382,13 @@ class WhatsAppInput(InputChannel):
         async def _stop(_app: Any, _loop: Any) -> None:
             await runtime.stop()
 
-        @bp.route("/", methods=["GET"])
-        async def health(_request: Request) -> HTTPResponse:
-            return response.json({"status": "ok", "enabled": bool(settings.app_secret)})
+        # The same webhook as the gateway (connectors/wa_gateway.py): one implementation.
+        register_webhook(bp, settings, runtime.ingest, lambda _new: runtime.wake.set())
 
-        @bp.route("/webhook", methods=["GET"])
-        async def verify(request: Request) -> HTTPResponse:
-            if not settings.verify_token:
-                return response.json({"error": "WHATSAPP_VERIFY_TOKEN is not configured"}, status=503)
-            mode = request.args.get("hub.mode")
-            token = request.args.get("hub.verify_token")
-            challenge = request.args.get("hub.challenge")
-            if not mode or not token or challenge is None:
-                return response.json({"error": "hub.mode, hub.verify_token and hub.challenge are required"},
-                                     status=400)
-            if mode != "subscribe" or not tokens_equal(token, settings.verify_token):
-                return response.json({"error": "verification failed"}, status=403)
-            return response.text(challenge)
-
-        @bp.route("/webhook", methods=["POST"])
-        async def receive(request: Request) -> HTTPResponse:
-            if not settings.app_secret:
-                return response.json({"error": "WhatsApp channel disabled: WHATSAPP_APP_SECRET is not set"},
-                                     status=503)
-            body: bytes = request.body or b""
-            if len(body) > settings.max_body_bytes:
-                return response.json({"error": f"body larger than {settings.max_body_bytes} bytes"}, status=413)
-            check = check_signature(body, request.headers.get("x-hub-signature-256"), settings.app_secret)
-            if check is SignatureCheck.MISSING:
-                return response.json({"error": "missing X-Hub-Signature-256"}, status=401)
-            if check is SignatureCheck.INVALID:
-                return response.json({"error": "invalid X-Hub-Signature-256"}, status=403)
-            try:
-                doc = json.loads(body)
-            except (ValueError, UnicodeDecodeError):
-                return response.json({"error": "body is not JSON"}, status=400)
-            try:
-                parsed = parse_notification(doc)
-            except NotificationError as exc:
-                logger.info("whatsapp: rejected notification: %s", exc)
-                return response.json({"error": f"not a WhatsApp notification: {exc}"}, status=400)
-            for reason in parsed.ignored:
-                logger.info("whatsapp: ignored: %s", reason)
-            for item in parsed.items:
-                if item.action == "ignore":
-                    logger.info("whatsapp: ignored %s %s: %s", item.kind, item.item_id, item.reason)
-            new = await runtime.ingest(parsed.items)
-            if new:
-                runtime.wake.set()
-            return response.json({"status": "ok", "items": len(parsed.items), "new": new})
+        @bp.route("/wake", methods=["POST"])
+        async def wake(_request: Request) -> HTTPResponse:
+            """The gateway stored new deliveries: look at the inbox now instead of at the next poll."""
+            runtime.wake.set()
+            return response.json({"status": "ok"})
 
         return bp

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from .paths import APP_PYTHON, APP_VENV, CREDENTIALS, RASA_BIN, ROOT
+from .paths import APP_PYTHON, APP_VENV, BOT_PYTHON, CREDENTIALS, RASA_BIN, ROOT
 
 
 def free_port() -> int:
@@ -107,6 +107,15 @@ def rasa_server(port: int, model: Path, endpoints: Path, *, credentials: Path = 
         cmd += ["--auth-token", auth_token]
     cmd += extra or []
     return Proc("rasa server", cmd, f"http://127.0.0.1:{port}/", env or {}, log)
+
+
+def whatsapp_gateway(port: int, wake_urls: list[str], *, host: str = "127.0.0.1",
+                     env: dict[str, str] | None = None, log: Path | None = None) -> Proc:
+    """The WhatsApp webhook gateway (connectors/wa_gateway.py): acknowledges Meta's deliveries off
+    Rasa's event loop and wakes the Rasa servers' WhatsApp workers."""
+    return Proc("whatsapp gateway", [str(BOT_PYTHON), "-m", "connectors.wa_gateway", "--host", host,
+                                     "--port", str(port), "--wake", ",".join(wake_urls)],
+                f"http://127.0.0.1:{port}/health", env or {}, log)
 
 
 def console(port: int, *, env: dict[str, str] | None = None, log: Path | None = None) -> Proc:

@@ -9,8 +9,11 @@ the same way:
   session id, also the Rasa sender id), or the id in `/conversations/<id>/...` (the console's agent
   replies reach the replica that holds the visitor's socket); requests without one hash on the
   client address, which keeps socket.io long-polling on one replica;
-- WhatsApp webhooks may land on any replica (the connector stores them in the durable inbox,
-  unique by message id), so a failed replica is retried on the next one, POST included;
+- WhatsApp webhooks go to the WhatsApp gateway (connectors/wa_gateway.py), which acknowledges
+  them off Rasa's event loop; the Rasa replicas serve the same webhook as backup servers (the
+  connector stores deliveries in the durable inbox, unique by message id), so a failed gateway or
+  replica is retried on the next one, POST included. The gateway's wake call to Rasa
+  (`/webhooks/whatsapp/wake`) is not reachable through the proxy;
 - Rasa's HTTP API (`/conversations`, `/model`, `/status`) answers only private networks;
 - the console (Streamlit, with its websocket) has its own listener.
 """
@@ -30,6 +33,7 @@ PRIVATE_NETS = ("127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", 
 class ProxyLayout:
     rasa: tuple[str, ...]            # host:port of each Rasa replica
     console: str                     # host:port of the console
+    whatsapp: tuple[str, ...] = ()   # host:port of each WhatsApp gateway (none: the replicas serve it)
     listen: str = "80"               # chat, widget, webhooks, Rasa API (private networks only)
     console_listen: str = "8501"
     pid: str = "/var/run/nginx.pid"
@@ -43,7 +47,8 @@ class ProxyLayout:
 
 
 def docker_layout() -> ProxyLayout:
-    return ProxyLayout(rasa=("rasa1:5005", "rasa2:5005"), console="console:8501")
+    return ProxyLayout(rasa=("rasa1:5005", "rasa2:5005"), console="console:8501",
+                       whatsapp=("whatsapp-gateway:5006",))
 
 
 def render(layout: ProxyLayout) -> str:
@@ -51,6 +56,10 @@ def render(layout: ProxyLayout) -> str:
         raise ValueError("the proxy needs at least one Rasa server")
     servers = "\n".join(f"        server {addr} max_fails=1 fail_timeout={layout.fail_timeout_s}s;"
                         for addr in layout.rasa)
+    wa_servers = "\n".join(
+        [f"        server {addr} max_fails=1 fail_timeout={layout.fail_timeout_s}s;" for addr in layout.whatsapp]
+        + [f"        server {addr} max_fails=1 fail_timeout={layout.fail_timeout_s}s{' backup' if layout.whatsapp else ''};"
+           for addr in layout.rasa])
     allow = "\n".join(f"            allow {net};" for net in PRIVATE_NETS)
     temp = ""
     if layout.temp_dir:
@@ -101,6 +110,12 @@ http {{
         keepalive 32;
     }}
 
+    # WhatsApp webhooks: the gateway, with the Rasa replicas (same webhook) as backups.
+    upstream whatsapp {{
+{wa_servers}
+        keepalive 16;
+    }}
+
     upstream console {{
         server {layout.console};
     }}
@@ -125,9 +140,14 @@ http {{
             proxy_next_upstream error timeout;
         }}
 
-        # WhatsApp Cloud API: the inbox makes a repeated POST a no-op, so retry on another replica.
+        # The gateway's call to the Rasa replicas, never from outside.
+        location = /webhooks/whatsapp/wake {{
+            return 404;
+        }}
+
+        # WhatsApp Cloud API: the inbox makes a repeated POST a no-op, so retry on the next server.
         location /webhooks/whatsapp/ {{
-            proxy_pass http://rasa;
+            proxy_pass http://whatsapp;
 {proxied}
             proxy_next_upstream error timeout http_502 http_503 non_idempotent;
             proxy_next_upstream_tries 3;

@@ -52,6 +52,7 @@ def main() -> int:
     action_port = int(os.environ.get("ACTION_PORT", "5055"))
     console_port = int(os.environ.get("CONSOLE_PORT", "8501"))
     demo_port = int(os.environ.get("DEMO_SITE_PORT", "8080"))
+    gateway_port = int(os.environ.get("WHATSAPP_GATEWAY_PORT", "5006"))
     rasa_url = f"http://localhost:{rasa_port}"
     os.environ.setdefault("RASA_URL", rasa_url)
     os.environ.setdefault("ACTION_SERVER_URL", f"http://localhost:{action_port}/webhook")
@@ -71,6 +72,8 @@ def main() -> int:
         procs.action_server(action_port, log=logs / "actions.log"),
         procs.rasa_server(rasa_port, model, endpoints_file, auth_token=os.environ["RASA_TOKEN"],
                           log=logs / "rasa.log"),
+        procs.whatsapp_gateway(gateway_port, [f"http://127.0.0.1:{rasa_port}/webhooks/whatsapp/wake"],
+                               log=logs / "whatsapp_gateway.log"),
         procs.console(console_port, log=logs / "console.log"),
     ]
     if (ROOT / "demo_site" / "__main__.py").exists():
@@ -98,10 +101,10 @@ def main() -> int:
             print(f"  {proc.name}: ready")
         print(f"\nAtende is running ({time.monotonic() - started:.0f}s):")
         print(f"  Rasa server (API, webhooks): {rasa_url}")
-        print(f"  WhatsApp webhook:            {rasa_url}/webhooks/whatsapp/webhook")
+        print(f"  WhatsApp webhook (gateway):  http://localhost:{gateway_port}/webhooks/whatsapp/webhook")
         print(f"  Action server:               http://localhost:{action_port}")
         print(f"  Console (técnicos):          http://localhost:{console_port}")
-        if len(processes) > 3:
+        if any(p.name == "demo site" for p in processes):
             print(f"  Demo site with the chat:     http://localhost:{demo_port}")
         print("Press Ctrl-C to stop.", flush=True)
         while all(p.alive() for p in processes):

@@ -51,6 +51,7 @@ class Topology:
         self.rasa: list[procs.Proc] = []
         self.actions: procs.Proc | None = None
         self.console: procs.Proc | None = None
+        self.gateway: procs.Proc | None = None
         self.nginx: procs.Proc | None = None
         self.database_url = ""
         self.env: dict[str, str] = {}
@@ -68,7 +69,7 @@ class Topology:
             print(msg, flush=True)
 
     def processes(self) -> list[procs.Proc]:
-        return [p for p in [self.actions, *self.rasa, self.console, self.nginx] if p is not None]
+        return [p for p in [self.actions, *self.rasa, self.gateway, self.console, self.nginx] if p is not None]
 
     # ---- start -----------------------------------------------------------------------------
     def start(self) -> "Topology":
@@ -120,12 +121,16 @@ class Topology:
                                      log=self.logs / f"rasa{i + 1}.log", extra=["--interface", "127.0.0.1"])
             proc.name = f"rasa{i + 1}"
             self.rasa.append(proc)
+        # WhatsApp webhooks are acknowledged by the gateway, off the replicas' event loops.
+        self.gateway = procs.whatsapp_gateway(
+            procs.free_port(), [p.health_url.rstrip("/") + "/webhooks/whatsapp/wake" for p in self.rasa],
+            env=self.env, log=self.logs / "whatsapp_gateway.log")
         console_port = procs.free_port()
         if cfg.console:
             self.console = procs.console(console_port, env=self.env, log=self.logs / "console.log")
         self.nginx = self._nginx(console_port)
 
-        self._say(f"==> Starting {cfg.replicas} Rasa server(s), the action server"
+        self._say(f"==> Starting {cfg.replicas} Rasa server(s), the WhatsApp gateway, the action server"
                   f"{', the console' if cfg.console else ''} and nginx (logs in {self.logs})")
         for proc in self.processes():
             if proc is not self.nginx:
@@ -165,6 +170,7 @@ class Topology:
         layout = prod_nginx.ProxyLayout(
             rasa=tuple(p.health_url.split("//", 1)[1].rstrip("/") for p in self.rasa),
             console=f"127.0.0.1:{console_port}",
+            whatsapp=(self.gateway.health_url.split("//", 1)[1].rsplit("/", 1)[0],) if self.gateway else (),
             listen=f"127.0.0.1:{self.cfg.proxy_port}", console_listen=f"127.0.0.1:{self.cfg.console_port}",
             pid=str(ndir / "nginx.pid"), error_log=str(ndir / "error.log"),
             access_log=str(ndir / "access.log"), temp_dir=str(ndir / "tmp"), daemon=False,
@@ -226,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  Rasa API (loopback):  {topo.proxy_url}/conversations/<id>/...")
         print(f"  Console (técnicos):   {topo.console_url}")
         print(f"  Rasa replicas:        {', '.join(p.health_url for p in topo.rasa)}")
+        if topo.gateway is not None:
+            print(f"  WhatsApp gateway:     {topo.gateway.health_url.rsplit('/', 1)[0]} (behind the proxy)")
         print("Press Ctrl-C to stop.", flush=True)
         while all(p.alive() for p in topo.processes()):
             time.sleep(1)

@@ -1,4 +1,5 @@
-"""Test/bench harness: a tiny fixture Rasa model and a real `rasa run` with the WhatsApp channel.
+"""Test/bench harness: a tiny fixture Rasa model, a real `rasa run` with the WhatsApp channel and
+the WhatsApp gateway process (`python -m connectors.wa_gateway`).
 
 The model (tests/connectors/fixtures/tiny_bot: keyword NLU + rules, pt-BR) is trained once and
 cached by a hash of its files. ``RasaServer`` writes a credentials.yml listing
@@ -68,6 +69,7 @@ class RasaServer:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.webhook = f"{self.url}/webhooks/whatsapp/webhook"
+        self.wake_url = f"{self.url}/webhooks/whatsapp/wake"
         self.app_secret = app_secret or ""
         self.db_path = db_path
         self.proc: Optional[subprocess.Popen] = None
@@ -143,6 +145,58 @@ class RasaServer:
 
     def get(self, path: str, timeout: float = 10.0) -> Tuple[int, Any]:
         return _send(urllib.request.Request(self.url + path), timeout)
+
+
+class Gateway:
+    """`python -m connectors.wa_gateway` on a free loopback port, storing into ``db_path`` and waking
+    ``wake_urls`` (the Rasa servers); same environment as a ``RasaServer`` with the same arguments."""
+
+    def __init__(self, workdir: Path, db_path: Path, wake_urls: Optional[list] = None,
+                 app_secret: Optional[str] = "app-secret", verify_token: str = "verify-me",
+                 extra_env: Optional[Dict[str, str]] = None, port: Optional[int] = None) -> None:
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.webhook = f"{self.url}/webhooks/whatsapp/webhook"
+        self.app_secret = app_secret or ""
+        self.db_path = db_path
+        self.wake_urls = list(wake_urls or [])
+        self.proc: Optional[subprocess.Popen] = None
+        self.log_path = workdir / f"gateway-{self.port}.log"
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "DATABASE_URL": f"sqlite:///{db_path}",
+            "WHATSAPP_APP_SECRET": self.app_secret,
+            "WHATSAPP_VERIFY_TOKEN": verify_token,
+            "WHATSAPP_WAKE_URLS": ",".join(self.wake_urls) or " ",
+            **(extra_env or {}),
+        }
+
+    def start(self, timeout: float = 60.0) -> "Gateway":
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [str(BOT_BIN / "python"), "-m", "connectors.wa_gateway", "--host", "127.0.0.1", "--port", str(self.port)],
+            cwd=str(REPO), env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gateway exited early:\n{self.log()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as r:
+                    if r.status == 200:
+                        return self
+            except (urllib.error.URLError, ConnectionError, OSError, ValueError):
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"gateway did not start:\n{self.log()[-3000:]}")
+
+    log = RasaServer.log
+    kill9 = RasaServer.kill9
+    stop = RasaServer.stop
+    post = RasaServer.post
+    get = RasaServer.get
 
 
 def _send(req: urllib.request.Request, timeout: float) -> Tuple[int, Any]:

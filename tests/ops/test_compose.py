@@ -45,7 +45,7 @@ def config() -> dict:
 def test_topology_services(config: dict) -> None:
     services = config["services"]
     assert set(services) == {"postgres", "redis", "setup", "bot-setup", "actions", "rasa1", "rasa2",
-                             "console", "proxy"}
+                             "whatsapp-gateway", "console", "proxy"}
     for name in ("rasa1", "rasa2"):
         rasa = services[name]
         assert rasa["build"]["dockerfile"] == "docker/Dockerfile.bot"
@@ -59,11 +59,17 @@ def test_topology_services(config: dict) -> None:
     assert services["bot-setup"]["depends_on"]["setup"]["condition"] == "service_completed_successfully"
     assert services["setup"]["build"]["dockerfile"] == "docker/Dockerfile.app"
     assert services["console"]["environment"]["RASA_URL"] == "http://proxy"
+    gateway = services["whatsapp-gateway"]
+    assert gateway["entrypoint"][:3] == ["python", "-m", "connectors.wa_gateway"]
+    assert gateway["environment"]["DATABASE_URL"] == services["rasa1"]["environment"]["DATABASE_URL"]
+    assert gateway["environment"]["WHATSAPP_WAKE_URLS"].split(",") == [
+        f"http://{name}:5005/webhooks/whatsapp/wake" for name in ("rasa1", "rasa2")]
+    assert services["proxy"]["depends_on"]["whatsapp-gateway"]["condition"] == "service_healthy"
 
 
 def test_health_checks_and_volumes(config: dict) -> None:
     services = config["services"]
-    for name in ("postgres", "redis", "actions", "rasa1", "rasa2", "console", "proxy"):
+    for name in ("postgres", "redis", "actions", "rasa1", "rasa2", "whatsapp-gateway", "console", "proxy"):
         assert services[name].get("healthcheck", {}).get("test"), f"{name} has no health check"
     assert {"pgdata", "knowledge"} <= set(config["volumes"])
     mounts = {name: [str(v) if isinstance(v, str) else f"{v.get('source')}:{v.get('target')}:{v.get('read_only')}"

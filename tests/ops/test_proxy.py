@@ -29,11 +29,12 @@ def nginx_or_skip() -> None:
         pytest.skip("nginx not installed (apt-get install nginx)")
 
 
-def layout_for(tmp: Path, rasa: tuple[str, ...], console: str, port: int, console_port: int) -> prod_nginx.ProxyLayout:
+def layout_for(tmp: Path, rasa: tuple[str, ...], console: str, port: int, console_port: int,
+               whatsapp: tuple[str, ...] = ()) -> prod_nginx.ProxyLayout:
     (tmp / "tmp").mkdir(parents=True, exist_ok=True)
     for d in (tmp, tmp / "tmp"):
         d.chmod(0o777)
-    return prod_nginx.ProxyLayout(rasa=rasa, console=console, listen=f"127.0.0.1:{port}",
+    return prod_nginx.ProxyLayout(rasa=rasa, console=console, whatsapp=whatsapp, listen=f"127.0.0.1:{port}",
                                   console_listen=f"127.0.0.1:{console_port}", pid=str(tmp / "nginx.pid"),
                                   error_log=str(tmp / "error.log"), access_log=str(tmp / "access.log"),
                                   temp_dir=str(tmp / "tmp"), daemon=False, worker_processes="1",
@@ -50,7 +51,8 @@ def test_nginx_accepts_both_configs(tmp_path: Path) -> None:
     docker = prod_nginx.docker_layout()
     # the compose service names do not resolve here: same config, loopback addresses
     local = layout_for(tmp_path, tuple(a.replace("rasa1", "127.0.0.1").replace("rasa2", "127.0.0.2")
-                                       for a in docker.rasa), "127.0.0.1:8501", procs.free_port(), procs.free_port())
+                                       for a in docker.rasa), "127.0.0.1:8501", procs.free_port(), procs.free_port(),
+                       tuple(a.replace("whatsapp-gateway", "127.0.0.3") for a in docker.whatsapp))
     conf = prod_nginx.write(tmp_path / "nginx.conf", local)
     done = prod_services.nginx_test(conf)
     assert done.returncode == 0, done.stderr
@@ -151,3 +153,35 @@ def test_a_dead_replica_hands_its_conversations_over(proxy: tuple[str, list[Back
         assert get(f"{base}/webhooks/whatsapp/webhook", b'{"object": "whatsapp_business_account"}') == "rasa2"
     moved = [sid for sid, owner in owners.items() if owner == "rasa2"]
     assert moved, "consistent hashing should have kept rasa2's conversations on rasa2"
+
+
+def test_whatsapp_webhooks_go_to_the_gateway_with_the_replicas_as_backup(tmp_path: Path) -> None:
+    nginx_or_skip()
+    backends = [Backend("rasa1"), Backend("rasa2")]
+    gateway, console = Backend("gateway"), Backend("console")
+    port = procs.free_port()
+    layout = layout_for(tmp_path, tuple(f"127.0.0.1:{b.port}" for b in backends), f"127.0.0.1:{console.port}",
+                        port, procs.free_port(), whatsapp=(f"127.0.0.1:{gateway.port}",))
+    proc = prod_services.nginx_proc(prod_nginx.write(tmp_path / "nginx.conf", layout), port,
+                                    tmp_path / "nginx.log").start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        proc.wait_ready(20)
+        for _ in range(10):
+            assert get(f"{base}/webhooks/whatsapp/webhook", b'{"object": "whatsapp_business_account"}') == "gateway"
+        assert get(f"{base}/webhooks/whatsapp/webhook?hub.mode=subscribe") == "gateway"
+        assert get(f"{base}/socket.io/?EIO=4&session_id=abc") in ("rasa1", "rasa2")
+        # the gateway's wake call is not reachable from outside
+        with pytest.raises(urllib.error.HTTPError) as err:
+            get(f"{base}/webhooks/whatsapp/wake", b"")
+        assert err.value.code == 404
+        assert not any("wake" in s for b in [*backends, gateway] for s in b.seen)
+        # gateway down: the replicas (same webhook, same inbox) take the deliveries, POST included
+        gateway.stop()
+        for _ in range(6):
+            assert get(f"{base}/webhooks/whatsapp/webhook", b'{"object": "whatsapp_business_account"}') in (
+                "rasa1", "rasa2")
+    finally:
+        proc.stop()
+        for b in [*backends, console]:
+            b.stop()

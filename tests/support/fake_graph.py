@@ -252,36 +252,61 @@ class FakeGraph:
         self._echo: Optional[Tuple[str, str]] = None
         self._echo_retry_for_s = 300.0
         self._echo_queue: "queue.Queue[Dict[str, Any]]" = queue.Queue()
+        self._echo_inflight = 0
 
-    def echo_statuses(self, webhook_url: str, app_secret: str, retry_for_s: float = 300.0) -> None:
+    def echo_statuses(self, webhook_url: str, app_secret: str, retry_for_s: float = 300.0,
+                      concurrency: int = 16) -> None:
         """Like Meta: after each accepted send, POST a signed "sent" status (echoing
-        biz_opaque_callback_data) to the webhook, retrying while it is down."""
+        biz_opaque_callback_data) to the webhook, retrying while it is down. Meta delivers webhooks
+        concurrently, so ``concurrency`` threads deliver (and retry) statuses in parallel: one
+        status waiting on a down webhook does not hold the others back."""
         self._echo = (webhook_url, app_secret)
         self._echo_retry_for_s = retry_for_s
-        threading.Thread(target=self._echo_loop, daemon=True).start()
+        for _ in range(max(1, concurrency)):
+            threading.Thread(target=self._echo_loop, daemon=True).start()
+
+    def set_echo_target(self, webhook_url: str) -> None:
+        """Send the next status deliveries (and retries) to another webhook URL."""
+        assert self._echo is not None
+        self._echo = (webhook_url, self._echo[1])
+
+    def echo_backlog(self) -> int:
+        """Statuses not yet delivered (queued or being retried)."""
+        with self.lock:
+            return self._echo_queue.qsize() + self._echo_inflight
 
     def _echo_loop(self) -> None:
         while True:
             status = self._echo_queue.get()
-            assert self._echo is not None
-            url, secret = self._echo
-            doc = {"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [{
-                "field": "messages", "value": {"messaging_product": "whatsapp", "metadata": {
-                    "display_phone_number": "551140040000", "phone_number_id": self.phone_number_id},
-                    "statuses": [status]}}]}]}
-            body = json.dumps(doc).encode()
-            sig = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-            deadline = time.time() + self._echo_retry_for_s
-            while time.time() < deadline:
-                req = urllib.request.Request(url, data=body, method="POST", headers={
-                    "Content-Type": "application/json", "X-Hub-Signature-256": sig})
-                try:
-                    with urllib.request.urlopen(req, timeout=10) as r:
-                        if r.status == 200:
-                            break
-                except (urllib.error.URLError, OSError):
-                    pass
-                time.sleep(0.5)
+            with self.lock:
+                self._echo_inflight += 1
+            try:
+                self._echo_one(status)
+            finally:
+                with self.lock:
+                    self._echo_inflight -= 1
+
+    def _echo_one(self, status: Dict[str, Any]) -> None:
+        assert self._echo is not None
+        secret = self._echo[1]
+        doc = {"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [{
+            "field": "messages", "value": {"messaging_product": "whatsapp", "metadata": {
+                "display_phone_number": "551140040000", "phone_number_id": self.phone_number_id},
+                "statuses": [status]}}]}]}
+        body = json.dumps(doc).encode()
+        sig = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        deadline = time.time() + self._echo_retry_for_s
+        while time.time() < deadline:
+            url = self._echo[0]
+            req = urllib.request.Request(url, data=body, method="POST", headers={
+                "Content-Type": "application/json", "X-Hub-Signature-256": sig})
+            try:
+                with urllib.request.urlopen(req, timeout=10) as r:
+                    if r.status == 200:
+                        break
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.5)
 
     @property
     def base_url(self) -> str:
