@@ -160,6 +160,9 @@ class Ticket(Base):
     subject: Mapped[str] = mapped_column(String(200), default="")
     description: Mapped[str] = mapped_column(Text, default="")
     contact_name: Mapped[str] = mapped_column(String(160), default="")
+    # A lead's own contact (no customer record): canonical phone digits / lower-case e-mail.
+    contact_phone: Mapped[Optional[str]] = mapped_column(String(20), nullable=True)
+    contact_email: Mapped[Optional[str]] = mapped_column(String(200), nullable=True)
     solution: Mapped[str] = mapped_column(Text, default="")
     opened_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     first_response_at: Mapped[Optional[datetime]] = mapped_column(DateTime, nullable=True)

@@ -15,6 +15,8 @@ from ..models import (
     CHANNELS, PRIORITIES, STATUS_LABELS, TICKET_TYPES, Customer, Module, Technician, Ticket,
     TicketEvent, utcnow,
 )
+from ..phones import normalize_phone
+from .customers import normalize_email
 
 MAX_DESCRIPTION = 10_000
 ACTIVE = ("novo", "em_atendimento")
@@ -70,8 +72,15 @@ def open_ticket(
     s: Session, *, customer_id: int | None, channel: str, type: str, module: str | None,
     description: str, conversation_id: str | None, priority: str = "normal", actor: str = "bot",
     contact_name: str | None = None, subject: str | None = None,
+    contact_phone: str | None = None, contact_email: str | None = None,
+    flags: dict[str, Any] | None = None,
 ) -> Ticket:
-    """Open a ticket. A customer id that does not exist raises UnknownCustomer; nothing is written."""
+    """Open a ticket. A customer id that does not exist raises UnknownCustomer; nothing is written.
+
+    `contact_phone` / `contact_email` (a lead's own contact) are normalised and validated
+    (InvalidPhone / InvalidInput). `flags` (JSON-able, e.g. `{"unverified_contact": True}` or
+    `{"contact_declined": True}`) are kept on the ticket's `created` event for technicians and reports.
+    """
     _check_choice(channel, CHANNELS, "canal")
     _check_choice(type, TICKET_TYPES, "tipo")
     _check_choice(priority, PRIORITIES, "prioridade")
@@ -80,6 +89,8 @@ def open_ticket(
     if not text:
         raise InvalidInput("empty description", "Descreva o problema para abrir o chamado.")
     text = text[:MAX_DESCRIPTION]
+    phone = normalize_phone(contact_phone) if contact_phone not in (None, "") else None
+    email = normalize_email(contact_email) if contact_email not in (None, "") else None
     if customer_id is not None and s.get(Customer, customer_id) is None:
         raise UnknownCustomer(f"customer {customer_id} does not exist")
     now = utcnow()
@@ -87,12 +98,12 @@ def open_ticket(
         customer_id=customer_id, channel=channel, type=type, module=module, status="novo",
         priority=priority, conversation_id=conversation_id, description=text,
         subject=(subject or text.splitlines()[0])[:200], contact_name=(contact_name or "")[:160],
-        opened_at=now, updated_at=now,
+        contact_phone=phone, contact_email=email, opened_at=now, updated_at=now,
     )
     s.add(ticket)
     s.flush()
     _event(s, ticket, actor=actor, kind="created", text=text,
-           data={"channel": channel, "type": type, "module": module, "priority": priority})
+           data={"channel": channel, "type": type, "module": module, "priority": priority, **(flags or {})})
     s.flush()
     return ticket
 

@@ -126,7 +126,8 @@ def test_illegal_transitions_change_nothing(world: dict[str, int]) -> None:
 def test_ticket_for_unknown_customer_and_bad_fields(world: dict[str, int]) -> None:
     before = _count(Ticket)
     bad = [dict(customer_id=99999), dict(type="reclamacao"), dict(channel="telegram"),
-           dict(module="contabil"), dict(description="   "), dict(priority="altissima")]
+           dict(module="contabil"), dict(description="   "), dict(priority="altissima"),
+           dict(contact_phone="123"), dict(contact_email="carla@"), dict(contact_email="a@b@c.com")]
     for override in bad:
         args = dict(customer_id=world["customer"], channel="web", type="erro", module="pdv",
                     description="Caixa travou", conversation_id="c1")
@@ -134,6 +135,21 @@ def test_ticket_for_unknown_customer_and_bad_fields(world: dict[str, int]) -> No
         with pytest.raises((errors.UnknownCustomer, errors.InvalidInput)), session_scope() as s:
             tickets.open_ticket(s, **args)
     assert _count(Ticket) == before
+
+
+def test_lead_contact_is_normalised_and_flags_kept_on_the_created_event(world: dict[str, int]) -> None:
+    with session_scope() as s:
+        t = tickets.open_ticket(s, customer_id=None, channel="web", type="comercial", module=None,
+                                description="Interesse comercial", conversation_id="lead-1", contact_name="Carla",
+                                contact_phone="(11) 98765-4321", contact_email=" Carla@Mercadinho.com.br ",
+                                flags={"lead": True})
+        tid = t.id
+    with session_scope() as s:
+        t = tickets.get(s, tid)
+        assert (t.contact_phone, t.contact_email, t.contact_name) == (
+            "5511987654321", "carla@mercadinho.com.br", "Carla")
+        created = [e for e in t.events if e.kind == "created"][0]
+        assert created.data["lead"] is True and created.data["type"] == "comercial"
 
 
 def test_assume_race_one_wins(world: dict[str, int]) -> None:
