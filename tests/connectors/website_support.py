@@ -10,10 +10,8 @@ Usable from both environments:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,9 +19,15 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional
 
 REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from ops.procs import free_port  # noqa: E402  (shared with make run)
+from ops.train import train_if_changed  # noqa: E402
+
 BOT_PYTHON = REPO / ".venv-bot" / "bin" / "python"
 APP_PYTHON = REPO / ".venv" / "bin" / "python"
 FIXTURE_DIR = REPO / "tests" / "connectors" / "fixtures" / "website_bot"
@@ -31,49 +35,10 @@ CACHE_DIR = Path(os.environ.get("ATENDE_TEST_CACHE", REPO / "var" / "test-cache"
 TEST_SECRET = "segredo-de-teste-do-site-0123456789abcdef"
 
 
-def free_port() -> int:
-    """A free loopback port (bound to port 0, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _hash_tree(paths: Sequence[Path]) -> str:
-    digest = hashlib.sha256()
-    for root in paths:
-        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
-        for file in files:
-            digest.update(str(file.relative_to(REPO)).encode())
-            digest.update(file.read_bytes())
-    return digest.hexdigest()[:16]
-
-
 def fixture_model() -> Path:
     """Train the fixture model unless a model for the same data is cached; return its path."""
-    key = _hash_tree([FIXTURE_DIR])
-    target = CACHE_DIR / f"website-fixture-{key}.tar.gz"
-    if target.exists():
-        return target
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as out:
-        subprocess.run(
-            [
-                str(BOT_PYTHON), "-m", "rasa", "train",
-                "--config", str(FIXTURE_DIR / "config.yml"),
-                "--domain", str(FIXTURE_DIR / "domain.yml"),
-                "--data", str(FIXTURE_DIR / "data"),
-                "--out", out, "--fixed-model-name", "fixture",
-            ],
-            check=True,
-            cwd=out,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            timeout=600,
-        )
-        tmp = target.with_suffix(".part")
-        Path(out, "fixture.tar.gz").replace(tmp)
-        tmp.replace(target)
-    return target
+    return train_if_changed(FIXTURE_DIR / "config.yml", FIXTURE_DIR / "domain.yml", FIXTURE_DIR / "data",
+                            out=CACHE_DIR, name="website-fixture", quiet=True)
 
 
 def wait_http(url: str, timeout: float, proc: Optional[subprocess.Popen] = None) -> None:
