@@ -1,11 +1,17 @@
-"""WhatsApp channel benchmark: a real `rasa run` (tiny fixture model) against the fake Graph API.
+"""WhatsApp channel benchmark: a real `rasa run` (tiny fixture model) and the WhatsApp gateway
+(`python -m connectors.wa_gateway`) against the fake Graph API.
 
-    .venv-bot/bin/python bench/whatsapp_bench.py [--rate 200 --seconds 10 --e2e 200 --deliveries 10000]
+    flock /work/bench.lock .venv-bot/bin/python bench/whatsapp_bench.py \
+        [--rate 200 --seconds 10 --e2e 200 --deliveries 10000 --skip ack,e2e,crash]
 
 Prints:
-1. webhook acknowledgement latency (p50/p95/p99) at a fixed open-loop rate (goal: p99 <= 50 ms);
-2. end to end, signed webhook -> Rasa rule -> Graph API send, p50/p95;
-3. N deliveries with 20% duplicates and one kill -9 in the middle: lost and duplicate replies.
+1. webhook acknowledgement latency (p50/p95/p99) at a fixed open-loop rate while Rasa processes the
+   same messages (goal: p99 <= 50 ms): through the gateway (the production path), and, as the
+   reference measured in the same run, on Rasa's own webhook (the in-process channel);
+2. end to end, signed webhook -> gateway -> Rasa rule -> Graph API send, p50/p95;
+3. N deliveries through the gateway with 20% duplicates and one kill -9 of Rasa in the middle
+   (restarted on the same port); the fake Graph API echoes a signed "sent" status for every send,
+   concurrently, as Meta does: lost and duplicate replies.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ sys.path.insert(0, str(REPO / "tests" / "connectors"))
 sys.path.insert(0, str(REPO / "tests" / "support"))
 
 from fake_graph import FakeGraph  # noqa: E402
-from whatsapp_rasa import RasaServer, free_port, text_notification, tiny_model  # noqa: E402
+from whatsapp_rasa import Gateway, RasaServer, free_port, text_notification, tiny_model  # noqa: E402
 
 from connectors.wa_signature import sign  # noqa: E402
 
@@ -44,7 +50,7 @@ def pct(values: List[float], p: float) -> float:
 class Poster:
     """Keep-alive HTTP connection per thread (as Meta's webhook delivery does)."""
 
-    def __init__(self, srv: RasaServer) -> None:
+    def __init__(self, srv: "RasaServer | Gateway") -> None:
         self.srv = srv
         self.local = threading.local()
 
@@ -66,7 +72,7 @@ class Poster:
             return 0, time.perf_counter() - t0
 
 
-def warm_up(srv: RasaServer, db: Path) -> None:
+def warm_up(srv: "RasaServer | Gateway", db: Path) -> None:
     """A few turns first, so that one-time work (lazy imports, first tracker) is not measured."""
     poster = Poster(srv)
     for i in range(20):
@@ -74,7 +80,7 @@ def warm_up(srv: RasaServer, db: Path) -> None:
     wait_drained(db, 120)
 
 
-def bench_ack(srv: RasaServer, rate: float, seconds: float) -> None:
+def bench_ack(srv: "RasaServer | Gateway", rate: float, seconds: float, label: str, tag: str) -> None:
     warm_up(srv, srv.db_path)
     poster = Poster(srv)
     n = int(rate * seconds)
@@ -96,7 +102,8 @@ def bench_ack(srv: RasaServer, rate: float, seconds: float) -> None:
             delay = due - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
-            body = json.dumps(text_notification(f"5521{i % 400:09d}", f"wamid.ack{i}.{time.time_ns()}", "sim")).encode()
+            body = json.dumps(text_notification(f"5521{i % 400:09d}", f"wamid.ack{tag}{i}.{time.time_ns()}",
+                                                "sim")).encode()
             late = time.perf_counter() - due
             status, took = poster.post(body)
             with lock:
@@ -112,7 +119,7 @@ def bench_ack(srv: RasaServer, rate: float, seconds: float) -> None:
         t.join()
     wall = time.perf_counter() - start
     ms = [x * 1000 for x in lat]
-    print(f"[ack] {n} signed deliveries at {rate:.0f} req/s target ({n / wall:.0f} req/s achieved): "
+    print(f"[ack {label}] {n} signed deliveries at {rate:.0f} req/s target ({n / wall:.0f} req/s achieved): "
           f"p50 {pct(ms, 50):.1f} ms, p95 {pct(ms, 95):.1f} ms, p99 {pct(ms, 99):.1f} ms, max {max(ms):.1f} ms; "
           f"non-200: {dict(errors) or 0}; client lateness p99 {pct([x * 1000 for x in lag], 99):.1f} ms")
 
@@ -133,7 +140,7 @@ def wait_drained(db: Path, timeout: float) -> bool:
     return False
 
 
-def bench_e2e(srv: RasaServer, graph: FakeGraph, n: int, db: Path) -> None:
+def bench_e2e(srv: "RasaServer | Gateway", graph: FakeGraph, n: int, db: Path) -> None:
     wait_drained(db, 600)
     poster = Poster(srv)
     lat: List[float] = []
@@ -155,7 +162,7 @@ def bench_e2e(srv: RasaServer, graph: FakeGraph, n: int, db: Path) -> None:
         if got is not None:
             lat.append((got - t0) * 1000)
         time.sleep(0.02)
-    print(f"[e2e] {n} messages, webhook -> Rasa rule -> Graph send: p50 {pct(lat, 50):.1f} ms, "
+    print(f"[e2e] {n} messages, webhook -> gateway -> Rasa rule -> Graph send: p50 {pct(lat, 50):.1f} ms, "
           f"p95 {pct(lat, 95):.1f} ms, p99 {pct(lat, 99):.1f} ms ({n - len(lat)} timed out)")
 
 
@@ -169,9 +176,10 @@ def _done(db: Path) -> int:
 
 
 def bench_crash(graph: FakeGraph, model: Path, deliveries: int, workdir: Path) -> None:
-    """Meta-like sender: every delivery is retried until it gets a 200; the fake Graph API echoes a
-    signed "sent" status for each send, as Meta does. One kill -9 when half of the messages were
-    handled (in the middle of processing), then a restart on the same port."""
+    """Meta-like sender: every delivery goes to the gateway and is retried until it gets a 200; the
+    fake Graph API echoes a signed "sent" status for each send (concurrently, as Meta does) to the
+    gateway. One kill -9 of Rasa when half of the messages were handled (in the middle of
+    processing), then a restart on the same port; the gateway stays up."""
     db = workdir / "crash.db"
     graph.reset()
     unique = int(deliveries * 0.8)
@@ -180,14 +188,16 @@ def bench_crash(graph: FakeGraph, model: Path, deliveries: int, workdir: Path) -
     plan = ids + random.Random(7).choices(ids, k=deliveries - unique)
     random.Random(8).shuffle(plan)
     port = free_port()
-    servers = [RasaServer(workdir / "crash", graph.base_url, db, port=port).start(model)]
-    graph.echo_statuses(servers[0].webhook, servers[0].app_secret)
+    rasa = RasaServer(workdir / "crash", graph.base_url, db, port=port)
+    gw = Gateway(workdir / "crash-gw", db, [f"{rasa.url}/webhooks/whatsapp/wake"]).start()
+    rasa.start(model)
+    graph.echo_statuses(gw.webhook, gw.app_secret)
     cursor = iter(plan)
     lock = threading.Lock()
     attempts = Counter()
+    poster = Poster(gw)
 
     def run() -> None:
-        poster = Poster(servers[0])
         while True:
             with lock:
                 mid = next(cursor, None)
@@ -209,28 +219,41 @@ def bench_crash(graph: FakeGraph, model: Path, deliveries: int, workdir: Path) -
     while _done(db) < unique // 2:
         time.sleep(0.2)
     done_at_kill = _done(db)
-    servers[0].kill9()
-    servers[0] = RasaServer(workdir / "crash2", graph.base_url, db, port=port).start(model)
+    rasa.kill9()
+    killed_at = time.time()
+    acked_while_down = sum(attempts.values())
+    rasa = RasaServer(workdir / "crash2", graph.base_url, db, port=port).start(model)
+    acked_while_down = sum(attempts.values()) - acked_while_down
+    down_s = time.time() - killed_at
     for t in threads:
         t.join()
     drained = wait_drained(db, 1800)
+    deadline = time.time() + 120
+    while graph.echo_backlog() and time.time() < deadline:
+        time.sleep(0.5)
+    drained = wait_drained(db, 600) and drained
     took = time.time() - t0
     time.sleep(3)
     with sqlite3.connect(db) as c:
         by_outbox = dict(c.execute("select id, source_key from whatsapp_outbox").fetchall())
         handled = {r[0] for r in c.execute("select item_id from whatsapp_inbox where state='done'")}
-        recovered = c.execute("select count(*) from whatsapp_outbox where attempts > 1").fetchone()[0]
+        resent = c.execute("select count(*) from whatsapp_outbox where attempts > 1").fetchone()[0]
+        unconfirmed = c.execute("select count(*) from whatsapp_inbox where kind='status' and "
+                                "reason like '%-> sent'").fetchone()[0]
     sends = Counter()
     for r in graph.sent():
         cb = r.body.get("biz_opaque_callback_data", "")
         sends[by_outbox.get(int(cb.split(":")[1]), "?")] += 1
     lost = [m for m in ids if sends[m] == 0]
     dup = [m for m in ids if sends[m] > 1]
-    servers[0].stop()
-    print(f"[crash] {deliveries} deliveries ({unique} unique, {deliveries - unique} duplicates), kill -9 with "
-          f"{done_at_kill} messages handled; HTTP answers {dict(attempts)}; handled {len([m for m in ids if m in handled])}"
-          f"/{unique}; outbox rows sent more than once by the connector: {recovered}; drained={drained} in "
-          f"{took:.0f}s: lost {len(lost)}, duplicate replies {len(dup)}, sends {sum(sends.values())}")
+    rasa.stop()
+    gw.stop()
+    print(f"[crash] {deliveries} deliveries through the gateway ({unique} unique, {deliveries - unique} duplicates), "
+          f"kill -9 of Rasa with {done_at_kill} messages handled, Rasa down {down_s:.0f}s while the gateway "
+          f"acknowledged {acked_while_down} deliveries; HTTP answers {dict(attempts)}; handled "
+          f"{len([m for m in ids if m in handled])}/{unique}; statuses applied {unconfirmed}; outbox rows sent "
+          f"more than once by the connector: {resent}; drained={drained} in {took:.0f}s: lost {len(lost)}, "
+          f"duplicate replies {len(dup)}, sends {sum(sends.values())}")
 
 
 def main() -> None:
@@ -247,13 +270,18 @@ def main() -> None:
     with FakeGraph() as graph:
         if not {"ack", "e2e"} <= skip:
             db = workdir / "atende.db"
-            srv = RasaServer(workdir / "main", graph.base_url, db).start(model)
+            srv = RasaServer(workdir / "main", graph.base_url, db)
+            gw = Gateway(workdir / "gw", db, [f"{srv.url}/webhooks/whatsapp/wake"]).start()
+            srv.start(model)
             try:
                 if "ack" not in skip:
-                    bench_ack(srv, args.rate, args.seconds)
+                    bench_ack(gw, args.rate, args.seconds, "gateway", "g")
+                    wait_drained(db, 600)
+                    bench_ack(srv, args.rate, args.seconds, "in-process reference: Rasa's own webhook", "r")
                 if "e2e" not in skip:
-                    bench_e2e(srv, graph, args.e2e, db)
+                    bench_e2e(gw, graph, args.e2e, db)
             finally:
+                gw.stop()
                 srv.stop()
         if "crash" not in skip:
             bench_crash(graph, model, args.deliveries, workdir)
