@@ -7,17 +7,24 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from rasa_sdk import Tracker
 from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
 
 logger = logging.getLogger(__name__)
 
 # Channel names used by the connectors (docs/contracts.md) → ticket channel values (helpdesk).
 TICKET_CHANNEL_BY_INPUT = {"whatsapp": "whatsapp", "website": "web", "socketio": "web", "rest": "web"}
 
+# Verified identity (WhatsApp phone match, website signed token): only these see ticket status,
+# licenses, the customer's name and products.
 IDENTITY_SLOTS = ("customer_id", "customer_name", "customer_products", "identity_checked")
+# Claimed identity: a CNPJ typed in the chat (CNPJs are public). It only lets the visitor open
+# tickets for that company, marked as coming from an unverified contact.
+CLAIM_SLOTS = ("claimed_customer_id", "claimed_cnpj")
 
 MAX_TEXT = 2000  # longer messages are not sent to the knowledge base or stored as a ticket text
 
@@ -69,12 +76,16 @@ def latest_intent(tracker: Tracker) -> str | None:
     return (tracker.latest_message.get("intent") or {}).get("name")
 
 
-def customer_id(tracker: Tracker) -> int | None:
-    value = tracker.get_slot("customer_id")
+def as_id(value: Any) -> int | None:
     try:
         return int(value) if value not in (None, "") else None
     except (TypeError, ValueError):
         return None
+
+
+def customer_id(tracker: Tracker) -> int | None:
+    """The VERIFIED customer's id (never a CNPJ claim)."""
+    return as_id(tracker.get_slot("customer_id"))
 
 
 def extract_cnpj(text: str) -> str | None:
@@ -115,3 +126,67 @@ def record_outcome(tracker: Tracker, customer: int | str | None = None, **flags:
                             customer_id=cust, **flags)
     except Exception:  # noqa: BLE001 - reporting must never break the conversation
         logger.exception("could not record the outcome of %s", tracker.sender_id)
+
+
+def slot_after(events: list[EventType], tracker: Tracker, name: str) -> Any:
+    """A slot's value once `events` (returned by this action so far) are applied."""
+    for ev in reversed(events):
+        if ev.get("event") == "slot" and ev.get("name") == name:
+            return ev.get("value")
+    return tracker.get_slot(name)
+
+
+@dataclass
+class Turn:
+    """What an action knows about the customer's latest message, after identification."""
+
+    tracker: Tracker
+    text: str
+    events: list[EventType] = field(default_factory=list)
+
+    def slot(self, name: str) -> Any:
+        return slot_after(self.events, self.tracker, name)
+
+    @property
+    def customer_id(self) -> int | None:
+        """Verified customer (WhatsApp phone or website token)."""
+        return as_id(self.slot("customer_id"))
+
+    @property
+    def claimed_customer_id(self) -> int | None:
+        """Company named by a CNPJ typed in the chat (unverified), when not verified."""
+        return None if self.customer_id is not None else as_id(self.slot("claimed_customer_id"))
+
+    @property
+    def ticket_customer_id(self) -> int | None:
+        """The company a ticket opened now belongs to: verified, else claimed."""
+        return self.customer_id if self.customer_id is not None else self.claimed_customer_id
+
+    @property
+    def unverified_claim(self) -> str | None:
+        """The CNPJ claimed in the chat when the identity is not verified, else None."""
+        if self.customer_id is not None:
+            return None
+        return self.slot("claimed_cnpj") or None
+
+    @property
+    def products(self) -> list[str]:
+        return list(self.slot("customer_products") or []) if self.customer_id is not None else []
+
+
+def begin_turn(dispatcher: CollectingDispatcher, tracker: Tracker, *, guard: bool = True) -> Turn | None:
+    """The preamble of the actions that work on the customer's text.
+
+    Reads the text; with `guard`, answers a message the bot cannot work with (empty, too long,
+    emoji only) and returns None; then identifies the customer (slot events in `Turn.events`).
+    """
+    from .guard import bad_input_response
+    from .identification import identify
+
+    text = user_text(tracker).strip()
+    if guard:
+        bad = bad_input_response(text)
+        if bad:
+            dispatcher.utter_message(response=bad)
+            return None
+    return Turn(tracker, text, identify(tracker))

@@ -3,7 +3,8 @@
 - WhatsApp: the sender id is the phone number (only when the latest input channel is `whatsapp`).
 - Website: only a JWT in `metadata.auth_token` whose HS256 signature verifies with
   WEBCHAT_JWT_SECRET (claims `sub` = customer id, or `email`; `exp`). Metadata alone never identifies.
-- Otherwise: the customer may type the CNPJ (validated by its check digits), or go on as a prospect.
+- Otherwise: the visitor may type the CNPJ (validated by its check digits): an UNVERIFIED claim
+  that only lets them open tickets for that company; or go on as a prospect.
 
 Identity slots have custom mappings: only these functions set them, never a message payload.
 """
@@ -17,7 +18,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from .common import (
-    customer_id, extract_cnpj, is_payload, latest_channel, latest_metadata, record_outcome,
+    customer_id, extract_cnpj, is_payload, latest_channel, latest_metadata, record_outcome, slot_after,
     user_text,
 )
 
@@ -52,18 +53,21 @@ def verify_web_token(token: str) -> dict[str, Any] | None:
     return claims if isinstance(claims, dict) else None
 
 
-def identify(tracker: Tracker) -> list[EventType]:
+def identify(tracker: Tracker, *, channel: str | None = None,
+             metadata: dict[str, Any] | None = None) -> list[EventType]:
     """Slot events identifying the customer from the channel; [] when already known or unknown.
 
+    Only VERIFIED identity is set here (WhatsApp phone on channel whatsapp, signed website token).
     Cheap on the hot path: once a conversation was checked, it is not looked up again unless a new
-    website token arrives.
+    website token arrives. `channel` / `metadata` default to the latest message's.
     """
     from helpdesk.db import session_scope
     from helpdesk.errors import DomainError
     from helpdesk.services import customers
 
-    channel = latest_channel(tracker)
-    token = latest_metadata(tracker).get("auth_token") if channel != "whatsapp" else None
+    channel = channel if channel is not None else latest_channel(tracker)
+    metadata = metadata if metadata is not None else latest_metadata(tracker)
+    token = metadata.get("auth_token") if channel != "whatsapp" else None
     if customer_id(tracker) is not None and not token:
         return []
     if tracker.get_slot("identity_checked") and not token:
@@ -97,13 +101,6 @@ def identify(tracker: Tracker) -> list[EventType]:
     return [SlotSet("identity_checked", True)]
 
 
-def slot_after(events: list[EventType], tracker: Tracker, name: str) -> Any:
-    for ev in reversed(events):
-        if ev.get("event") == "slot" and ev.get("name") == name:
-            return ev.get("value")
-    return tracker.get_slot(name)
-
-
 class ActionGreet(Action):
     def name(self) -> Text:
         return "action_greet"
@@ -120,13 +117,20 @@ class ActionGreet(Action):
 
 
 class ActionIdentifyByCnpj(Action):
-    """The customer typed a CNPJ. Payloads (`/inform_cnpj{"cnpj": ...}`) are not accepted."""
+    """The visitor typed a CNPJ: an UNVERIFIED claim (CNPJs are public).
+
+    The claim lets the visitor open tickets for that company (marked as coming from an unverified
+    contact); it never shows the company's name, tickets, licenses or products. The answer is the
+    same whether the CNPJ is registered or not, so the chat cannot be used to learn who is a
+    customer. Payloads (`/inform_cnpj{"cnpj": ...}`) are not accepted.
+    """
 
     def name(self) -> Text:
         return "action_identify_by_cnpj"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: dict[Text, Any]) -> list[EventType]:
+        from helpdesk.cnpj import format_cnpj, normalize_cnpj
         from helpdesk.db import session_scope
         from helpdesk.errors import InvalidCNPJ
         from helpdesk.services import customers
@@ -136,31 +140,28 @@ class ActionIdentifyByCnpj(Action):
             dispatcher.utter_message(response="utter_cnpj_type_it")
             return []
         raw = extract_cnpj(text)
-        if raw is None:
-            dispatcher.utter_message(response="utter_invalid_cnpj")
-            return []
         try:
-            with session_scope() as s:
-                customer = customers.find_by_cnpj(s, raw)
-                if customer is None:
-                    dispatcher.utter_message(response="utter_cnpj_not_found")
-                    return [SlotSet("identity_checked", True), SlotSet("pending_request", None)]
-                events = _identity_events(customer)
-                dispatcher.utter_message(
-                    response="utter_identified", legal_name=customer.trade_name or customer.legal_name,
-                    customer_name=customer.responsible_name.split()[0])
+            if raw is None:
+                raise InvalidCNPJ("no CNPJ in the message")
+            digits = normalize_cnpj(raw)
         except InvalidCNPJ:
             dispatcher.utter_message(response="utter_invalid_cnpj")
             return []
-        pending = str(tracker.get_slot("pending_request") or "")
-        if pending.startswith("ticket_status"):
-            from .status import report_status
-
-            number = pending.partition(":")[2]
-            events.append(SlotSet("pending_request", None))
-            events += report_status(dispatcher, tracker, int(customer.id),
-                                    int(number) if number.isdigit() else None)
-        return events
+        events = identify(tracker)
+        if slot_after(events, tracker, "customer_id") not in (None, ""):
+            # Already verified by the channel: a typed CNPJ changes nothing.
+            dispatcher.utter_message(response="utter_cnpj_already_verified")
+            return events
+        try:
+            with session_scope() as s:
+                customer = customers.find_by_cnpj(s, digits)
+                claimed = str(customer.id) if customer is not None else None
+        except Exception:  # noqa: BLE001 - the claim is a convenience; never break the chat
+            logger.exception("CNPJ lookup failed for %s", tracker.sender_id)
+            claimed = None
+        dispatcher.utter_message(response="utter_cnpj_noted", cnpj=format_cnpj(digits))
+        return events + [SlotSet("claimed_customer_id", claimed), SlotSet("claimed_cnpj", format_cnpj(digits)),
+                         SlotSet("identity_checked", True)]
 
 
 class ActionContinueAsProspect(Action):
@@ -171,4 +172,4 @@ class ActionContinueAsProspect(Action):
                   domain: dict[Text, Any]) -> list[EventType]:
         dispatcher.utter_message(response="utter_prospect")
         record_outcome(tracker)
-        return [SlotSet("identity_checked", True), SlotSet("pending_request", None)]
+        return [SlotSet("identity_checked", True)]

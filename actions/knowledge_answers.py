@@ -8,11 +8,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from .common import (
-    entity_values, first_entity, latest_channel, latest_intent, record_outcome, user_text,
-)
-from .guard import bad_input_response
-from .identification import identify, slot_after
+from .common import Turn, begin_turn, entity_values, first_entity, latest_channel, latest_intent, record_outcome
 
 logger = logging.getLogger(__name__)
 
@@ -30,14 +26,19 @@ def answer_function() -> Callable[..., Any]:
 
 
 def render_sources_text(sources: list[dict[str, str]]) -> str:
+    """"Fontes:" then one numbered line per source, "[1] Título — URL", in the order of the
+    answer's citations ([1], [2], ...), so a WhatsApp reader can match them."""
     lines = ["Fontes:"]
-    lines += [f"• {src['title']}: {src['url']}" if src.get("url") else f"• {src['title']}" for src in sources]
+    for n, src in enumerate(sources, start=1):
+        title = str(src.get("title") or src.get("url") or "").strip()
+        url = str(src.get("url") or "").strip()
+        lines.append(f"[{n}] {title} — {url}" if url and url != title else f"[{n}] {title}")
     return "\n".join(lines)
 
 
-def ordered_products(tracker: Tracker, events: list[EventType]) -> list[str] | None:
-    """The customer's products first, then a product named in the message."""
-    products = list(slot_after(events, tracker, "customer_products") or [])
+def ordered_products(tracker: Tracker, turn: Turn) -> list[str] | None:
+    """The (verified) customer's products first, then a product named in the message."""
+    products = turn.products
     for named in entity_values(tracker, "product"):
         if named not in products:
             products.append(named)
@@ -56,12 +57,10 @@ class ActionAnswerQuestion(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: dict[Text, Any]) -> list[EventType]:
-        question = user_text(tracker).strip()
-        guard = bad_input_response(question)
-        if guard:
-            dispatcher.utter_message(response=guard)
+        turn = begin_turn(dispatcher, tracker)
+        if turn is None:
             return []
-        events = identify(tracker)
+        question, events = turn.text, turn.events
         intent = latest_intent(tracker)
         module = first_entity(tracker, "module")
         prefill: list[EventType] = [
@@ -70,7 +69,7 @@ class ActionAnswerQuestion(Action):
             SlotSet("ticket_module", module),
             SlotSet("ticket_type", "erro" if intent == "report_problem" else "duvida"),
         ]
-        products = ordered_products(tracker, events)
+        products = ordered_products(tracker, turn)
         try:
             result = answer_function()(question, products)
             grounded = bool(result.grounded)
@@ -80,7 +79,7 @@ class ActionAnswerQuestion(Action):
             logger.exception("knowledge.answer failed")
             grounded, text, sources = False, "", []
         self._log(tracker, question, answered=bool(text) and grounded, grounded=grounded,
-                  product=(products or [None])[0], events=events)
+                  product=(products or [None])[0], customer=turn.customer_id)
         if grounded and text:
             body = text + ("\n\n" + render_sources_text(sources) if sources else "")
             if latest_channel(tracker) == "whatsapp" or not sources:
@@ -96,7 +95,7 @@ class ActionAnswerQuestion(Action):
 
     @staticmethod
     def _log(tracker: Tracker, question: str, *, answered: bool, grounded: bool, product: str | None,
-             events: list[EventType]) -> None:
+             customer: int | None) -> None:
         from helpdesk.db import session_scope
         from helpdesk.services import outcomes
 
@@ -106,7 +105,7 @@ class ActionAnswerQuestion(Action):
                                       grounded=grounded, product=product)
         except Exception:  # noqa: BLE001
             logger.exception("could not log the question")
-        record_outcome(tracker, slot_after(events, tracker, "customer_id"), answered_from_docs=answered)
+        record_outcome(tracker, customer, answered_from_docs=answered)
 
 
 class ActionMarkResolved(Action):

@@ -2,22 +2,21 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any, Text
 
-from rasa_sdk import Action, Tracker
+from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
 
-from .common import entity_values, fold, record_outcome, user_text
+from .common import begin_turn, customer_id, entity_values, fold, latest_channel, record_outcome
 from .guard import bad_input_response
-from .identification import identify, slot_after
 
 logger = logging.getLogger(__name__)
 
 
 def _words(text: str) -> set[str]:
-    import re
-
     return {w for w in re.findall(r"[a-z0-9]+", fold(text)) if len(w) > 2}
 
 
@@ -65,18 +64,15 @@ class ActionRecommendProduct(Action):
         from helpdesk.db import session_scope
         from helpdesk.services import customers
 
-        question = user_text(tracker).strip()
-        guard = bad_input_response(question)
-        if guard:
-            dispatcher.utter_message(response=guard)
+        turn = begin_turn(dispatcher, tracker)
+        if turn is None:
             return []
-        events = identify(tracker)
-        cust = slot_after(events, tracker, "customer_id")
+        question, events, cust = turn.text, turn.events, turn.customer_id
         owned_products: list[str] = []
         owned_modules: list[str] = []
-        if cust:
+        if cust is not None:  # only a verified customer's licenses count (and show)
             with session_scope() as s:
-                customer = customers.get(s, int(cust))
+                customer = customers.get(s, cust)
                 owned_products = customers.product_codes(customer)
                 owned_modules = customers.module_codes(customer)
         lines = recommend(question, owned_products, owned_modules,
@@ -89,8 +85,100 @@ class ActionRecommendProduct(Action):
         return events + [SlotSet("awaiting", "offer_sales"), SlotSet("last_question", question)]
 
 
+DECLINED = "nao_informado"  # lead_name / lead_contact when the prospect prefers not to say
+DECLINE_WORDS = ("nao quero", "prefiro nao", "nao vou", "nao informar", "sem contato", "nao tenho",
+                 "nao precisa", "pular")
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def declines(text: str) -> bool:
+    key = fold(text).strip(" .!?")
+    return key in ("nao", "n", "nao obrigado", "nao obrigada") or any(w in key for w in DECLINE_WORDS)
+
+
+def parse_contact(text: str) -> tuple[str, str] | None:
+    """("phone", canonical digits) or ("email", address) from what the prospect typed; None if neither."""
+    from helpdesk.errors import DomainError
+    from helpdesk.phones import normalize_phone
+    from helpdesk.services.customers import normalize_email
+
+    value = text.strip()
+    emails = re.findall(r"[^\s,;<>()]+@[^\s,;<>()]+", value)
+    if len(emails) == 1:
+        try:
+            if EMAIL_RE.match(emails[0].rstrip(".")):
+                return "email", normalize_email(emails[0].rstrip("."))
+        except DomainError:
+            return None
+        return None
+    candidate = re.sub(r"(?i)^(meu\s+)?(telefone|tel|celular|cel|whats(app)?|zap|fone|numero|número)\s*(é|e|:)?\s*",
+                       "", value).strip()
+    try:
+        return "phone", normalize_phone(candidate)
+    except DomainError:
+        return None
+
+
+def whatsapp_phone(tracker: Tracker) -> str | None:
+    """The sender's phone on WhatsApp (already known: never asked again)."""
+    from helpdesk.errors import DomainError
+    from helpdesk.phones import normalize_phone
+
+    if latest_channel(tracker) != "whatsapp":
+        return None
+    try:
+        return normalize_phone(tracker.sender_id)
+    except DomainError:
+        return None
+
+
+class ValidateLeadForm(FormValidationAction):
+    """The sales lead's name and contact, skipping what is already known.
+
+    A verified customer needs neither (the record has them); on WhatsApp the phone is the sender's.
+    "não quero informar" is accepted for either (the lead is then flagged `contact_declined`).
+    """
+
+    def name(self) -> Text:
+        return "validate_lead_form"
+
+    async def required_slots(self, domain_slots: list[Text], dispatcher: CollectingDispatcher,
+                             tracker: Tracker, domain: DomainDict) -> list[Text]:
+        if customer_id(tracker) is not None:
+            return []
+        if whatsapp_phone(tracker):
+            return ["lead_name"]
+        return ["lead_name", "lead_contact"]
+
+    def validate_lead_name(self, slot_value: Any, dispatcher: CollectingDispatcher,
+                           tracker: Tracker, domain: DomainDict) -> dict[Text, Any]:
+        text = str(slot_value or "").strip()
+        if text and declines(text):
+            return {"lead_name": DECLINED}
+        bad = bad_input_response(text)
+        letters = sum(ch.isalpha() for ch in text)
+        if bad or text.startswith("/") or letters < 2 or len(text) > 120 or "@" in text:
+            dispatcher.utter_message(response=bad if bad and bad != "utter_empty_message" else "utter_invalid_lead_name")
+            return {"lead_name": None}
+        return {"lead_name": " ".join(text.split())[:120]}
+
+    def validate_lead_contact(self, slot_value: Any, dispatcher: CollectingDispatcher,
+                              tracker: Tracker, domain: DomainDict) -> dict[Text, Any]:
+        text = str(slot_value or "").strip()
+        if text and declines(text):
+            return {"lead_contact": DECLINED}
+        contact = None if text.startswith("/") or len(text) > 200 else parse_contact(text)
+        if contact is None:
+            dispatcher.utter_message(response="utter_invalid_lead_contact")
+            return {"lead_contact": None}
+        return {"lead_contact": contact[1]}
+
+
+LEAD_SLOTS = ("lead_name", "lead_contact")
+
+
 class ActionOpenSalesLead(Action):
-    """The prospect accepted to talk to sales: a `comercial` ticket, then hand-off."""
+    """lead_form submitted: a `comercial` ticket with the prospect's name and contact, then hand-off."""
 
     def name(self) -> Text:
         return "action_open_sales_lead"
@@ -102,18 +190,37 @@ class ActionOpenSalesLead(Action):
         from .common import ticket_channel
         from .tickets import handoff_events, open_and_hand_off
 
-        events = identify(tracker)
-        cust = slot_after(events, tracker, "customer_id")
+        turn = begin_turn(dispatcher, tracker, guard=False)
+        assert turn is not None
+        events = turn.events + [SlotSet(name, None) for name in LEAD_SLOTS]
         interest = str(tracker.get_slot("last_question") or "").strip()
+        description = f"Interesse comercial: {interest}" if interest else "Interesse comercial"
+        name = str(tracker.get_slot("lead_name") or "").strip()
+        name = "" if name == DECLINED else name
+        phone = email = None
+        flags: dict[str, Any] = {}
+        if turn.customer_id is None:
+            raw = str(tracker.get_slot("lead_contact") or "").strip()
+            if raw and raw != DECLINED:
+                contact = parse_contact(raw)
+                if contact is not None:
+                    phone, email = (contact[1], None) if contact[0] == "phone" else (None, contact[1])
+            phone = phone or whatsapp_phone(tracker)
+            contact_line = phone or email
+            description += f"\nContato: {name or 'nome não informado'} — " + (
+                contact_line if contact_line else "o visitante preferiu não informar telefone ou e-mail")
+            flags["lead"] = True
+            if not contact_line:
+                flags["contact_declined"] = True
         try:
             number, _new = open_and_hand_off(
-                tracker, cust_id=int(cust) if cust else None, channel=ticket_channel(tracker),
-                type_="comercial", module=None,
-                description=f"Interesse comercial: {interest}" if interest else "Interesse comercial")
+                tracker, turn, channel=ticket_channel(tracker), type_="comercial", module=None,
+                description=description, contact_name_=name or None, contact_phone=phone,
+                contact_email=email, flags=flags)
         except DomainError as err:
             logger.warning("could not open a sales lead: %s", err)
             dispatcher.utter_message(response="utter_ticket_error")
             return events
         dispatcher.utter_message(response="utter_sales_lead_opened", ticket_number=str(number))
-        record_outcome(tracker, cust, handed_off=True, product_offered=True)
+        record_outcome(tracker, turn.customer_id, handed_off=True, product_offered=True)
         return events + handoff_events(number)

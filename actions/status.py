@@ -4,11 +4,10 @@ from __future__ import annotations
 from typing import Any, Text
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
-from .common import customer_id, extract_ticket_number, first_entity, is_payload, user_text
-from .identification import identify, slot_after
+from .common import begin_turn, extract_ticket_number, first_entity, is_payload
 
 
 def _type_label(code: str) -> str:
@@ -68,31 +67,44 @@ def report_status(dispatcher: CollectingDispatcher, tracker: Tracker, cust_id: i
 
 
 class ActionTicketStatus(Action):
+    """Status only for a VERIFIED customer; anyone may see the ticket opened in this conversation.
+
+    A CNPJ claim does not count: the visitor is told how to verify (registered WhatsApp number, or
+    logging in on the website).
+    """
+
     def name(self) -> Text:
         return "action_ticket_status"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: dict[Text, Any]) -> list[EventType]:
-        events = identify(tracker)
-        cust = slot_after(events, tracker, "customer_id")
-        cust_id = int(cust) if cust not in (None, "") else customer_id(tracker)
-        text = user_text(tracker)
+        turn = begin_turn(dispatcher, tracker, guard=False)
+        assert turn is not None
+        text = turn.text
         number = None if is_payload(text) else extract_ticket_number(text)
         if number is None:
             ent = first_entity(tracker, "ticket_number")
             if ent and ent.lstrip("#").isdigit() and not is_payload(text):
                 number = int(ent.lstrip("#"))
-        if cust_id is None:
-            # A prospect may ask about the ticket opened in this very conversation.
+        if turn.customer_id is None:
+            # An unverified visitor may ask about the ticket opened in this very conversation.
             from helpdesk.db import session_scope
+            from helpdesk.errors import NotFound
             from helpdesk.services import tickets
 
             with session_scope() as s:
-                active = tickets.active_for_conversation(s, tracker.sender_id)
-                if active is not None and number in (None, active.id):
-                    _utter_ticket(dispatcher, active)
-                    return events
-            dispatcher.utter_message(response="utter_ask_cnpj")
-            pending = "ticket_status" + (f":{number}" if number is not None else "")
-            return events + [SlotSet("pending_request", pending)]
-        return events + report_status(dispatcher, tracker, cust_id, number)
+                if number is None:
+                    own = tickets.active_for_conversation(s, tracker.sender_id)
+                else:
+                    try:
+                        own = tickets.get(s, number)
+                    except NotFound:
+                        own = None
+                    if own is not None and own.conversation_id != tracker.sender_id:
+                        own = None
+                if own is not None:
+                    _utter_ticket(dispatcher, own)
+                    return turn.events
+            dispatcher.utter_message(response="utter_verify_identity")
+            return turn.events
+        return turn.events + report_status(dispatcher, tracker, turn.customer_id, number)

@@ -11,8 +11,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActiveLoop, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from .common import latest_channel, latest_metadata, record_outcome, ticket_channel
-from .identification import identify, slot_after
+from .common import Turn, begin_turn, latest_channel, latest_metadata, record_outcome, ticket_channel
 
 logger = logging.getLogger(__name__)
 
@@ -20,8 +19,8 @@ TICKET_SLOTS = ("ticket_description", "ticket_module", "ticket_type")
 NO_MODULE = "nenhum"
 
 
-def contact_name(tracker: Tracker) -> str | None:
-    name = tracker.get_slot("customer_name")
+def contact_name(tracker: Tracker, turn: Turn | None = None) -> str | None:
+    name = turn.slot("customer_name") if turn is not None and turn.customer_id is not None else None
     if name:
         return str(name)
     wa = latest_metadata(tracker).get("whatsapp")
@@ -30,21 +29,38 @@ def contact_name(tracker: Tracker) -> str | None:
     return None
 
 
-def open_and_hand_off(tracker: Tracker, *, cust_id: int | None, channel: str, type_: str,
-                      module: str | None, description: str) -> tuple[int, bool]:
-    """Open a ticket for this conversation (or reuse the active one). Returns (number, is_new)."""
+def unverified_note(cnpj: str) -> str:
+    return (f"[Contato não verificado: a empresa foi indicada pelo CNPJ {cnpj} digitado no chat. "
+            "Confirme a identidade antes de passar dados do cadastro.]")
+
+
+def open_and_hand_off(tracker: Tracker, turn: Turn, *, channel: str, type_: str, module: str | None,
+                      description: str, contact_name_: str | None = None, contact_phone: str | None = None,
+                      contact_email: str | None = None, flags: dict[str, Any] | None = None) -> tuple[int, bool]:
+    """Open a ticket for this conversation (or reuse the active one). Returns (number, is_new).
+
+    The ticket belongs to the verified customer, else to the company of a CNPJ claim, marked as
+    coming from an unverified contact (a note in the description, `unverified_contact` on the
+    ticket's `created` event).
+    """
     from helpdesk.db import session_scope
     from helpdesk.services import tickets
 
+    flags = dict(flags or {})
+    claim = turn.unverified_claim
+    if claim:
+        description = f"{description}\n\n{unverified_note(claim)}"
+        flags.update(unverified_contact=True, claimed_cnpj=claim)
     with session_scope() as s:
         active = tickets.active_for_conversation(s, tracker.sender_id)
         if active is not None:
             return int(active.id), False
         ticket = tickets.open_ticket(
-            s, customer_id=cust_id, channel=channel, type=type_,
+            s, customer_id=turn.ticket_customer_id, channel=channel, type=type_,
             module=None if module in (None, "", NO_MODULE) else module,
             description=description, conversation_id=tracker.sender_id, actor="bot",
-            contact_name=contact_name(tracker))
+            contact_name=contact_name_ or contact_name(tracker, turn), contact_phone=contact_phone,
+            contact_email=contact_email, flags=flags or None)
         return int(ticket.id), True
 
 
@@ -63,11 +79,12 @@ class ActionOpenTicket(Action):
                   domain: dict[Text, Any]) -> list[EventType]:
         from helpdesk.errors import DomainError
 
-        events = identify(tracker)
-        cust = slot_after(events, tracker, "customer_id")
+        turn = begin_turn(dispatcher, tracker, guard=False)
+        assert turn is not None
+        events = turn.events
         try:
             number, new = open_and_hand_off(
-                tracker, cust_id=int(cust) if cust else None, channel=ticket_channel(tracker),
+                tracker, turn, channel=ticket_channel(tracker),
                 type_=str(tracker.get_slot("ticket_type") or "outro"),
                 module=tracker.get_slot("ticket_module"),
                 description=str(tracker.get_slot("ticket_description") or tracker.get_slot("last_question")
@@ -78,7 +95,7 @@ class ActionOpenTicket(Action):
             return events + [SlotSet(name, None) for name in TICKET_SLOTS]
         dispatcher.utter_message(response="utter_ticket_opened" if new else "utter_ticket_already_open",
                                  ticket_number=str(number))
-        record_outcome(tracker, cust, handed_off=True)
+        record_outcome(tracker, turn.customer_id, handed_off=True)
         return events + handoff_events(number)
 
 
@@ -122,11 +139,12 @@ class ActionInboundCall(Action):
             # Only the WhatsApp connector sends calls; anything else is treated as not understood.
             dispatcher.utter_message(response="utter_rephrase")
             return []
-        events = identify(tracker)
-        cust = slot_after(events, tracker, "customer_id")
+        turn = begin_turn(dispatcher, tracker, guard=False)
+        assert turn is not None
+        events = turn.events
         try:
             number, new = open_and_hand_off(
-                tracker, cust_id=int(cust) if cust else None, channel="phone",
+                tracker, turn, channel="phone",
                 type_=call_ticket_type(tracker), module=tracker.get_slot("ticket_module"),
                 description=call_description(call))
         except DomainError as err:
@@ -139,7 +157,7 @@ class ActionInboundCall(Action):
                 ticket_number=str(number))
         else:
             dispatcher.utter_message(response="utter_ticket_already_open", ticket_number=str(number))
-        record_outcome(tracker, cust, handed_off=True)
+        record_outcome(tracker, turn.customer_id, handed_off=True)
         return events + handoff_events(number)
 
 

@@ -116,7 +116,7 @@ def create_app(settings: WhatsAppSettings, wake_urls: Sequence[str], name: str =
     async def _start(_app: Any, _loop: Any) -> None:
         store = Store(make_engine(settings.database_url, settings.sqlite_synchronous))
         store.create_tables()
-        parts["ingestor"] = Ingestor(store)
+        parts["ingestor"] = Ingestor(store, settings.sqlite_synchronous)
         parts["waker"] = Waker(wake_urls)
         # Importing the package pulls in Rasa (connectors/__init__.py): keep those long-lived objects
         # out of the garbage collector's full passes, which would otherwise pause acknowledgements.

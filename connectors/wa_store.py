@@ -107,9 +107,10 @@ def resolve_database_url(url: Optional[str]) -> str:
     return url
 
 
-def make_engine(url: Optional[str], sqlite_synchronous: str = "FULL") -> Engine:
+def make_engine(url: Optional[str], sqlite_synchronous: str = "FULL", sqlite_busy_timeout_s: float = 30.0) -> Engine:
     """An engine for DATABASE_URL; SQLite in WAL mode with ``synchronous`` FULL (survives power loss)
-    or NORMAL (survives a killed process, faster commits)."""
+    or NORMAL (survives a killed process, faster commits). ``sqlite_busy_timeout_s``: how long
+    SQLite itself waits for another writer (0: answer "database is locked" at once)."""
     url = resolve_database_url(url)
     sync = sqlite_synchronous.upper()
     if sync not in ("FULL", "NORMAL", "EXTRA"):
@@ -118,7 +119,7 @@ def make_engine(url: Optional[str], sqlite_synchronous: str = "FULL") -> Engine:
         # SQLAlchemy 1.4 would open a new connection per transaction for a SQLite file (NullPool):
         # keep a few open instead.
         engine = sa.create_engine(url, future=True, poolclass=sa.pool.QueuePool, pool_size=4, max_overflow=4,
-                                  connect_args={"timeout": 30, "check_same_thread": False})
+                                  connect_args={"timeout": sqlite_busy_timeout_s, "check_same_thread": False})
 
         @sa.event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -15,10 +15,13 @@ import asyncio
 import json
 import logging
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Awaitable, Callable, List, Mapping, Optional, Tuple
+
+import sqlalchemy as sa
 
 from sanic import Blueprint, response
 from sanic.request import Request
@@ -26,7 +29,7 @@ from sanic.response import HTTPResponse
 
 from connectors.wa_parse import InboundItem, NotificationError, parse_notification
 from connectors.wa_signature import SignatureCheck, check_signature, tokens_equal
-from connectors.wa_store import Store
+from connectors.wa_store import Store, make_engine
 
 logger = logging.getLogger("connectors.whatsapp")
 
@@ -94,9 +97,21 @@ class WhatsAppSettings:
 
 class Ingestor:
     """Stores deliveries in the inbox; concurrent deliveries share a transaction (group commit) on
-    a thread of its own, so acknowledgements never queue behind other database work."""
+    a thread of its own, so acknowledgements never queue behind other database work.
 
-    def __init__(self, store: Store) -> None:
+    On SQLite (one writer at a time, shared with Rasa's tracker store and the worker) the inserts
+    use a connection of their own that does not let SQLite wait for the write lock: SQLite's own
+    busy handler sleeps 1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100 ms between tries, which puts
+    tens of milliseconds on an acknowledgement whenever another write holds the lock. Instead the
+    transaction is retried every half millisecond (for up to ``lock_wait_s``)."""
+
+    def __init__(self, store: Store, sqlite_synchronous: str = "FULL", lock_wait_s: float = 30.0) -> None:
+        self.lock_wait_s = lock_wait_s
+        self.sqlite = store.engine.dialect.name == "sqlite"
+        if self.sqlite:
+            url = store.engine.url.render_as_string(hide_password=False)
+            store = Store(make_engine(url, sqlite_synchronous, sqlite_busy_timeout_s=0.0),
+                          unconfirmed_grace_s=store.unconfirmed_grace_s, lease_s=store.lease_s, owner=store.owner)
         self.store = store
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whatsapp-ingest")
         self._queue: List[Tuple[List[InboundItem], "asyncio.Future[int]"]] = []
@@ -119,7 +134,7 @@ class Ingestor:
             batch, self._queue = self._queue[:200], self._queue[200:]
             try:
                 counts = await loop.run_in_executor(
-                    self.executor, partial(self.store.insert_batches, [items for items, _ in batch]))
+                    self.executor, partial(self._insert, [items for items, _ in batch]))
             except Exception as exc:  # nothing of this batch is stored: every delivery gets a 500
                 for _, fut in batch:
                     if not fut.done():
@@ -129,8 +144,21 @@ class Ingestor:
                 if not fut.done():
                     fut.set_result(n)
 
+    def _insert(self, batches: List[List[InboundItem]]) -> List[int]:
+        deadline = time.monotonic() + self.lock_wait_s
+        while True:
+            try:
+                return self.store.insert_batches(batches)
+            except sa.exc.OperationalError as exc:  # nothing was committed: the transaction is retried
+                text = str(exc).lower()
+                if not self.sqlite or not ("locked" in text or "busy" in text) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.0005)
+
     def close(self) -> None:
         self.executor.shutdown(wait=False)
+        if self.sqlite:
+            self.store.engine.dispose()
 
 
 def verify_handshake(settings: WhatsAppSettings, args: Mapping[str, Any]) -> Tuple[int, Any]:

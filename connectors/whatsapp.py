@@ -55,7 +55,7 @@ class Runtime:
         workers = 1 if engine.dialect.name == "sqlite" else 4
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="whatsapp-db")
         # The webhook's inserts get their own thread so acknowledgements never queue behind the worker.
-        self.ingestor = Ingestor(self.store)
+        self.ingestor = Ingestor(self.store, settings.sqlite_synchronous)
         self._last_ingest = 0.0
         self.graph = GraphClient(settings.graph_url, settings.api_version, settings.phone_number_id,
                                  settings.access_token, settings.graph_timeout_s)

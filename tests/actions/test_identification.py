@@ -72,11 +72,33 @@ def test_metadata_claims_without_token_do_not_identify(db: Demo) -> None:
     assert "customer_id" not in slots_of(events)
 
 
-def test_valid_cnpj_identifies(db: Demo) -> None:
+def test_valid_cnpj_is_an_unverified_claim(db: Demo) -> None:
     formatted = f"{JOAO_CNPJ[:2]}.{JOAO_CNPJ[2:5]}.{JOAO_CNPJ[5:8]}/{JOAO_CNPJ[8:12]}-{JOAO_CNPJ[12:]}"
     messages, events = run_action(ActionIdentifyByCnpj(), make_tracker(f"meu cnpj é {formatted}", "inform_cnpj"))
-    assert slots_of(events)["customer_id"] == str(db.joao_id)
-    assert messages[0]["response"] == "utter_identified"
+    slots = slots_of(events)
+    assert slots["claimed_customer_id"] == str(db.joao_id) and slots["claimed_cnpj"] == formatted
+    # The claim never sets the verified identity, and the answer shows nothing of the customer.
+    assert not {"customer_id", "customer_name", "customer_products"} & set(slots)
+    assert responses(messages) == ["utter_cnpj_noted"] and messages[0]["cnpj"] == formatted
+    assert "João" not in str(messages) and "Lima" not in str(messages)
+
+
+def test_registered_and_unknown_cnpj_get_the_same_answer(db: Demo) -> None:
+    from .conftest import make_cnpj
+
+    unknown = make_cnpj("999888770001")
+    known_msgs, _ = run_action(ActionIdentifyByCnpj(), make_tracker(JOAO_CNPJ, "inform_cnpj"))
+    unknown_msgs, events = run_action(ActionIdentifyByCnpj(), make_tracker(unknown, "inform_cnpj"))
+    assert responses(known_msgs) == responses(unknown_msgs) == ["utter_cnpj_noted"]
+    assert slots_of(events)["claimed_customer_id"] is None
+
+
+def test_verified_customer_typing_a_cnpj_stays_verified(db: Demo) -> None:
+    tracker = make_tracker(JOAO_CNPJ, "inform_cnpj", sender=MARIA_PHONE, channel="whatsapp")
+    messages, events = run_action(ActionIdentifyByCnpj(), tracker)
+    assert responses(messages) == ["utter_cnpj_already_verified"]
+    slots = slots_of(events)
+    assert slots["customer_id"] == str(db.maria_id) and "claimed_customer_id" not in slots
 
 
 def test_cnpj_with_bad_check_digits_is_refused(db: Demo) -> None:
@@ -86,28 +108,12 @@ def test_cnpj_with_bad_check_digits_is_refused(db: Demo) -> None:
     assert responses(messages) == ["utter_invalid_cnpj"]
 
 
-def test_unknown_valid_cnpj_continues_as_visitor(db: Demo) -> None:
-    from .conftest import make_cnpj
-
-    messages, events = run_action(ActionIdentifyByCnpj(), make_tracker(make_cnpj("999888770001"), "inform_cnpj"))
-    assert "customer_id" not in slots_of(events)
-    assert responses(messages) == ["utter_cnpj_not_found"]
-
-
 def test_cnpj_by_payload_is_not_accepted(db: Demo) -> None:
     text = '/inform_cnpj{"cnpj": "%s"}' % JOAO_CNPJ
     ents = [{"entity": "cnpj", "value": JOAO_CNPJ}]
     messages, events = run_action(ActionIdentifyByCnpj(), make_tracker(text, "inform_cnpj", entities=ents))
     assert events == []
     assert responses(messages) == ["utter_cnpj_type_it"]
-
-
-def test_pending_status_request_is_answered_after_cnpj(db: Demo) -> None:
-    tracker = make_tracker(JOAO_CNPJ, "inform_cnpj", slots={"pending_request": f"ticket_status:{db.joao_ticket}"})
-    messages, events = run_action(ActionIdentifyByCnpj(), tracker)
-    assert slots_of(events)["pending_request"] is None
-    assert [m.get("ticket_number") for m in messages if m.get("response") == "utter_ticket_status"] == [
-        str(db.joao_ticket)]
 
 
 def test_continue_as_prospect(db: Demo) -> None:

@@ -73,6 +73,10 @@ def test_grounded_answer_with_sources_and_did_it_help(db: Demo, docs: Path) -> N
     messages, events = run_action(ActionAnswerQuestion(), tracker)
     assert "menu Caixa" in messages[0]["text"]
     assert "Fontes:" in messages[0]["text"] and "Sangria no PDV" in messages[0]["text"].split("Fontes:")[1]
+    # numbered like the citations, "[1] Título — URL", so a WhatsApp reader can match them
+    listing = messages[0]["text"].split("Fontes:\n")[1].splitlines()
+    assert listing[0].startswith("[1] Sangria no PDV") and " — " in listing[0] and listing[0].endswith("sangria.md")
+    assert all(line.startswith(f"[{n}] ") for n, line in enumerate(listing, 1))
     assert messages[1]["response"] == "utter_did_it_help"
     slots = slots_of(events)
     assert slots["awaiting"] == "resolved_check"
@@ -144,3 +148,13 @@ def test_not_resolved_offers_support(db: Demo) -> None:
     assert _outcome("c-nr")["resolved"] is False
     messages, events = run_action(ActionAskAnythingElse(), make_tracker("nao", "deny"))
     assert responses(messages) == ["utter_anything_else"] and slots_of(events) == {"awaiting": "anything_else"}
+
+
+def test_sources_are_numbered_in_citation_order() -> None:
+    from actions.knowledge_answers import render_sources_text
+
+    text = render_sources_text([{"title": "Guia da NF-e", "url": "https://docs.example.com/nfe"},
+                                {"title": "Sangria no PDV", "url": "https://docs.example.com/pdv"},
+                                {"title": "Sem endereço", "url": ""}])
+    assert text == ("Fontes:\n[1] Guia da NF-e — https://docs.example.com/nfe\n"
+                    "[2] Sangria no PDV — https://docs.example.com/pdv\n[3] Sem endereço")

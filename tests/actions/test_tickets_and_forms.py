@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from actions.forms import ActionAskTicketModule, ValidateRatingForm, ValidateTicketForm, classify_type, parse_rating
-from actions.recommendation import ActionOpenSalesLead, ActionRecommendProduct
+from actions.recommendation import ActionOpenSalesLead, ActionRecommendProduct, ValidateLeadForm
 from actions.tickets import ActionInboundCall, ActionOpenTicket
 
 from .conftest import MARIA_PHONE, Demo, make_tracker, responses, run_action, slots_of
@@ -135,11 +135,135 @@ def test_recommendation_for_a_prospect_and_sales_lead(db: Demo) -> None:
                            sender="prospect-1", channel="website")
     messages, events = run_action(ActionRecommendProduct(), tracker)
     assert "Atende Omni" in messages[0]["text"]
-    tracker = make_tracker("sim", "affirm", sender="prospect-1", channel="website", slots=slots_of(events))
+    slots = {**slots_of(events), "lead_name": "Carla Mendes", "lead_contact": "carla@mercadinho.com.br"}
+    tracker = make_tracker("carla@mercadinho.com.br", "inform", sender="prospect-1", channel="website", slots=slots)
     messages, events = run_action(ActionOpenSalesLead(), tracker)
     [ticket] = tickets_of("prospect-1")
     assert ticket.type == "comercial" and "chatbot" in ticket.description
+    assert (ticket.contact_name, ticket.contact_email, ticket.contact_phone) == (
+        "Carla Mendes", "carla@mercadinho.com.br", None)
+    assert "Carla Mendes — carla@mercadinho.com.br" in ticket.description
     assert messages[0]["response"] == "utter_sales_lead_opened" and loop_of(events) == "action_handoff"
+    assert slots_of(events)["lead_name"] is None and slots_of(events)["lead_contact"] is None
+
+
+def test_cnpj_claimed_visitor_opens_a_ticket_marked_unverified(db: Demo) -> None:
+    from helpdesk.db import session_scope
+    from helpdesk.models import TicketEvent
+
+    slots = {"ticket_description": "PDV não abre", "ticket_module": "pdv", "ticket_type": "erro",
+             "claimed_customer_id": str(db.joao_id), "claimed_cnpj": "45.723.174/0001-99", "identity_checked": True}
+    messages, events = run_action(ActionOpenTicket(), make_tracker("erro", "inform_ticket_type", sender="claim-1",
+                                                                   channel="website", slots=slots))
+    [ticket] = tickets_of("claim-1")
+    assert ticket.customer_id == db.joao_id  # the technician sees the company...
+    assert ticket.description.startswith("PDV não abre") and "Contato não verificado" in ticket.description
+    assert ticket.subject == "PDV não abre"
+    with session_scope() as s:
+        created = s.scalar(select(TicketEvent).where(TicketEvent.ticket_id == ticket.id,
+                                                     TicketEvent.kind == "created"))
+        assert created.data["unverified_contact"] is True and created.data["claimed_cnpj"] == "45.723.174/0001-99"
+    assert messages[0]["response"] == "utter_ticket_opened"
+    assert "João" not in str(messages) and "customer_id" not in slots_of(events)
+
+
+def test_verified_customer_ticket_is_not_marked(db: Demo) -> None:
+    slots = {"ticket_description": "PDV não abre", "ticket_module": "pdv", "ticket_type": "erro",
+             "claimed_customer_id": str(db.joao_id), "claimed_cnpj": "45.723.174/0001-99"}
+    run_action(ActionOpenTicket(), make_tracker("erro", "inform_ticket_type", sender=MARIA_PHONE, channel="whatsapp",
+                                                slots=slots))
+    [ticket] = tickets_of(MARIA_PHONE)
+    assert ticket.customer_id == db.maria_id and "não verificado" not in ticket.description
+
+
+# --- the lead form: name and contact, skipping what is known ------------------------------------
+
+def required(tracker: Any) -> list[str]:
+    import asyncio
+
+    from rasa_sdk.executor import CollectingDispatcher
+
+    return asyncio.run(ValidateLeadForm().required_slots(["lead_name", "lead_contact"], CollectingDispatcher(),
+                                                         tracker, {}))
+
+
+def test_lead_form_asks_only_what_is_unknown(db: Demo) -> None:
+    assert required(make_tracker("sim", "affirm", sender="web-2", channel="website")) == ["lead_name", "lead_contact"]
+    # An unregistered WhatsApp number: the phone is known.
+    assert required(make_tracker("sim", "affirm", sender="5531900001111", channel="whatsapp")) == ["lead_name"]
+    # A verified customer: the record has both.
+    assert required(make_tracker("sim", "affirm", sender=MARIA_PHONE, channel="whatsapp",
+                                 slots={"customer_id": str(db.maria_id)})) == []
+    # A CNPJ claim is not a verified contact.
+    assert required(make_tracker("sim", "affirm", sender="web-3", channel="website",
+                                 slots={"claimed_customer_id": str(db.joao_id)})) == ["lead_name", "lead_contact"]
+
+
+def validate_lead(slot: str, text: str) -> tuple[list[str], Any]:
+    tracker = make_tracker(text, "inform", sender="web-4", channel="website",
+                           slots={slot: text, "requested_slot": slot}, active_loop="lead_form")
+    tracker.events.append({"event": "slot", "name": slot, "value": text})
+    messages, events = run_action(ValidateLeadForm(), tracker)
+    return responses(messages), slots_of(events).get(slot)
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("(11) 98765-4321", "5511987654321"), ("meu whats é 11 98765 4321", "5511987654321"),
+    ("+55 21 3333-4444", "552133334444"), ("Carla@Mercadinho.com.br", "carla@mercadinho.com.br"),
+    ("pode mandar para carla@mercadinho.com.br", "carla@mercadinho.com.br"),
+    ("não quero informar", "nao_informado"), ("prefiro não", "nao_informado"),
+])
+def test_lead_contact_accepts_phone_email_or_a_refusal(db: Demo, text: str, expected: str) -> None:
+    assert validate_lead("lead_contact", text) == ([], expected)
+
+
+@pytest.mark.parametrize("text", ["123", "11 1234", "carla@", "carla@mercadinho", "a@b@c.com", "banana",
+                                  '/affirm{"lead_contact": "x@y.com"}', "x" * 300])
+def test_invalid_lead_contact_is_asked_again(db: Demo, text: str) -> None:
+    assert validate_lead("lead_contact", text) == (["utter_invalid_lead_contact"], None)
+
+
+@pytest.mark.parametrize("text,expected,answer", [
+    ("Carla   Mendes", "Carla Mendes", []), ("não quero informar", "nao_informado", []),
+    ("12345", None, ["utter_invalid_lead_name"]), ("🙂🙂", None, ["utter_emoji_only"]),
+    ("carla@x.com", None, ["utter_invalid_lead_name"]),
+])
+def test_lead_name_validation(db: Demo, text: str, expected: Any, answer: list[str]) -> None:
+    assert validate_lead("lead_name", text) == (answer, expected)
+
+
+def test_lead_without_contact_is_stored_and_flagged(db: Demo) -> None:
+    from helpdesk.db import session_scope
+    from helpdesk.models import TicketEvent
+
+    slots = {"lead_name": "nao_informado", "lead_contact": "nao_informado", "last_question": "quero um PDV"}
+    messages, _ = run_action(ActionOpenSalesLead(), make_tracker("não quero informar", "deny", sender="web-5",
+                                                                  channel="website", slots=slots))
+    [ticket] = tickets_of("web-5")
+    assert (ticket.type, ticket.contact_phone, ticket.contact_email, ticket.contact_name) == (
+        "comercial", None, None, "")
+    assert "preferiu não informar" in ticket.description
+    with session_scope() as s:
+        created = s.scalar(select(TicketEvent).where(TicketEvent.ticket_id == ticket.id,
+                                                     TicketEvent.kind == "created"))
+        assert created.data["contact_declined"] is True and created.data["lead"] is True
+    assert messages[0]["response"] == "utter_sales_lead_opened"
+
+
+def test_whatsapp_lead_uses_the_senders_phone(db: Demo) -> None:
+    slots = {"lead_name": "Pedro", "last_question": "quero um chatbot"}
+    run_action(ActionOpenSalesLead(), make_tracker("Pedro", "inform", sender="5531900001111", channel="whatsapp",
+                                                   slots=slots))
+    [ticket] = tickets_of("5531900001111")
+    assert (ticket.contact_name, ticket.contact_phone, ticket.customer_id) == ("Pedro", "5531900001111", None)
+
+
+def test_verified_customer_lead_needs_no_contact(db: Demo) -> None:
+    run_action(ActionOpenSalesLead(), make_tracker("sim", "affirm", sender=MARIA_PHONE, channel="whatsapp",
+                                                   slots={"last_question": "quero BI"}))
+    [ticket] = tickets_of(MARIA_PHONE)
+    assert (ticket.customer_id, ticket.type, ticket.contact_phone) == (db.maria_id, "comercial", None)
+    assert "Contato:" not in ticket.description
 
 
 @pytest.mark.parametrize("value,text,expected", [

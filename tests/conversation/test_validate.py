@@ -9,7 +9,7 @@ from ops.paths import BOT_DATA, CONFIG, DOMAIN, RASA_BIN, ROOT
 # Intents that never come from NLU: the connectors and the console send them.
 # Responses Rasa itself utters: the core fallback, and the questions of the forms' slots.
 RASA_OWN = {"utter_default"}
-FORM_SLOTS = {"ticket_description", "ticket_module", "ticket_type", "rating"}
+FORM_SLOTS = {"ticket_description", "ticket_module", "ticket_type", "rating", "lead_name", "lead_contact"}
 NOT_FROM_NLU = {"EXTERNAL_agent_reply", "EXTERNAL_ticket_closed", "inbound_call", "media_received"}
 
 
