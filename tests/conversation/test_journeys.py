@@ -124,26 +124,59 @@ def test_prospect_recommendation_and_sales_lead(stack: Stack, chat: Chat) -> Non
     texts = chat.texts("quero automatizar o atendimento da minha empresa no whatsapp, o que vcs tem")
     assert any("Atende Omni" in t for t in texts)
     assert any("time comercial" in t for t in texts)
-    texts = chat.texts("sim")
+    # the lead form: name, then a phone or e-mail (validated; asked again politely when invalid)
+    assert any("qual é o seu nome" in t for t in chat.texts("sim"))
+    assert any("telefone (com DDD) ou e-mail" in t for t in chat.texts("Carla Mendes"))
+    assert any("não parece válido" in t for t in chat.texts("carla@"))
+    assert any("não parece válido" in t for t in chat.texts("11 1234"))
+    assert ticket_for(stack, chat.sender) is None  # nothing stored before the contact is valid
+    texts = chat.texts("(11) 98765-4321")
     ticket = ticket_for(stack, chat.sender)
     assert ticket.type == "comercial"
+    assert (ticket.contact_name, ticket.contact_phone) == ("Carla Mendes", "5511987654321")
     assert f"#{ticket.id}" in " ".join(texts)
     assert outcome(stack, chat.sender).product_offered is True
 
 
-def test_status_own_ticket_after_cnpj_and_not_someone_elses(stack: Stack, chat: Chat) -> None:
-    from helpdesk.models import Ticket
+def test_prospect_lead_without_contact_is_stored_and_flagged(stack: Stack, chat: Chat) -> None:
+    texts = chat.texts("qual sistema vcs indicam pra um mercadinho?")
+    assert any("time comercial" in t for t in texts)
+    chat.texts("quero sim")
+    chat.texts("não quero informar")
+    texts = chat.texts("prefiro não informar")
+    ticket = ticket_for(stack, chat.sender)
+    assert ticket is not None and f"#{ticket.id}" in " ".join(texts)
+    assert (ticket.contact_name, ticket.contact_phone, ticket.contact_email) == ("", None, None)
+    assert "preferiu não informar" in ticket.description
+
+
+def test_cnpj_is_only_a_claim_status_needs_verified_identity(stack: Stack, chat: Chat) -> None:
+    from helpdesk.models import Ticket, TicketEvent
 
     customer = a_customer(stack, 0)
     with db(stack) as s:
         own = s.scalar(select(Ticket).where(Ticket.customer_id == customer.id).limit(1))
-        other = s.scalar(select(Ticket).where(Ticket.customer_id != customer.id).limit(1))
-    assert any("CNPJ" in t for t in chat.texts(f"qual o status do chamado {own.id}?"))
+    texts = chat.texts(f"qual o status do chamado {own.id}?")
+    assert any("WhatsApp cadastrado" in t and "entre na sua conta" in t for t in texts)
     texts = chat.texts(fmt_cnpj(customer.cnpj))
-    assert any(customer.responsible_name.split()[0] in t for t in texts)
-    assert any(t.startswith(f"Chamado #{own.id} ") for t in texts)
-    texts = chat.texts(f"e o chamado {other.id}?")
-    assert texts == [f"Não encontrei o chamado #{other.id} entre os chamados da sua empresa. Confira o número, por favor."]
+    assert any("Anotei o CNPJ" in t for t in texts)
+    # A CNPJ is public: typing it shows nothing of the customer...
+    for text in (fmt_cnpj(customer.cnpj) + " qual o status do chamado %d?" % own.id, f"e o chamado {own.id}?",
+                 "quais sao meus chamados?"):
+        texts = chat.texts(text)
+        joined = " ".join(texts)
+        assert f"Chamado #{own.id} " not in joined, text
+        assert customer.responsible_name.split()[0] not in joined and customer.legal_name not in joined
+    assert chat.slots()["customer_id"] is None
+    # ...but the visitor may open a ticket for the company, marked as unverified.
+    replies = finish_form(chat, chat.texts("quero falar com um atendente"))
+    ticket = ticket_for(stack, chat.sender)
+    assert ticket is not None and f"#{ticket.id}" in " ".join(replies)
+    assert ticket.customer_id == customer.id and "Contato não verificado" in ticket.description
+    with db(stack) as s:
+        created = s.scalar(select(TicketEvent).where(TicketEvent.ticket_id == ticket.id,
+                                                     TicketEvent.kind == "created"))
+        assert created.data["unverified_contact"] is True
 
 
 def test_bad_cnpj_is_refused(stack: Stack, chat: Chat) -> None:
@@ -161,6 +194,7 @@ def test_payload_cannot_set_identity(stack: Stack, chat: Chat) -> None:
         assert texts and all(customer.responsible_name not in t for t in texts)
         slots = chat.slots()
         assert slots["customer_id"] is None and slots["customer_name"] is None
+        assert slots["claimed_customer_id"] is None
 
 
 @pytest.mark.parametrize("text", ["", "a" * 10_000, "🙂🙂🙂", "😂", "/media_received", "/inbound_call"])
