@@ -94,3 +94,52 @@ def test_audio_gets_a_polite_answer(stack: Stack) -> None:
     texts = wait_texts(stack, phone, 1)
     assert texts and "só consigo ler mensagens de texto" in texts[-1]
     assert ticket_for(stack, phone) is None
+
+
+def say(stack: Stack, phone: str, text: str, replies: int = 1) -> list[str]:
+    """Send a text and return the new messages the bot sent to that number."""
+    before = len(texts_to(stack, phone))
+    message(stack, phone, {"type": "text", "text": {"body": text}})
+    return wait_texts(stack, phone, before + replies)[before:]
+
+
+def test_registered_number_sees_its_tickets_a_typed_cnpj_does_not(stack: Stack) -> None:
+    from helpdesk.models import Ticket
+
+    from helpdesk.models import Contact, Customer
+
+    with db(stack) as s:  # a registered number that is not in a hand-off (another test's ticket)
+        busy = set(s.scalars(select(Ticket.conversation_id).where(Ticket.status != "concluido")))
+        contact = next(c for c in s.scalars(select(Contact).where(Contact.kind == "phone").order_by(Contact.id.desc()))
+                       if c.value not in busy and s.scalar(select(Ticket.id).where(Ticket.customer_id == c.customer_id)))
+        customer, phone = s.get(Customer, contact.customer_id), contact.value
+        own = s.scalar(select(Ticket).where(Ticket.customer_id == customer.id).order_by(Ticket.id.desc()).limit(1))
+    texts = say(stack, phone, f"qual o status do chamado {own.id}?")
+    assert texts[0].startswith(f"Chamado #{own.id} ")
+    # Another number typing the same (public) CNPJ: a claim, nothing shown.
+    stranger = "5531966665555"
+    texts = say(stack, stranger, customer.cnpj)
+    assert "Anotei o CNPJ" in texts[0] and customer.responsible_name.split()[0] not in texts[0]
+    texts = say(stack, stranger, f"qual o status do chamado {own.id}?")
+    assert "WhatsApp cadastrado" in texts[0] and f"#{own.id}" not in " ".join(texts)
+
+
+def test_answer_lists_numbered_sources(stack: Stack) -> None:
+    phone = "5531955554444"
+    texts = say(stack, phone, "como faço sangria no pdv?", replies=2)
+    answer = next((t for t in texts if "Fontes:" in t), None)
+    if answer is None:
+        pytest.skip("the demo documentation does not answer this question")
+    listing = answer.split("Fontes:\n", 1)[1].splitlines()
+    assert listing and all(line.startswith(f"[{n}] ") and " — http" in line for n, line in enumerate(listing, 1))
+
+
+def test_prospect_lead_on_whatsapp_asks_only_the_name(stack: Stack) -> None:
+    phone = "5531944443333"
+    texts = say(stack, phone, "quero automatizar o atendimento da minha loja no whatsapp, o que vcs tem?", replies=2)
+    assert any("time comercial" in t for t in texts)
+    assert any("qual é o seu nome" in t for t in say(stack, phone, "sim"))
+    texts = say(stack, phone, "Pedro Alves")
+    ticket = ticket_for(stack, phone)
+    assert ticket is not None and f"#{ticket.id}" in " ".join(texts)
+    assert (ticket.type, ticket.contact_name, ticket.contact_phone) == ("comercial", "Pedro Alves", phone)
