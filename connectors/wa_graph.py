@@ -81,7 +81,7 @@ class GraphClient:
         except aiohttp.ClientError as exc:
             return SendResult("retry", title=f"connection error: {exc}")
 
-    async def mark_read(self, wamid: str, typing: bool = True) -> SendResult:
+    async def mark_read(self, wamid: str, recipient: Optional[str] = None, typing: bool = True) -> SendResult:
         """Mark a received message as read and show the typing indicator."""
         body: Dict[str, Any] = {"messaging_product": "whatsapp", "status": "read", "message_id": wamid}
         if typing:

@@ -30,6 +30,8 @@ from sanic.response import HTTPResponse
 from connectors.wa_parse import InboundItem, NotificationError, parse_notification
 from connectors.wa_signature import SignatureCheck, check_signature, tokens_equal
 from connectors.wa_store import Store, make_engine
+from connectors.wa_zapi import DEFAULT_BASE_URL as ZAPI_DEFAULT_BASE_URL
+from connectors.wa_zapi import ZapiSettings, webhook_items
 
 logger = logging.getLogger("connectors.whatsapp")
 
@@ -61,6 +63,10 @@ class WhatsAppSettings:
     # Tests only: "exit_after_rasa" / "exit_after_send" kill the process (os._exit) inside the
     # crash windows, once per inbox row / outbox row, to prove the recovery paths.
     fault: str = ""
+    # "cloud" (Meta's WhatsApp Cloud API) or "zapi" (connectors/wa_zapi.py) for the sends; both
+    # webhooks are always served (each answers 503 until its secret is set).
+    provider: str = "cloud"
+    zapi: ZapiSettings = ZapiSettings()
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None,
@@ -92,6 +98,11 @@ class WhatsAppSettings:
             sqlite_synchronous=get("WHATSAPP_SQLITE_SYNCHRONOUS", "FULL") or "FULL",
             ack_priority_s=float(get("WHATSAPP_ACK_PRIORITY_S", "0.02")),
             max_defer_s=float(get("WHATSAPP_MAX_DEFER_S", "0.5")),
+            provider=(get("WHATSAPP_PROVIDER", "cloud") or "cloud").strip().lower(),
+            zapi=ZapiSettings(
+                instance_id=env.get("ZAPI_INSTANCE_ID", ""), instance_token=env.get("ZAPI_INSTANCE_TOKEN", ""),
+                client_token=env.get("ZAPI_CLIENT_TOKEN", ""), webhook_token=env.get("ZAPI_WEBHOOK_TOKEN", ""),
+                base_url=env.get("ZAPI_BASE_URL", "") or ZAPI_DEFAULT_BASE_URL),
         )
 
 
@@ -228,3 +239,19 @@ def register_webhook(bp: Blueprint, settings: WhatsAppSettings,
         if status == 200 and payload.get("new"):
             on_stored(payload["new"])
         return response.json(payload, status=status)
+
+    @bp.route("/zapi", methods=["POST"])
+    async def receive_zapi(request: Request) -> HTTPResponse:
+        """Z-API's webhook (unsigned by Z-API): the URL carries ``?token=<ZAPI_WEBHOOK_TOKEN>``."""
+        status, error, items = webhook_items(settings.zapi, request.args.get("token"), request.body or b"",
+                                             settings.max_body_bytes)
+        if status != 200:
+            logger.info("whatsapp: Z-API webhook refused (%s): %s", status, error)
+            return response.json(error, status=status)
+        for item in items:
+            if item.action == "ignore":
+                logger.info("whatsapp: ignored Z-API %s %s: %s", item.kind, item.item_id, item.reason)
+        new = await ingest(items) if items else 0
+        if new:
+            on_stored(new)
+        return response.json({"status": "ok", "items": len(items), "new": new})

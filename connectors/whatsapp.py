@@ -32,6 +32,7 @@ from connectors.wa_graph import GraphClient
 from connectors.wa_outbound import Outgoing, render
 from connectors.wa_store import CALLBACK_PREFIX, InboxRow, Store, make_engine
 from connectors.wa_webhook import Ingestor, WhatsAppSettings, register_webhook
+from connectors.wa_zapi import ZapiClient
 
 __all__ = ["Runtime", "WhatsAppInput", "WhatsAppOutput", "WhatsAppSettings"]
 
@@ -57,8 +58,12 @@ class Runtime:
         # The webhook's inserts get their own thread so acknowledgements never queue behind the worker.
         self.ingestor = Ingestor(self.store, settings.sqlite_synchronous)
         self._last_ingest = 0.0
-        self.graph = GraphClient(settings.graph_url, settings.api_version, settings.phone_number_id,
-                                 settings.access_token, settings.graph_timeout_s)
+        if settings.provider not in ("cloud", "zapi"):
+            raise ValueError(f"WHATSAPP_PROVIDER must be 'cloud' or 'zapi', got {settings.provider!r}")
+        self.graph: Any = (
+            ZapiClient(settings.zapi, settings.graph_timeout_s) if settings.provider == "zapi"
+            else GraphClient(settings.graph_url, settings.api_version, settings.phone_number_id,
+                             settings.access_token, settings.graph_timeout_s))
         self.wake = asyncio.Event()
         self.active: Set[str] = set()
         self.handler: Optional[Callable[[UserMessage], Awaitable[Any]]] = None
@@ -196,7 +201,7 @@ class Runtime:
         metadata: Dict[str, Any] = dict(data.get("metadata") or {})
         text = row.text or ""
         if row.kind == "message" and row.attempts == 0:
-            self._spawn(self._mark_read(row.item_id))
+            self._spawn(self._mark_read(row.item_id, row.sender))
         if row.button_id:
             payload = await self.db(self.store.resolve_option, row.sender, row.button_id)
             if payload is not None:
@@ -283,8 +288,8 @@ class Runtime:
                 replies.append(msg)
         return replies if found else None
 
-    async def _mark_read(self, wamid: str) -> None:
-        result = await self.graph.mark_read(wamid)
+    async def _mark_read(self, wamid: str, sender: str) -> None:
+        result = await self.graph.mark_read(wamid, recipient=sender)
         if result.outcome != "ok":
             logger.info("whatsapp: mark-as-read of %s failed (%s %s)", wamid, result.code, result.title)
 

@@ -453,3 +453,151 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+class FakeZapi:
+    """A fake Z-API (z-api.io) on loopback: ``POST /instances/{id}/token/{token}/{endpoint}`` with the
+    ``Client-Token`` header, for the endpoints the connector uses (send-text, send-button-list,
+    send-option-list, send-image, send-document/{ext}, read-message). Each request is checked
+    (credentials, phone, non-empty message, 1..3 buttons with id and label, 1..10 options) and
+    recorded; ``inject(http_status, times)`` makes the next sends fail."""
+
+    def __init__(self, instance_id: str = "INST1", instance_token: str = "itoken", client_token: str = "ctoken",
+                 host: str = "127.0.0.1", port: int = 0) -> None:
+        self.instance_id, self.instance_token, self.client_token = instance_id, instance_token, client_token
+        self.lock = threading.Lock()
+        self.requests: List[Recorded] = []
+        self.injections: List[Injection] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                try:
+                    body = json.loads(raw or b"null")
+                except ValueError:
+                    body = None
+                status, payload = fake.handle(self.path, self.headers.get("Client-Token"), body)
+                data = json.dumps(payload).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.server.daemon_threads = True
+
+    @property
+    def base_url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> "FakeZapi":
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *_exc: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def inject(self, http_status: int, times: int = 1) -> None:
+        with self.lock:
+            self.injections.append(Injection(None, http_status, 0.0, times))
+
+    def reset(self) -> None:
+        with self.lock:
+            self.requests.clear()
+            self.injections.clear()
+
+    @staticmethod
+    def validate(endpoint: str, body: Any) -> List[str]:
+        v: List[str] = []
+        if not isinstance(body, dict):
+            return ["body is not a JSON object"]
+        if not re.fullmatch(r"\d{10,15}", str(body.get("phone") or "")):
+            v.append("phone must be 10..15 digits")
+        if endpoint == "read-message":
+            return v + ([] if body.get("messageId") else ["messageId required"])
+        if endpoint in ("send-text", "send-button-list", "send-option-list"):
+            msg = body.get("message")
+            if not isinstance(msg, str) or not msg.strip():
+                v.append("message must be a non-empty string")
+        if endpoint == "send-button-list":
+            buttons = (body.get("buttonList") or {}).get("buttons")
+            if not isinstance(buttons, list) or not 1 <= len(buttons) <= 3:
+                v.append("buttonList.buttons must have 1..3 items")
+            elif not all(isinstance(b, dict) and b.get("id") and b.get("label") for b in buttons):
+                v.append("every button needs an id and a label")
+        elif endpoint == "send-option-list":
+            ol = body.get("optionList") or {}
+            options = ol.get("options")
+            if not ol.get("title") or not ol.get("buttonLabel"):
+                v.append("optionList needs title and buttonLabel")
+            if not isinstance(options, list) or not 1 <= len(options) <= 10:
+                v.append("optionList.options must have 1..10 items")
+            elif not all(isinstance(o, dict) and o.get("id") and o.get("title") for o in options):
+                v.append("every option needs an id and a title")
+        elif endpoint == "send-image":
+            if not body.get("image"):
+                v.append("image required")
+        elif endpoint.startswith("send-document/"):
+            if not body.get("document"):
+                v.append("document required")
+        elif endpoint != "send-text":
+            v.append(f"unknown endpoint {endpoint}")
+        return v
+
+    def handle(self, path: str, client_token: Optional[str], body: Any) -> Tuple[int, Any]:
+        m = re.fullmatch(r"/instances/([^/]+)/token/([^/]+)/(.+)", path)
+        mid: Optional[str] = None
+        if not m or (m.group(1), m.group(2)) != (self.instance_id, self.instance_token):
+            status, payload, violations = 404, {"error": "Instance not found"}, ["unknown instance"]
+        elif client_token != self.client_token:
+            status, payload, violations = 401, {"error": "Client-Token not allowed"}, ["bad client token"]
+        else:
+            endpoint = m.group(3)
+            violations = self.validate(endpoint, body)
+            injection = None
+            if not violations and endpoint != "read-message":
+                with self.lock:
+                    if self.injections:
+                        injection = self.injections[0]
+                        injection.times -= 1
+                        if injection.times <= 0:
+                            self.injections.pop(0)
+            if violations:
+                status, payload = 400, {"error": "; ".join(violations)}
+            elif injection is not None:
+                status, payload = injection.http_status, {"error": "injected", "message": "Injected failure"}
+            elif endpoint == "read-message":
+                status, payload = 200, {"value": True}
+            else:
+                mid = uuid.uuid4().hex.upper()[:32]
+                status, payload = 200, {"zaapId": uuid.uuid4().hex.upper(), "messageId": mid, "id": mid}
+        with self.lock:
+            self.requests.append(Recorded(path, body, status, violations, mid))
+        return status, payload
+
+    def sent(self) -> List[Recorded]:
+        with self.lock:
+            return [r for r in self.requests if r.status == 200 and not r.path.endswith("/read-message")]
+
+    def messages_to(self, phone: str) -> List[Tuple[str, str]]:
+        """(endpoint, message) of every accepted send to ``phone``."""
+        return [(r.path.rsplit("/token/", 1)[1].split("/", 1)[1], r.body.get("message", ""))
+                for r in self.sent() if r.body.get("phone") == phone]
+
+    def wait_messages(self, phone: str, n: int, timeout: float = 20.0) -> List[Tuple[str, str]]:
+        deadline = time.time() + timeout
+        while time.time() < deadline and len(self.messages_to(phone)) < n:
+            time.sleep(0.05)
+        return self.messages_to(phone)
