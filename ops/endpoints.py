@@ -1,7 +1,9 @@
 """Render Rasa's endpoints.yml from DATABASE_URL and friends.
 
 Rasa's SQL tracker store takes the URL in parts, and the bot env uses psycopg2, so the one
-DATABASE_URL of the project is translated here for Rasa.
+DATABASE_URL of the project is translated here for Rasa. The tracker store is
+`connectors.tracker_store.AtendeSQLTrackerStore`: Rasa's SQL store (same `events` table, same
+keys) with a lighter per-turn path.
 """
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ import yaml
 
 from .paths import ROOT, VAR
 
+TRACKER_STORE = "connectors.tracker_store.AtendeSQLTrackerStore"
+
 
 def tracker_store(database_url: str) -> dict[str, object]:
     url = database_url
@@ -20,12 +24,12 @@ def tracker_store(database_url: str) -> dict[str, object]:
         path = url[len("sqlite:///"):]
         if not path.startswith("/"):
             path = str(ROOT / path)
-        return {"type": "SQL", "dialect": "sqlite", "db": path}
+        return {"type": TRACKER_STORE, "dialect": "sqlite", "db": path}
     parts = urlsplit(url)
     scheme = parts.scheme.split("+")[0]
     if scheme in ("postgres", "postgresql"):
         store: dict[str, object] = {
-            "type": "SQL", "dialect": "postgresql",
+            "type": TRACKER_STORE, "dialect": "postgresql",
             # Rasa passes the endpoint's `url` as the host (a `host` key would clash)
             "url": parts.hostname or "localhost",
             "port": parts.port or 5432, "db": parts.path.lstrip("/") or "postgres",

@@ -13,15 +13,16 @@ def test_postgres_tracker_store_and_redis_lock_store(tmp_path) -> None:
                           action_url="http://actions:5055/webhook", redis_url="redis://:s3cret@redis:6380/2")
     doc = yaml.safe_load(out.read_text(encoding="utf-8"))
     assert doc["action_endpoint"] == {"url": "http://actions:5055/webhook"}
-    assert doc["tracker_store"] == {"type": "SQL", "dialect": "postgresql", "url": "db.example.com",
-                                    "port": 6432, "db": "atende", "username": "atende", "password": "p@ss",
+    assert doc["tracker_store"] == {"type": endpoints.TRACKER_STORE, "dialect": "postgresql",
+                                    "url": "db.example.com", "port": 6432, "db": "atende", "username": "atende", "password": "p@ss",
                                     "query": {"sslmode": "require"}}
     assert doc["lock_store"] == {"type": "redis", "url": "redis", "port": 6380, "db": 2, "password": "s3cret"}
 
 
 def test_sqlite_and_no_redis(tmp_path) -> None:
     doc = endpoints.render(database_url=f"sqlite:///{tmp_path}/a.db", action_url="http://x/webhook", redis_url="")
-    assert doc["tracker_store"] == {"type": "SQL", "dialect": "sqlite", "db": f"{tmp_path}/a.db"}
+    assert doc["tracker_store"] == {"type": "connectors.tracker_store.AtendeSQLTrackerStore", "dialect": "sqlite",
+                                    "db": f"{tmp_path}/a.db"}
     assert "lock_store" not in doc
 
 
@@ -58,5 +59,5 @@ def test_rasa_loads_the_rendered_stores(tmp_path) -> None:
     done = subprocess.run([str(BOT_PYTHON), "-c", RASA_LOADS, str(out)], capture_output=True, text=True,
                           timeout=120, env=dict(os.environ, RASA_TELEMETRY_ENABLED="false"))
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "SQLTrackerStore postgresql" in done.stdout
+    assert "AtendeSQLTrackerStore postgresql" in done.stdout
     assert "RedisLockStore" in done.stdout
