@@ -241,23 +241,31 @@ def test_typing_indicator_appears_while_waiting(chat: ChatPage) -> None:
     assert typing.is_hidden()
 
 
-def test_sources_written_in_the_text_are_shown_once(chat: ChatPage) -> None:
+@pytest.mark.parametrize("listing", [
+    "[1] Manual do PDV — https://docs.example.com/pdv\n[2] Guia da NF-e — https://docs.example.com/nfe",
+    "• Manual do PDV: https://docs.example.com/pdv\n• Guia da NF-e: https://docs.example.com/nfe",  # older bots
+])
+def test_sources_written_in_the_text_are_shown_once(chat: ChatPage, listing: str) -> None:
     chat.goto()
     chat.open()
     chat.accept_consent()
     chat.wait_bot(GREETING)
     message = {
         "mid": "y-1",
-        "text": "Para emitir a nota, abra o PDV.\n\nFontes:\n• Manual do PDV: https://docs.example.com/pdv",
-        "custom": {"sources": [{"title": "Manual do PDV", "url": "https://docs.example.com/pdv"}]},
+        "text": f"Para emitir a nota, abra o PDV [1] e transmita [2].\n\nFontes:\n{listing}",
+        "custom": {"sources": [{"title": "Manual do PDV", "url": "https://docs.example.com/pdv"},
+                               {"title": "Guia da NF-e", "url": "https://docs.example.com/nfe"}]},
     }
     chat.page.evaluate("(m) => window.AtendeChat.__instance.onBotMessage(m)", message)
     chat.page.evaluate("(m) => window.AtendeChat.__instance.onBotMessage(m)", message)  # resent
     bubbles = chat.dialog.locator(".msg.bot").filter(has_text="Para emitir a nota")
     assert bubbles.count() == 1
     text = bubbles.first.inner_text()
-    assert text.count("Manual do PDV") == 1 and "Fontes:" not in text
-    assert bubbles.first.locator(".sources a").get_attribute("href") == "https://docs.example.com/pdv"
+    assert text.count("Manual do PDV") == 1 and "Fontes:" not in text and "[1] e transmita [2]" in text
+    # numbered in the order of the citations: the list's first item is [1]
+    links = bubbles.first.locator(".sources li a")
+    assert links.all_inner_texts() == ["Manual do PDV", "Guia da NF-e"]
+    assert links.first.get_attribute("href") == "https://docs.example.com/pdv"
 
 
 def test_small_screens_get_a_full_screen_chat(stack: Stack, browser: Any) -> None:

@@ -64,6 +64,10 @@ def test_question_answer_with_sources_not_resolved_ticket_opened(chat: ChatPage,
     # the answer lists its sources under it (links to the documentation)
     sources = chat.dialog.locator("a[href*='nfe'], a[href*='nf-e'], a[href*='demo_docs']")
     assert sources.count() >= 1
+    # shown once: the numbered "Fontes:" block of the text ("[1] Título — URL") gives way to the list
+    answer = chat.dialog.locator(".msg.bot").filter(has=chat.page.locator(".sources")).last
+    shown = answer.inner_text()
+    assert "Fontes:" not in shown and " — http" not in shown, shown
     _click(chat, "Não")
     chat.wait_bot("Quer que eu abra um chamado", timeout=60000)
     _click(chat, "Sim, abrir chamado")

@@ -410,9 +410,10 @@ class AtendeChat {
       .filter((b) => b && typeof b.payload === "string")
       .map((b) => ({ title: String(b.title || b.payload), payload: b.payload }));
     let text = typeof m.text === "string" ? m.text : typeof custom.text === "string" ? custom.text : "";
-    // The bot may also list the sources in the text (for channels without rich messages):
-    // when they come structured, drop that trailing "Fontes:" block so they show once.
-    if (sources.length) text = text.replace(/\n+Fontes:\n(?:[•*-] [^\n]*(?:\n|$))+\s*$/, "").trimEnd();
+    // The bot also lists the sources in the text for channels without rich messages, numbered
+    // like the answer's citations ("[1] Título — URL"; bullets from older bots): when they come
+    // structured, drop that trailing "Fontes:" block so they show once (the <ol> keeps the numbers).
+    if (sources.length) text = text.replace(/\n+Fontes:\n(?:(?:\[\d+\]|[•*-]) [^\n]*(?:\n|$))+\s*$/, "").trimEnd();
     const image = m.attachment && m.attachment.type === "image" && m.attachment.payload ? m.attachment.payload.src : null;
     if (!text && !sources.length && !replies.length && !image) return;
     this.setTyping(false);
