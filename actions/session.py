@@ -62,8 +62,8 @@ class ActionSessionStart(Action):
                 active = int(ticket.id) if ticket is not None else None
         except Exception:  # noqa: BLE001 - a new session must start even if the DB is down
             logger.exception("could not look up the active ticket of %s", tracker.sender_id)
-            if previous.get("active_ticket"):
-                active = int(str(previous["active_ticket"]).lstrip("#") or 0) or None
+            number = str(previous.get("active_ticket") or "").lstrip("#")
+            active = int(number) if number.isdigit() else None
         if active is not None:
             events += [SlotSet("active_ticket", str(active)), ActiveLoop("action_handoff")]
         elif previous.get("active_ticket"):

@@ -29,7 +29,7 @@ def handoff_history(sender: str, number: int, channel: str = "whatsapp") -> list
     ]
 
 
-def session_start(sender: str, *, channel: str = "whatsapp", slots: dict[str, Any] | None = None,
+def session_start(sender: str, *, slots: dict[str, Any] | None = None,
                   history: list[dict[str, Any]] | None = None,
                   metadata: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     from rasa_sdk import Tracker
@@ -100,7 +100,7 @@ def test_ticket_closed_while_idle_keeps_its_number_for_the_notice(db: Demo) -> N
 
 
 def test_cnpj_claim_does_not_carry_over(db: Demo) -> None:
-    events = session_start("web-9", channel="website",
+    events = session_start("web-9",
                            slots={"claimed_customer_id": str(db.joao_id), "claimed_cnpj": "x", "identity_checked": True},
                            history=[{"event": "user", "text": "oi", "input_channel": "website",
                                      "parse_data": {"intent": {"name": "greet"}}}])
@@ -110,7 +110,7 @@ def test_cnpj_claim_does_not_carry_over(db: Demo) -> None:
 
 def test_website_token_of_the_new_session_identifies(db: Demo) -> None:
     token = jwt.encode({"sub": str(db.maria_id), "exp": int(time.time()) + 600}, JWT_SECRET, algorithm="HS256")
-    events = session_start("web-10", channel="website", metadata={"auth_token": token},
+    events = session_start("web-10", metadata={"auth_token": token},
                            history=[{"event": "user", "text": "oi", "input_channel": "website",
                                      "parse_data": {"intent": {"name": "greet"}}}])
     slots = slots_of(events)
@@ -124,7 +124,32 @@ def test_first_session_of_a_new_conversation_needs_nothing(db: Demo) -> None:
 
 
 def test_phone_sender_on_another_channel_is_not_identified(db: Demo) -> None:
-    events = session_start(MARIA_PHONE, channel="rest",
+    events = session_start(MARIA_PHONE,
                            history=[{"event": "user", "text": "oi", "input_channel": "rest",
                                      "parse_data": {"intent": {"name": "greet"}}}])
     assert "customer_id" not in slots_of(events)
+
+
+def test_after_the_new_session_the_handoff_loop_puts_messages_on_the_ticket(db: Demo) -> None:
+    """The tracker as Rasa has it after the new session: SessionStarted, our events, a new message."""
+    from rasa_sdk import Tracker
+
+    from actions.handoff import ActionHandoff
+    from helpdesk.db import session_scope
+    from helpdesk.services import tickets
+
+    number = open_ticket(db, MARIA_PHONE, db.maria_id)
+    started = session_start(MARIA_PHONE, slots={"active_ticket": str(number)},
+                            history=handoff_history(MARIA_PHONE, number))
+    message = {"text": "alguma novidade?", "intent": {"name": "ask_question"}, "entities": [], "metadata": {},
+               "input_channel": "whatsapp"}
+    events = [*handoff_history(MARIA_PHONE, number), *started,
+              {"event": "user", "text": "alguma novidade?", "input_channel": "whatsapp",
+               "parse_data": {"intent": {"name": "ask_question"}}}]
+    assert started[0]["event"] == "session_started" and loop_of(started) == "action_handoff"
+    tracker = Tracker(MARIA_PHONE, slots_of(started), message, events, False, None, {"name": loop_of(started)},
+                      "action_listen")
+    messages, out = run_action(ActionHandoff(), tracker)
+    assert messages == [] and out == []  # silent, still in hand-off
+    with session_scope() as s:
+        assert [(e.kind, e.text) for e in tickets.get(s, number).events][-1] == ("message_in", "alguma novidade?")
