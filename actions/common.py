@@ -174,19 +174,23 @@ class Turn:
         return list(self.slot("customer_products") or []) if self.customer_id is not None else []
 
 
-def begin_turn(dispatcher: CollectingDispatcher, tracker: Tracker, *, guard: bool = True) -> Turn | None:
-    """The preamble of the actions that work on the customer's text.
-
-    Reads the text; with `guard`, answers a message the bot cannot work with (empty, too long,
-    emoji only) and returns None; then identifies the customer (slot events in `Turn.events`).
-    """
-    from .guard import bad_input_response
+def turn_of(tracker: Tracker) -> Turn:
+    """The latest message's text and the customer's identity (slot events in `Turn.events`)."""
     from .identification import identify
 
-    text = user_text(tracker).strip()
-    if guard:
-        bad = bad_input_response(text)
-        if bad:
-            dispatcher.utter_message(response=bad)
-            return None
-    return Turn(tracker, text, identify(tracker))
+    return Turn(tracker, user_text(tracker).strip(), identify(tracker))
+
+
+def begin_turn(dispatcher: CollectingDispatcher, tracker: Tracker) -> Turn | None:
+    """The preamble of the actions that work on the customer's text.
+
+    Answers a message the bot cannot work with (empty, too long, emoji only) and returns None;
+    otherwise identifies the customer (see `turn_of`).
+    """
+    from .guard import bad_input_response
+
+    bad = bad_input_response(user_text(tracker).strip())
+    if bad:
+        dispatcher.utter_message(response=bad)
+        return None
+    return turn_of(tracker)

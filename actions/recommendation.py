@@ -10,7 +10,9 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from .common import begin_turn, customer_id, entity_values, fold, latest_channel, record_outcome
+from .common import (
+    begin_turn, customer_id, entity_values, fold, latest_channel, record_outcome, ticket_channel, turn_of,
+)
 from .guard import bad_input_response
 
 logger = logging.getLogger(__name__)
@@ -187,12 +189,10 @@ class ActionOpenSalesLead(Action):
                   domain: dict[Text, Any]) -> list[EventType]:
         from helpdesk.errors import DomainError
 
-        from .common import ticket_channel
         from .tickets import handoff_events, open_and_hand_off
 
-        turn = begin_turn(dispatcher, tracker, guard=False)
-        assert turn is not None
-        events = turn.events + [SlotSet(name, None) for name in LEAD_SLOTS]
+        turn = turn_of(tracker)
+        events = turn.events + [SlotSet(slot, None) for slot in LEAD_SLOTS]
         interest = str(tracker.get_slot("last_question") or "").strip()
         description = f"Interesse comercial: {interest}" if interest else "Interesse comercial"
         name = str(tracker.get_slot("lead_name") or "").strip()
@@ -215,7 +215,7 @@ class ActionOpenSalesLead(Action):
         try:
             number, _new = open_and_hand_off(
                 tracker, turn, channel=ticket_channel(tracker), type_="comercial", module=None,
-                description=description, contact_name_=name or None, contact_phone=phone,
+                description=description, name=name or None, contact_phone=phone,
                 contact_email=email, flags=flags)
         except DomainError as err:
             logger.warning("could not open a sales lead: %s", err)

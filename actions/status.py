@@ -7,7 +7,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
-from .common import begin_turn, extract_ticket_number, first_entity, is_payload
+from .common import extract_ticket_number, first_entity, is_payload, turn_of
 
 
 def _type_label(code: str) -> str:
@@ -78,8 +78,7 @@ class ActionTicketStatus(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: dict[Text, Any]) -> list[EventType]:
-        turn = begin_turn(dispatcher, tracker, guard=False)
-        assert turn is not None
+        turn = turn_of(tracker)
         text = turn.text
         number = None if is_payload(text) else extract_ticket_number(text)
         if number is None:

@@ -11,7 +11,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActiveLoop, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from .common import Turn, begin_turn, latest_channel, latest_metadata, record_outcome, ticket_channel
+from .common import Turn, latest_channel, latest_metadata, record_outcome, ticket_channel, turn_of
 
 logger = logging.getLogger(__name__)
 
@@ -20,6 +20,7 @@ NO_MODULE = "nenhum"
 
 
 def contact_name(tracker: Tracker, turn: Turn | None = None) -> str | None:
+    """Who is writing: the verified customer's first name, else the WhatsApp profile name."""
     name = turn.slot("customer_name") if turn is not None and turn.customer_id is not None else None
     if name:
         return str(name)
@@ -35,7 +36,7 @@ def unverified_note(cnpj: str) -> str:
 
 
 def open_and_hand_off(tracker: Tracker, turn: Turn, *, channel: str, type_: str, module: str | None,
-                      description: str, contact_name_: str | None = None, contact_phone: str | None = None,
+                      description: str, name: str | None = None, contact_phone: str | None = None,
                       contact_email: str | None = None, flags: dict[str, Any] | None = None) -> tuple[int, bool]:
     """Open a ticket for this conversation (or reuse the active one). Returns (number, is_new).
 
@@ -59,7 +60,7 @@ def open_and_hand_off(tracker: Tracker, turn: Turn, *, channel: str, type_: str,
             s, customer_id=turn.ticket_customer_id, channel=channel, type=type_,
             module=None if module in (None, "", NO_MODULE) else module,
             description=description, conversation_id=tracker.sender_id, actor="bot",
-            contact_name=contact_name_ or contact_name(tracker, turn), contact_phone=contact_phone,
+            contact_name=name or contact_name(tracker, turn), contact_phone=contact_phone,
             contact_email=contact_email, flags=flags or None)
         return int(ticket.id), True
 
@@ -79,8 +80,7 @@ class ActionOpenTicket(Action):
                   domain: dict[Text, Any]) -> list[EventType]:
         from helpdesk.errors import DomainError
 
-        turn = begin_turn(dispatcher, tracker, guard=False)
-        assert turn is not None
+        turn = turn_of(tracker)
         events = turn.events
         try:
             number, new = open_and_hand_off(
@@ -139,8 +139,7 @@ class ActionInboundCall(Action):
             # Only the WhatsApp connector sends calls; anything else is treated as not understood.
             dispatcher.utter_message(response="utter_rephrase")
             return []
-        turn = begin_turn(dispatcher, tracker, guard=False)
-        assert turn is not None
+        turn = turn_of(tracker)
         events = turn.events
         try:
             number, new = open_and_hand_off(
