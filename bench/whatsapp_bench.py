@@ -82,6 +82,8 @@ def warm_up(srv: "RasaServer | Gateway", db: Path) -> None:
 
 def bench_ack(srv: "RasaServer | Gateway", rate: float, seconds: float, label: str, tag: str) -> None:
     warm_up(srv, srv.db_path)
+    if isinstance(srv, Gateway):
+        srv.get("/stats?reset=1")
     poster = Poster(srv)
     n = int(rate * seconds)
     lat: List[float] = []
@@ -122,6 +124,10 @@ def bench_ack(srv: "RasaServer | Gateway", rate: float, seconds: float, label: s
     print(f"[ack {label}] {n} signed deliveries at {rate:.0f} req/s target ({n / wall:.0f} req/s achieved): "
           f"p50 {pct(ms, 50):.1f} ms, p95 {pct(ms, 95):.1f} ms, p99 {pct(ms, 99):.1f} ms, max {max(ms):.1f} ms; "
           f"non-200: {dict(errors) or 0}; client lateness p99 {pct([x * 1000 for x in lag], 99):.1f} ms")
+    if isinstance(srv, Gateway):
+        st = srv.get("/stats")[1]
+        print(f"    gateway server side: handler {st['handler_ms']}, commit of a batch {st['commit_ms']} "
+              f"({st['batches']} batches, {st['lock_retries']} SQLite lock retries)")
 
 
 def wait_drained(db: Path, timeout: float) -> bool:

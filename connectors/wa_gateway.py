@@ -23,7 +23,9 @@ import asyncio
 import gc
 import logging
 import os
-from typing import Any, Dict, List, Optional, Sequence
+import time
+from collections import deque
+from typing import Any, Deque, Dict, List, Optional, Sequence
 
 import aiohttp
 from sanic import Blueprint, Sanic, response
@@ -82,6 +84,14 @@ class Waker:
             await self._session.close()
 
 
+def _percentiles(values: List[float]) -> Dict[str, float]:
+    if not values:
+        return {}
+    v = sorted(values)
+    return {f"p{p}": round(v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))], 2) for p in (50, 95, 99)} | {
+        "max": round(v[-1], 2), "n": len(v)}
+
+
 def default_wake_urls(env: Optional[Dict[str, str]] = None) -> List[str]:
     env = dict(os.environ if env is None else env)
     raw = env.get("WHATSAPP_WAKE_URLS", "").strip()
@@ -111,6 +121,32 @@ def create_app(settings: WhatsAppSettings, wake_urls: Sequence[str], name: str =
         waker = parts.get("waker")
         return response.json({"status": "ok", "enabled": bool(settings.app_secret),
                               "wake_urls": list(wake_urls), "wakes_sent": waker.sent if waker else 0})
+
+    handler_s: Deque[float] = deque(maxlen=20000)
+
+    @app.on_request
+    async def _t0(request: Request) -> None:
+        request.ctx.t0 = time.perf_counter()
+
+    @app.on_response
+    async def _t1(request: Request, _response: HTTPResponse) -> None:
+        if request.method == "POST" and hasattr(request.ctx, "t0"):
+            handler_s.append(time.perf_counter() - request.ctx.t0)
+
+    @app.get("/stats")
+    async def stats(request: Request) -> HTTPResponse:
+        """Server-side times of the recent POSTs (ms): in the handler, and committing their batch
+        (with the SQLite lock retries); ``?reset=1`` starts over. For the benchmark."""
+        ingestor = parts.get("ingestor")
+        store = list(ingestor.timings) if ingestor else []
+        out = {"handler_ms": _percentiles([x * 1000 for x in handler_s]),
+               "commit_ms": _percentiles([t * 1000 for t, _ in store]),
+               "batches": len(store), "lock_retries": sum(r for _, r in store)}
+        if request.args.get("reset"):
+            handler_s.clear()
+            if ingestor:
+                ingestor.timings.clear()
+        return response.json(out)
 
     @app.listener("before_server_start")
     async def _start(_app: Any, _loop: Any) -> None:

@@ -16,10 +16,11 @@ import json
 import logging
 import os
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Awaitable, Callable, List, Mapping, Optional, Tuple
+from typing import Any, Awaitable, Callable, Deque, List, Mapping, Optional, Tuple
 
 import sqlalchemy as sa
 
@@ -124,6 +125,8 @@ class Ingestor:
             store = Store(make_engine(url, sqlite_synchronous, sqlite_busy_timeout_s=0.0),
                           unconfirmed_grace_s=store.unconfirmed_grace_s, lease_s=store.lease_s, owner=store.owner)
         self.store = store
+        # (seconds the batch took to commit, lock retries) of recent batches, for /stats
+        self.timings: Deque[Tuple[float, int]] = deque(maxlen=20000)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whatsapp-ingest")
         self._queue: List[Tuple[List[InboundItem], "asyncio.Future[int]"]] = []
         self._task: Optional[asyncio.Task] = None
@@ -156,14 +159,19 @@ class Ingestor:
                     fut.set_result(n)
 
     def _insert(self, batches: List[List[InboundItem]]) -> List[int]:
-        deadline = time.monotonic() + self.lock_wait_s
+        t0 = time.monotonic()
+        deadline = t0 + self.lock_wait_s
+        retries = 0
         while True:
             try:
-                return self.store.insert_batches(batches)
+                counts = self.store.insert_batches(batches)
+                self.timings.append((time.monotonic() - t0, retries))
+                return counts
             except sa.exc.OperationalError as exc:  # nothing was committed: the transaction is retried
                 text = str(exc).lower()
                 if not self.sqlite or not ("locked" in text or "busy" in text) or time.monotonic() > deadline:
                     raise
+                retries += 1
                 time.sleep(0.0005)
 
     def close(self) -> None:
