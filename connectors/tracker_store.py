@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections import OrderedDict
 from typing import Any, Dict, List, Optional, Text
 
@@ -81,6 +82,7 @@ class AtendeSQLTrackerStore(SQLTrackerStore):
         self._table: sa.Table = self.SQLEvent.__table__
         # sender id -> {row data text: parsed event (None when Rasa skips the row)}, least recent first
         self._parsed: "OrderedDict[Text, Dict[Text, Optional[Event]]]" = OrderedDict()
+        self._parsed_lock = threading.Lock()  # Rasa calls the store from its event loop; be safe anyway
         self._last_session_query = self._data_query(last_session_only=True)
         self._all_sessions_query = self._data_query(last_session_only=False)
 
@@ -118,7 +120,8 @@ class AtendeSQLTrackerStore(SQLTrackerStore):
     def _load(self, sender_id: Text, query: Any) -> Optional[DialogueStateTracker]:
         with self.engine.connect() as conn:
             rows = conn.execute(query, {"sender_id": sender_id}).fetchall()
-        known = self._parsed.pop(sender_id, {})
+        with self._parsed_lock:
+            known = self._parsed.pop(sender_id, {})
         if not rows or not self.domain:
             logger.debug(f"Can't retrieve tracker matching sender id '{sender_id}' from SQL storage.")
             return None
@@ -134,9 +137,10 @@ class AtendeSQLTrackerStore(SQLTrackerStore):
                 event = parsed[data] = found[0] if found else None
             if event is not None:
                 events.append(event)
-        self._parsed[sender_id] = parsed
-        while len(self._parsed) > PARSED_CACHE_CONVERSATIONS:
-            self._parsed.popitem(last=False)
+        with self._parsed_lock:
+            self._parsed[sender_id] = parsed
+            while len(self._parsed) > PARSED_CACHE_CONVERSATIONS:
+                self._parsed.popitem(last=False)
         tracker = DialogueStateTracker.from_events(sender_id, events, self.domain.slots)
         self._mark_stored(tracker)
         return tracker

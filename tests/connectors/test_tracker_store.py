@@ -213,6 +213,23 @@ def test_parsed_events_never_outlive_their_rows(urls: Callable[[], str]) -> None
     assert run(ours.retrieve("5511999990003")).get_slot("cnpj") == "11222333000181"
 
 
+def test_parsed_events_kept_for_a_bounded_number_of_conversations(urls: Callable[[], str], monkeypatch: Any) -> None:
+    import connectors.tracker_store as module
+
+    monkeypatch.setattr(module, "PARSED_CACHE_CONVERSATIONS", 3)
+    url, t0 = urls(), time.time()
+    store = make(AtendeSQLTrackerStore, url)
+    for i in range(6):
+        tracker = run(store.get_or_create_tracker(f"c{i}"))
+        turn(tracker, f"oi {i}", t0 + i)
+        run(store.save(tracker))
+        run(store.retrieve(f"c{i}"))
+    assert list(store._parsed) == ["c3", "c4", "c5"]
+    fresh = make(SQLTrackerStore, url)
+    for i in range(6):  # evicted or not, the same trackers
+        assert dump(run(store.retrieve(f"c{i}"))) == dump(run(fresh.retrieve(f"c{i}")))
+
+
 def test_loaded_by_rasa_from_endpoint_config(urls: Callable[[], str]) -> None:
     url = urls()
     kwargs: dict[str, Any] = ({"dialect": "sqlite", "db": url[len("sqlite:///"):]} if url.startswith("sqlite")
