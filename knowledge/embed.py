@@ -5,7 +5,8 @@ import logging
 import os
 import threading
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Iterable
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 import numpy as np
 
@@ -15,8 +16,30 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 QUERY_CACHE_SIZE = 4096
+# torch intra-op threads, set explicitly on every call: the OpenMP thread count is per calling thread
+# and shared with FAISS (knowledge.retrieve sets FAISS to one thread, which used to leave torch on one
+# thread too in the importing thread, and on the default in every other thread).
+# One short question is too small a job to split across cores: on a shared 2-core machine a second
+# intra-op thread mostly waits for a busy core (see bench/knowledge_bench.py). Batches use every core.
+QUERY_THREADS = max(1, int(os.environ.get("KNOWLEDGE_QUERY_THREADS", "1")))
+BATCH_THREADS = max(1, int(os.environ.get("KNOWLEDGE_EMBED_THREADS", "0")) or os.cpu_count() or 1)
 _models: dict[str, "Embedder"] = {}
 _models_lock = threading.Lock()
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block on n intra-op threads, then restore the calling thread's previous setting."""
+    import torch
+
+    before = torch.get_num_threads()
+    if before != n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if before != n:
+            torch.set_num_threads(before)
 
 
 class Embedder:
@@ -35,26 +58,46 @@ class Embedder:
         self._e5 = "e5" in lowered
         self._lock = threading.Lock()
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.query_threads = QUERY_THREADS
+        self.batch_threads = BATCH_THREADS
+        # the direct single-text path needs sentence-transformers' preprocess() (>= 5)
+        self._direct = callable(getattr(self.model, "preprocess", None))
 
     def encode(self, texts: list[str], *, is_query: bool = False, batch_size: int = 64,
-               show_progress: bool = False) -> np.ndarray:
+               show_progress: bool = False, threads: int | None = None) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         if self._e5:
             texts = [("query: " if is_query else "passage: ") + t for t in texts]
-        with self._lock:
+        with self._lock, torch_threads(threads or self.batch_threads):
             vecs = self.model.encode(texts, batch_size=batch_size, convert_to_numpy=True,
                                      normalize_embeddings=True, show_progress_bar=show_progress)
         return np.ascontiguousarray(vecs, dtype=np.float32)
 
+    def _encode_one(self, text: str) -> np.ndarray:
+        """One text through the model's modules, without encode()'s batching machinery (length sort,
+        per-batch bookkeeping), on `query_threads` intra-op threads. Same vector as encode([text])."""
+        import torch
+
+        if self._e5:
+            text = "query: " + text
+        with self._lock, torch_threads(self.query_threads), torch.inference_mode():
+            out = self.model(self.model.preprocess([text]))
+            vec = torch.nn.functional.normalize(out["sentence_embedding"], p=2, dim=1)[0]
+        return np.ascontiguousarray(vec.float().numpy(), dtype=np.float32)
+
     def encode_query(self, text: str) -> np.ndarray:
-        """One query vector, with a small LRU cache (customers repeat questions)."""
+        """One query vector, with a bounded LRU cache (customers repeat questions)."""
         with self._lock:
             hit = self._query_cache.get(text)
             if hit is not None:
                 self._query_cache.move_to_end(text)
                 return hit
-        vec = self.encode([text], is_query=True)[0]
+        if self._direct:
+            vec = self._encode_one(text)
+        else:
+            vec = self.encode([text], is_query=True, threads=self.query_threads)[0]
+        vec.setflags(write=False)  # shared through the cache: nobody may modify it
         with self._lock:
             self._query_cache[text] = vec
             if len(self._query_cache) > QUERY_CACHE_SIZE:
