@@ -139,3 +139,39 @@ def test_delivery_while_rasa_is_down_is_answered_once_rasa_is_up(graph: FakeGrap
     finally:
         gw.stop()
         rasa.stop()
+
+
+def test_send_confirmed_while_rasa_was_down_is_never_resent(graph: FakeGraph, tmp_path: Path) -> None:
+    """Rasa dies right after Meta accepted a reply (before recording it); Meta's "sent" status
+    quoting the outbox row reaches the gateway while Rasa is down. After the restart the status is
+    applied before the outbox is flushed, so the reply is not sent again even with no grace."""
+    graph.reset()
+    db = tmp_path / "atende.db"
+    model = tiny_model()
+    rasa = RasaServer(tmp_path / "rasa", graph.base_url, db, extra_env={"WHATSAPP_FAULT": "exit_after_send"})
+    gw = Gateway(tmp_path / "gw", db, [f"{rasa.url}/webhooks/whatsapp/wake"]).start()
+    rasa.start(model)
+    to = "5511944443333"
+    try:
+        assert gw.post(json.dumps(text_notification(to, "wamid.gw.conf1", "sim")).encode())[0] == 200
+        assert rasa.proc is not None
+        rasa.proc.wait(30)  # os._exit right after the API accepted the reply
+        sent = [r for r in graph.sent() if r.body.get("to") == to]
+        assert len(sent) == 1
+        assert rows(db, "select send_state from whatsapp_outbox") == [("sending",)]
+        status = notification("messages", {"statuses": [{
+            "id": sent[0].wamid, "status": "sent", "timestamp": "1", "recipient_id": to,
+            "biz_opaque_callback_data": sent[0].body["biz_opaque_callback_data"]}]})
+        assert gw.post(json.dumps(status).encode())[0] == 200  # Rasa is down: the gateway keeps it
+        rasa = RasaServer(tmp_path / "rasa", graph.base_url, db, port=rasa.port,
+                          extra_env={"WHATSAPP_RESEND_GRACE_S": "0"}).start(model)
+        deadline = time.time() + 20
+        while time.time() < deadline and rows(db, "select send_state, status from whatsapp_outbox") != [
+                ("accepted", "sent")]:
+            time.sleep(0.1)
+        time.sleep(2)  # a resend would show up here
+        assert rows(db, "select send_state, status from whatsapp_outbox") == [("accepted", "sent")]
+        assert graph.texts_to(to) == ["Confirmado, obrigado!"]
+    finally:
+        gw.stop()
+        rasa.stop()
