@@ -9,6 +9,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from .common import MAX_TEXT, user_text
+from .identification import claim_cnpj, is_bare_cnpj
 
 
 def is_emoji_only(text: str) -> bool:
@@ -58,6 +59,10 @@ class ActionFallback(Action):
         if guard:
             dispatcher.utter_message(response=guard)
             return []
+        text = user_text(tracker)
+        if is_bare_cnpj(text):
+            # Only a CNPJ (digits and punctuation) that NLU did not recognise: same as inform_cnpj.
+            return claim_cnpj(dispatcher, tracker)
         if _previous_user_intent(tracker) in ("nlu_fallback", "nonsense"):
             dispatcher.utter_message(response="utter_offer_human")
             return [SlotSet("awaiting", "offer_ticket"),

@@ -11,6 +11,7 @@ Identity slots have custom mappings: only these functions set them, never a mess
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any, Text
 
 from rasa_sdk import Action, Tracker
@@ -130,38 +131,49 @@ class ActionIdentifyByCnpj(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: dict[Text, Any]) -> list[EventType]:
-        from helpdesk.cnpj import format_cnpj, normalize_cnpj
-        from helpdesk.db import session_scope
-        from helpdesk.errors import InvalidCNPJ
-        from helpdesk.services import customers
+        return claim_cnpj(dispatcher, tracker)
 
-        text = user_text(tracker)
-        if is_payload(text):
-            dispatcher.utter_message(response="utter_cnpj_type_it")
-            return []
-        raw = extract_cnpj(text)
-        try:
-            if raw is None:
-                raise InvalidCNPJ("no CNPJ in the message")
-            digits = normalize_cnpj(raw)
-        except InvalidCNPJ:
-            dispatcher.utter_message(response="utter_invalid_cnpj")
-            return []
-        events = identify(tracker)
-        if slot_after(events, tracker, "customer_id") not in (None, ""):
-            # Already verified by the channel: a typed CNPJ changes nothing.
-            dispatcher.utter_message(response="utter_cnpj_already_verified")
-            return events
-        try:
-            with session_scope() as s:
-                customer = customers.find_by_cnpj(s, digits)
-                claimed = str(customer.id) if customer is not None else None
-        except Exception:  # noqa: BLE001 - the claim is a convenience; never break the chat
-            logger.exception("CNPJ lookup failed for %s", tracker.sender_id)
-            claimed = None
-        dispatcher.utter_message(response="utter_cnpj_noted", cnpj=format_cnpj(digits))
-        return events + [SlotSet("claimed_customer_id", claimed), SlotSet("claimed_cnpj", format_cnpj(digits)),
-                         SlotSet("identity_checked", True)]
+
+def is_bare_cnpj(text: str) -> bool:
+    """A message that is only a CNPJ (what NLU may miss: digits and punctuation, no words)."""
+    stripped = re.sub(r"[\s.\-/]", "", text or "")
+    return len(stripped) == 14 and stripped.isdigit()
+
+
+def claim_cnpj(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
+    """Record the CNPJ typed in the latest message as an unverified claim (see ActionIdentifyByCnpj)."""
+    from helpdesk.cnpj import format_cnpj, normalize_cnpj
+    from helpdesk.db import session_scope
+    from helpdesk.errors import InvalidCNPJ
+    from helpdesk.services import customers
+
+    text = user_text(tracker)
+    if is_payload(text):
+        dispatcher.utter_message(response="utter_cnpj_type_it")
+        return []
+    raw = extract_cnpj(text)
+    try:
+        if raw is None:
+            raise InvalidCNPJ("no CNPJ in the message")
+        digits = normalize_cnpj(raw)
+    except InvalidCNPJ:
+        dispatcher.utter_message(response="utter_invalid_cnpj")
+        return []
+    events = identify(tracker)
+    if slot_after(events, tracker, "customer_id") not in (None, ""):
+        # Already verified by the channel: a typed CNPJ changes nothing.
+        dispatcher.utter_message(response="utter_cnpj_already_verified")
+        return events
+    try:
+        with session_scope() as s:
+            customer = customers.find_by_cnpj(s, digits)
+            claimed = str(customer.id) if customer is not None else None
+    except Exception:  # noqa: BLE001 - the claim is a convenience; never break the chat
+        logger.exception("CNPJ lookup failed for %s", tracker.sender_id)
+        claimed = None
+    dispatcher.utter_message(response="utter_cnpj_noted", cnpj=format_cnpj(digits))
+    return events + [SlotSet("claimed_customer_id", claimed), SlotSet("claimed_cnpj", format_cnpj(digits)),
+                     SlotSet("identity_checked", True)]
 
 
 class ActionContinueAsProspect(Action):

@@ -120,3 +120,16 @@ def test_continue_as_prospect(db: Demo) -> None:
     messages, events = run_action(ActionContinueAsProspect(), make_tracker("sou visitante", "continue_as_prospect"))
     assert responses(messages) == ["utter_prospect"]
     assert slots_of(events)["identity_checked"] is True
+
+
+def test_bare_cnpj_missed_by_nlu_is_still_a_claim(db: Demo) -> None:
+    from actions.guard import ActionFallback
+
+    formatted = f"{JOAO_CNPJ[:2]}.{JOAO_CNPJ[2:5]}.{JOAO_CNPJ[5:8]}/{JOAO_CNPJ[8:12]}-{JOAO_CNPJ[12:]}"
+    for text in (JOAO_CNPJ, formatted):
+        messages, events = run_action(ActionFallback(), make_tracker(text, "nlu_fallback"))
+        assert responses(messages) == ["utter_cnpj_noted"], text
+        assert slots_of(events)["claimed_customer_id"] == str(db.joao_id)
+    # other digits are not taken for a CNPJ
+    messages, _ = run_action(ActionFallback(), make_tracker("123456789", "nlu_fallback"))
+    assert responses(messages) == ["utter_rephrase"]
