@@ -154,8 +154,8 @@ def create_app(settings: WhatsAppSettings, wake_urls: Sequence[str], name: str =
         store.create_tables()
         parts["ingestor"] = Ingestor(store, settings.sqlite_synchronous)
         parts["waker"] = Waker(wake_urls)
-        # Importing the package pulls in Rasa (connectors/__init__.py): keep those long-lived objects
-        # out of the garbage collector's full passes, which would otherwise pause acknowledgements.
+        # Keep the long-lived objects of start-up (Sanic, SQLAlchemy, aiohttp) out of the garbage
+        # collector's full passes, which would otherwise pause acknowledgements.
         gc.collect()
         gc.freeze()
         logger.info("whatsapp gateway: storing into %s, waking %s", store.engine.url.render_as_string(

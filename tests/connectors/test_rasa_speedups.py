@@ -39,3 +39,16 @@ def test_refuses_what_rasa_refuses_with_the_same_error(result: dict) -> None:
     assert ours.value.message.startswith(theirs.value.message)
     assert "Failed to validate Action server response" in ours.value.message
     assert list(ours.value.path) == list(theirs.value.path)
+
+
+def test_package_import_without_rasa_loads_no_rasa() -> None:
+    """The WhatsApp gateway imports `connectors` without Rasa (and TensorFlow) in its process."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys, connectors.wa_gateway, connectors.wa_webhook; "
+            "print(sorted(m for m in sys.modules if m == 'rasa' or m.startswith(('rasa.', 'tensorflow'))))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2],
+                         capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]", out.stdout[-2000:]
