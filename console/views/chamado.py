@@ -16,6 +16,7 @@ from helpdesk.cnpj import format_cnpj
 from helpdesk.db import session_scope
 from helpdesk.errors import DomainError
 from helpdesk.models import PRIORITIES, TICKET_TYPES
+from helpdesk.phones import format_phone
 from helpdesk.services import catalog, customers, handoff, technicians, tickets, transcripts
 from helpdesk.services.rasa_client import RasaClient
 
@@ -43,6 +44,10 @@ class View:
     machines: list[dict[str, Any]] = field(default_factory=list)
     transcript: list[transcripts.Entry] = field(default_factory=list)
     failures: list[transcripts.SendFailure] = field(default_factory=list)
+    # A lead's own contact (tickets without a customer) and what the assistant flagged at opening.
+    contact: dict[str, str] = field(default_factory=dict)
+    unverified_cnpj: str | None = None
+    contact_declined: bool = False
 
 
 def load(ticket_id: int) -> View:
@@ -62,7 +67,14 @@ def load(ticket_id: int) -> View:
                 "contacts": [(c.kind, c.value) for c in cust.contacts],
             },
             transcript=transcripts.for_ticket(s, t),
+            contact={k: v for k, v in (("Nome", t.contact_name),
+                                       ("Telefone", format_phone(t.contact_phone) if t.contact_phone else ""),
+                                       ("E-mail", t.contact_email or "")) if v},
         )
+        created = next((e.data or {} for e in t.events if e.kind == "created"), {})
+        if created.get("unverified_contact"):
+            view.unverified_cnpj = str(created.get("claimed_cnpj") or "informado na conversa")
+        view.contact_declined = bool(created.get("contact_declined"))
         if cust is not None:
             view.licenses = [{"Módulo": lic.module.name, "Produto": lic.module.product.name, "Licenças": lic.seats,
                               "Versão": lic.version or "—", "Situação": lic.status,
@@ -76,8 +88,16 @@ def load(ticket_id: int) -> View:
 
 def _customer(view: View) -> None:
     c = view.customer
+    if view.unverified_cnpj:
+        st.warning(f"Contato não verificado: a pessoa informou o CNPJ {view.unverified_cnpj} na conversa, mas não "
+                   "escreveu do WhatsApp cadastrado nem entrou logada no site. Confirme a identidade antes de "
+                   "passar dados do cliente.")
     if c is None:
         st.info("Chamado sem cliente cadastrado (contato: prospecção ou cliente não identificado).")
+        if view.contact:
+            st.text("Contato informado: " + " · ".join(f"{k}: {v}" for k, v in view.contact.items()))
+        if view.contact_declined:
+            st.caption("A pessoa preferiu não informar telefone nem e-mail.")
         return
     c1, c2, c3, c4 = st.columns(4)
     c1.markdown("**Responsável**"); c1.text(c["responsible"])

@@ -146,6 +146,33 @@ def test_ticket_screen_shows_the_customer_at_a_glance(ids: dataset.Ids) -> None:
     assert (link.label, link.url) == ("Abrir no AnyDesk", "anydesk:123456789")
 
 
+def test_ticket_screen_shows_a_leads_contact_and_an_unverified_claim(ids: dataset.Ids) -> None:
+    from helpdesk.services import tickets
+
+    with session_scope() as s:
+        lead = tickets.open_ticket(s, customer_id=None, channel="web", type="comercial", module=None,
+                                   description="Quero conhecer o PDV", conversation_id="web-lead-1",
+                                   contact_name="Bruno Sales", contact_phone="(21) 99876-5432",
+                                   contact_email="Bruno@Exemplo.com.br")
+        declined = tickets.open_ticket(s, customer_id=None, channel="web", type="comercial", module=None,
+                                       description="Quero preço do BI", conversation_id="web-lead-2",
+                                       contact_name="Carla", flags={"contact_declined": True})
+        claimed = tickets.open_ticket(s, customer_id=ids.a, channel="web", type="erro",
+                                      module=None, description="Erro no caixa", conversation_id="web-claim-1",
+                                      flags={"unverified_contact": True, "claimed_cnpj": "11.222.333/0001-81"})
+        lead_id, declined_id, claimed_id = lead.id, declined.id, claimed.id
+    user = login("tiago@teste.dev", dataset.PASSWORD)
+    shown = texts(goto(user, "chamado", id=lead_id))
+    assert "Contato informado: Nome: Bruno Sales · Telefone: +55 (21) 99876-5432 · E-mail: bruno@exemplo.com.br" in shown
+    at = goto(user, "chamado", id=declined_id)
+    assert any("preferiu não informar" in c for c in texts(at) + [c.value for c in at.caption])
+    at = goto(user, "chamado", id=claimed_id)
+    assert [w for w in messages(at, "warning") if "Contato não verificado" in w and "11.222.333/0001-81" in w]
+    # an ordinary ticket of a verified customer carries no such warning
+    at = goto(user, "chamado", id=ids.tickets["t1"])
+    assert not [w for w in messages(at, "warning") if "Contato não verificado" in w]
+
+
 def test_unknown_or_bad_ticket_number(ids: dataset.Ids) -> None:
     at = goto(login("tiago@teste.dev", dataset.PASSWORD), "chamado", id=99999)
     assert messages(at, "error") == ["Chamado não encontrado."]
