@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Any, Dict, Literal, Optional
+from typing import Any, Callable, Dict, Literal, Optional
 
 import aiohttp
 
@@ -49,6 +49,22 @@ def classify(http_status: int, payload: Any) -> SendResult:
     return SendResult("reject", code=code, title=title, http_status=http_status)
 
 
+async def post_json(session: aiohttp.ClientSession, url: str, body: Dict[str, Any], headers: Dict[str, str],
+                    classify_response: Callable[[int, Any], SendResult]) -> SendResult:
+    """POST a JSON body and classify the answer; timeouts and connection errors are retried."""
+    try:
+        async with session.post(url, json=body, headers=headers) as resp:
+            try:
+                payload = await resp.json(content_type=None)
+            except (ValueError, aiohttp.ContentTypeError):
+                payload = None
+            return classify_response(resp.status, payload)
+    except asyncio.TimeoutError:
+        return SendResult("retry", title="timeout")
+    except aiohttp.ClientError as exc:
+        return SendResult("retry", title=f"connection error: {exc}")
+
+
 class GraphClient:
     def __init__(self, base_url: str, api_version: str, phone_number_id: str, access_token: str,
                  timeout_s: float = 10.0) -> None:
@@ -68,18 +84,7 @@ class GraphClient:
 
     async def post(self, body: Dict[str, Any]) -> SendResult:
         session = await self._get_session()
-        headers = {"Authorization": f"Bearer {self.access_token}"}
-        try:
-            async with session.post(self.url, json=body, headers=headers) as resp:
-                try:
-                    payload = await resp.json(content_type=None)
-                except (ValueError, aiohttp.ContentTypeError):
-                    payload = None
-                return classify(resp.status, payload)
-        except asyncio.TimeoutError:
-            return SendResult("retry", title="timeout")
-        except aiohttp.ClientError as exc:
-            return SendResult("retry", title=f"connection error: {exc}")
+        return await post_json(session, self.url, body, {"Authorization": f"Bearer {self.access_token}"}, classify)
 
     async def mark_read(self, wamid: str, recipient: Optional[str] = None, typing: bool = True) -> SendResult:
         """Mark a received message as read and show the typing indicator."""

@@ -19,13 +19,12 @@ needs that id, known only from Z-API's answer), so the crash window gives at-lea
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 import aiohttp
 
-from connectors.wa_graph import SendResult
+from connectors.wa_graph import SendResult, post_json
 from connectors.wa_parse import MEDIA_RECEIVED_TEXT, InboundItem, NotificationError, ParseResult, neutralise
 
 DEFAULT_BASE_URL = "https://api.z-api.io"
@@ -194,17 +193,7 @@ class ZapiClient:
     async def _call(self, path: str, body: Dict[str, Any]) -> SendResult:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(timeout=self.timeout)
-        try:
-            async with self._session.post(f"{self.base}/{path}", json=body, headers=self.headers) as resp:
-                try:
-                    payload = await resp.json(content_type=None)
-                except (ValueError, aiohttp.ContentTypeError):
-                    payload = None
-                return classify(resp.status, payload)
-        except asyncio.TimeoutError:
-            return SendResult("retry", title="timeout")
-        except aiohttp.ClientError as exc:
-            return SendResult("retry", title=f"connection error: {exc}")
+        return await post_json(self._session, f"{self.base}/{path}", body, self.headers, classify)
 
     async def post(self, body: Dict[str, Any]) -> SendResult:
         try:
