@@ -49,7 +49,7 @@ def train_if_changed(config: Path = CONFIG, domain: Path = DOMAIN, data: Path = 
                 print(f"Model is up to date: {model.relative_to(ROOT) if model.is_relative_to(ROOT) else model}")
             return model
         if not quiet:
-            print(f"Training data changed: training {model_name} (about a minute)...", flush=True)
+            print(f"Training data changed: training {model_name} (2-3 minutes on 2 cores).", flush=True)
         env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2", RASA_TELEMETRY_ENABLED="false")
         cmd = [str(RASA_BIN), "train", "--config", str(config), "--domain", str(domain),
                "--data", str(data), "--out", str(out), "--fixed-model-name", model_name]
