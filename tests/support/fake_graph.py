@@ -185,6 +185,33 @@ def graph_error(code: int, message: Optional[str] = None) -> Dict[str, Any]:
                       "fbtrace_id": uuid.uuid4().hex[:20]}}
 
 
+class _JsonHandler(BaseHTTPRequestHandler):
+    """Keep-alive JSON request handler shared by the fake Graph API and the fake Z-API."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *_args: Any) -> None:  # quiet
+        pass
+
+    def _send(self, status: int, payload: Any) -> None:
+        data = json.dumps(payload).encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def _body(self) -> Tuple[bytes, Any]:
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        try:
+            return raw, json.loads(raw or b"null")
+        except ValueError:
+            return raw, None
+
+
 class FakeGraph:
     def __init__(self, access_token: str = "test-token", phone_number_id: str = "1122334455667",
                  host: str = "127.0.0.1", port: int = 0) -> None:
@@ -195,30 +222,7 @@ class FakeGraph:
         self.injections: List[Injection] = []
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *_args: Any) -> None:  # quiet
-                pass
-
-            def _send(self, status: int, payload: Any) -> None:
-                data = json.dumps(payload).encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-            def _body(self) -> Tuple[bytes, Any]:
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                try:
-                    return raw, json.loads(raw or b"null")
-                except ValueError:
-                    return raw, None
-
+        class Handler(_JsonHandler):
             def do_GET(self) -> None:  # noqa: N802
                 if self.path.startswith("/_fake/requests"):
                     with fake.lock:
@@ -470,28 +474,10 @@ class FakeZapi:
         self.injections: List[Injection] = []
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *_args: Any) -> None:
-                pass
-
+        class Handler(_JsonHandler):
             def do_POST(self) -> None:  # noqa: N802
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                try:
-                    body = json.loads(raw or b"null")
-                except ValueError:
-                    body = None
-                status, payload = fake.handle(self.path, self.headers.get("Client-Token"), body)
-                data = json.dumps(payload).encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
+                _raw, body = self._body()
+                self._send(*fake.handle(self.path, self.headers.get("Client-Token"), body))
 
         self.server = ThreadingHTTPServer((host, port), Handler)
         self.server.daemon_threads = True
