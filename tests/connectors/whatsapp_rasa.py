@@ -20,7 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_BOT = REPO / "tests" / "connectors" / "fixtures" / "tiny_bot"
@@ -58,6 +58,23 @@ def tiny_model() -> Path:
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     return model
+
+
+def _wait_ready(server: Any, name: str, url: str, ready: Callable[[Any], bool], timeout: float,
+                poll_s: float) -> None:
+    """Poll `url` until `ready(response)`; raise with the log tail if the process exits or time runs out."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"{name} exited early:\n{server.log()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if ready(r):
+                    return
+        except (urllib.error.URLError, ConnectionError, OSError, ValueError):
+            pass
+        time.sleep(poll_s)
+    raise RuntimeError(f"{name} did not start:\n{server.log()[-3000:]}")
 
 
 class RasaServer:
@@ -104,18 +121,9 @@ class RasaServer:
              str(self.workdir / "endpoints.yml")],
             cwd=str(REPO), env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"rasa exited early:\n{self.log()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/status", timeout=2) as r:
-                    if json.loads(r.read()).get("model_file"):
-                        return self
-            except (urllib.error.URLError, ConnectionError, OSError, ValueError):
-                pass
-            time.sleep(0.3)
-        raise RuntimeError(f"rasa did not start:\n{self.log()[-3000:]}")
+        _wait_ready(self, "rasa", f"{self.url}/status", lambda r: bool(json.loads(r.read()).get("model_file")),
+                    timeout, 0.3)
+        return self
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -179,18 +187,8 @@ class Gateway:
         self.proc = subprocess.Popen(
             [str(BOT_BIN / "python"), "-m", "connectors.wa_gateway", "--host", "127.0.0.1", "--port", str(self.port)],
             cwd=str(REPO), env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gateway exited early:\n{self.log()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as r:
-                    if r.status == 200:
-                        return self
-            except (urllib.error.URLError, ConnectionError, OSError, ValueError):
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"gateway did not start:\n{self.log()[-3000:]}")
+        _wait_ready(self, "gateway", f"{self.url}/health", lambda r: r.status == 200, timeout, 0.2)
+        return self
 
     log = RasaServer.log
     kill9 = RasaServer.kill9
