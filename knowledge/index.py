@@ -165,7 +165,10 @@ class IndexStore:
     def cleanup(self, keep: int = 3) -> None:
         """Remove old versions (readers hold their index in memory once loaded)."""
         current = self.current_version()
-        olds = sorted(p for p in self.versions.iterdir() if p.is_dir() and not p.name.startswith("."))
+        # Oldest first by when each version was written: names carry the time only to the second
+        # (plus a random suffix), so two versions of the same second would sort at random by name.
+        olds = sorted((p for p in self.versions.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                      key=lambda p: (p.stat().st_mtime_ns, p.name))
         for p in olds[:-keep] if keep else olds:
             if p.name != current:
                 shutil.rmtree(p, ignore_errors=True)
