@@ -14,19 +14,22 @@ test: setup test-deps
 
 setup: $(BOT_STAMP) $(APP_STAMP) widget
 
-$(BOT_STAMP): bot/requirements.txt
+$(BOT_STAMP): bot/requirements.txt contract/pyproject.toml
 	@echo "==> Creating the bot env (.venv-bot, Python 3.10, Rasa 3.6): a few minutes the first time"
 	@PY310=$$(bash ops/python310.sh) && "$$PY310" -m venv .venv-bot
 	@.venv-bot/bin/pip install $(PIP_QUIET) --upgrade pip
 	@.venv-bot/bin/pip install $(PIP_QUIET) -r bot/requirements.txt
+	@# the contract both environments share (channel names, ids, token and attestation checks)
+	@.venv-bot/bin/pip install $(PIP_QUIET) --no-deps -e ./contract
 	@touch $@
 
-$(APP_STAMP): pyproject.toml
+$(APP_STAMP): pyproject.toml contract/pyproject.toml
 	@echo "==> Creating the app env (.venv, Python 3.11+): a few minutes the first time"
 	@PY311=$$(bash ops/python311.sh) && "$$PY311" -m venv .venv
 	@.venv/bin/pip install $(PIP_QUIET) --upgrade pip
 	@# torch first, pinned to the CPU build, so nothing pulls CUDA wheels
 	@.venv/bin/pip install $(PIP_QUIET) torch==2.13.0
+	@.venv/bin/pip install $(PIP_QUIET) -e ./contract
 	@.venv/bin/pip install $(PIP_QUIET) -e '.[test]'
 	@touch $@
 

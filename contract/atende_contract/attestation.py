@@ -1,0 +1,172 @@
+"""Identity attestation: how a connector tells the action server who is speaking in this turn.
+
+Only the component that verified an identity may assert it: the WhatsApp connector after the
+webhook's signature check (the sender), the website connector after the token check (the token's
+subject). It puts an attestation in the message metadata under :data:`METADATA_KEY`:
+
+    {"v": 1, "ch": "whatsapp", "cid": "whatsapp:5511987654321", "sub": "phone:5511987654321",
+     "mid": "wamid...", "iat": 1764633600, "exp": 1764633900, "sig": "<hex HMAC-SHA256>"}
+
+``sig`` is an HMAC-SHA256, keyed by ``ATENDE_ATTESTATION_SECRET`` (held by the connectors and
+the action server only), over the other fields. The action server accepts it only when the
+signature matches, the channel and conversation are this turn's (and the conversation id's
+namespace is that channel's), the message id is this turn's (when it knows it), it was issued
+recently (``max_age_s``) and has not expired (a website attestation expires with its token).
+
+Subjects: ``phone:<digits>`` and ``bsuid:<id>`` (WhatsApp), ``id:<customer id>`` and
+``email:<address>`` (website). Anything without a valid attestation is anonymous: Rasa's REST
+channel, an ``input_channel`` a client wrote, metadata a client wrote, or a slot carried over
+from an earlier turn.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional
+
+from . import channels
+
+METADATA_KEY = "atende_attestation"
+VERSION = 1
+MIN_SECRET_BYTES = 32
+DEFAULT_MAX_AGE_S = 300
+MAX_FIELD = 256
+SUBJECT_KINDS = ("phone", "bsuid", "lid", "id", "email")
+
+# Why an attestation was refused (logs and tests; never shown to users).
+ABSENT = "absent"
+NO_SECRET = "no_secret"
+MALFORMED = "malformed"
+BAD_SIGNATURE = "bad_signature"
+WRONG_CONVERSATION = "wrong_conversation"
+WRONG_CHANNEL = "wrong_channel"
+WRONG_MESSAGE = "wrong_message"
+STALE = "stale"
+EXPIRED = "expired"
+
+
+class AttestationConfigError(ValueError):
+    """An attestation secret the server must not start with."""
+
+
+def check_secret(secret: Optional[str]) -> Optional[bytes]:
+    """The key bytes of ``ATENDE_ATTESTATION_SECRET``; None when unset; raises when too short."""
+    if not secret:
+        return None
+    key = secret.encode("utf-8")
+    if len(key) < MIN_SECRET_BYTES:
+        raise AttestationConfigError(
+            f"ATENDE_ATTESTATION_SECRET has {len(key)} bytes; use at least {MIN_SECRET_BYTES} random bytes"
+        )
+    return key
+
+
+def key_from_env(env: Mapping[str, str]) -> Optional[bytes]:
+    return check_secret(env.get("ATENDE_ATTESTATION_SECRET"))
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A verified identity for one turn."""
+
+    channel: str
+    conversation_id: str
+    kind: str  # one of SUBJECT_KINDS
+    value: str
+    message_id: str
+    expires_at: int
+
+    @property
+    def subject(self) -> str:
+        return f"{self.kind}:{self.value}"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    identity: Optional[Identity]
+    reason: Optional[str] = None
+
+    @property
+    def ok(self) -> bool:
+        return self.identity is not None
+
+
+def _signed_bytes(fields: Mapping[str, Any]) -> bytes:
+    body = {k: fields[k] for k in ("v", "ch", "cid", "sub", "mid", "iat", "exp")}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def sign(
+    key: bytes,
+    *,
+    channel: str,
+    conversation_id: str,
+    subject: str,
+    message_id: str,
+    now: Optional[float] = None,
+    expires_at: Optional[int] = None,
+    max_age_s: int = DEFAULT_MAX_AGE_S,
+) -> dict:
+    """An attestation for one message (``expires_at`` defaults to ``now + max_age_s``)."""
+    issued = int(time.time() if now is None else now)
+    fields: dict[str, Any] = {
+        "v": VERSION,
+        "ch": channel,
+        "cid": conversation_id,
+        "sub": subject,
+        "mid": message_id,
+        "iat": issued,
+        "exp": int(expires_at) if expires_at is not None else issued + max_age_s,
+    }
+    fields["sig"] = hmac.new(key, _signed_bytes(fields), hashlib.sha256).hexdigest()
+    return fields
+
+
+def verify(
+    key: Optional[bytes],
+    attestation: Any,
+    *,
+    conversation_id: str,
+    channel: Optional[str],
+    message_id: Optional[str] = None,
+    now: Optional[float] = None,
+    max_age_s: int = DEFAULT_MAX_AGE_S,
+) -> Verdict:
+    """The identity an attestation proves for this turn, or why it proves none. Never raises."""
+    if attestation is None:
+        return Verdict(None, ABSENT)
+    if key is None:
+        return Verdict(None, NO_SECRET)
+    if not isinstance(attestation, dict):
+        return Verdict(None, MALFORMED)
+    fields = attestation
+    str_fields = ("ch", "cid", "sub", "mid", "sig")
+    if fields.get("v") != VERSION or any(
+        not isinstance(fields.get(k), str) or not fields.get(k) or len(fields[k]) > MAX_FIELD for k in str_fields
+    ):
+        return Verdict(None, MALFORMED)
+    if any(isinstance(fields.get(k), bool) or not isinstance(fields.get(k), int) for k in ("iat", "exp")):
+        return Verdict(None, MALFORMED)
+    expected = hmac.new(key, _signed_bytes(fields), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, fields["sig"]):
+        return Verdict(None, BAD_SIGNATURE)
+    if fields["cid"] != conversation_id:
+        return Verdict(None, WRONG_CONVERSATION)
+    # The conversation id's namespace names the only channel that may identify it.
+    if channels.channel_of(conversation_id) != fields["ch"] or (channel is not None and channel != fields["ch"]):
+        return Verdict(None, WRONG_CHANNEL)
+    if message_id is not None and fields["mid"] != message_id:
+        return Verdict(None, WRONG_MESSAGE)
+    now = time.time() if now is None else now
+    if fields["iat"] > now + 60 or now - fields["iat"] > max_age_s:
+        return Verdict(None, STALE)
+    if fields["exp"] <= now:
+        return Verdict(None, EXPIRED)
+    kind, sep, value = fields["sub"].partition(":")
+    if not sep or kind not in SUBJECT_KINDS or not value:
+        return Verdict(None, MALFORMED)
+    return Verdict(Identity(fields["ch"], fields["cid"], kind, value, fields["mid"], fields["exp"]))
