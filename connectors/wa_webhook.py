@@ -195,7 +195,8 @@ def verify_handshake(settings: WhatsAppSettings, args: Mapping[str, Any]) -> Tup
 async def receive_delivery(settings: WhatsAppSettings, body: bytes, signature: Optional[str],
                            ingest: Callable[[List[InboundItem]], Awaitable[int]]) -> Tuple[int, Any]:
     """A signed POST: checks in order (503, 413, 401, 403, 400), then stores every item (replays
-    are no-ops); (status, JSON payload). Nothing is stored unless the answer is 200."""
+    are no-ops); (status, JSON payload). Nothing is stored unless the answer is 200. A malformed
+    body (not JSON, nested too deep, or anything ``parse_notification`` rejects) is a 400."""
     if not settings.app_secret:
         return 503, {"error": "WhatsApp channel disabled: WHATSAPP_APP_SECRET is not set"}
     if len(body) > settings.max_body_bytes:
@@ -209,11 +210,16 @@ async def receive_delivery(settings: WhatsAppSettings, body: bytes, signature: O
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return 400, {"error": "body is not JSON"}
+    except RecursionError:
+        return 400, {"error": "body is nested too deeply"}
     try:
         parsed = parse_notification(doc)
-    except NotificationError as exc:
+    except NotificationError as exc:  # malformed (wa_parse): Meta would retry a 500 for days
         logger.info("whatsapp: rejected notification: %s", exc)
         return 400, {"error": f"not a WhatsApp notification: {exc}"}
+    except Exception:  # a parser bug: the delivery is still refused as a whole, never a 500
+        logger.exception("whatsapp: notification could not be parsed")
+        return 400, {"error": "not a WhatsApp notification: it could not be parsed"}
     for reason in parsed.ignored:
         logger.info("whatsapp: ignored: %s", reason)
     for item in parsed.items:

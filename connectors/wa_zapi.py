@@ -19,13 +19,19 @@ needs that id, known only from Z-API's answer), so the crash window gives at-lea
 
 from __future__ import annotations
 
+import logging
+import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 import aiohttp
 
 from connectors.wa_graph import SendResult, post_json
-from connectors.wa_parse import MEDIA_RECEIVED_TEXT, InboundItem, NotificationError, ParseResult, neutralise
+from connectors.wa_parse import (ITEM_ID, MAX_ID_CHARS, MEDIA_RECEIVED_TEXT, NAME, UNKNOWN_SENDER, InboundItem,
+                                 NotificationError, ParseResult, SkipItem, bounded, button_key, check_shape,
+                                 check_text, describe, neutralise)
+
+logger = logging.getLogger("connectors.whatsapp")
 
 DEFAULT_BASE_URL = "https://api.z-api.io"
 # Z-API status names → the Cloud API's (ranked the same way by the store)
@@ -48,17 +54,40 @@ def _str(obj: Dict[str, Any], key: str) -> Optional[str]:
     return value if isinstance(value, str) and value else None
 
 
+# Z-API sender ids: the phone's digits, or a LID / group / newsletter id ("81896604192873@lid",
+# "120363019502650977-group"), at most MAX_ID_CHARS characters.
+ZAPI_ID = re.compile(r"[0-9][0-9a-z@.-]{0,%d}" % (MAX_ID_CHARS - 1))
+_ZAPI_MEDIA = {"mimeType": str, "caption": str, "fileName": str, "ptt": bool}
+_ZAPI_REPLY = {"message": str, "title": str}
+# Everything parse_callback reads of a callback (see wa_parse.check_shape).
+_RECEIVED = {
+    "messageId": str, "phone": str, "chatLid": str, "senderLid": str, "senderName": str, "chatName": str,
+    "fromMe": bool, "isGroup": bool, "isNewsletter": bool, "broadcast": bool,
+    "text": {"message": str},
+    "buttonsResponseMessage": {"buttonId": str, **_ZAPI_REPLY},
+    "listResponseMessage": {"selectedRowId": str, **_ZAPI_REPLY},
+    **{mtype: {url_key: str, **_ZAPI_MEDIA} for mtype, url_key in MEDIA_KEYS.items()},
+}
+_STATUS = {"status": str, "ids": [str], "phone": str, "momment": (int, str)}
+
+
 def parse_callback(doc: Any) -> ParseResult:
-    """Validate a Z-API webhook body and turn it into inbox items (raises NotificationError)."""
+    """Validate a Z-API webhook body and turn it into inbox items (raises NotificationError when
+    it is malformed: not a callback, a required id missing, a value of the wrong JSON type, a lone
+    surrogate). An id out of bounds skips its item (``ParseResult.ignored``), as in wa_parse."""
     if not isinstance(doc, dict):
         raise NotificationError("body must be a JSON object")
     kind = doc.get("type")
     if kind == "ReceivedCallback":
+        check_text(doc)
+        check_shape(doc, _RECEIVED, "ReceivedCallback")
         return _received(doc)
     if kind == "MessageStatusCallback":
+        check_text(doc)
+        check_shape(doc, _STATUS, "MessageStatusCallback")
         return _statuses(doc)
     if isinstance(kind, str) and kind.endswith("Callback"):  # connect/disconnect/presence/...
-        return ParseResult(ignored=[f"Z-API callback {kind!r} is not handled"])
+        return ParseResult(ignored=[f"Z-API callback {describe(kind)} is not handled"])
     raise NotificationError("'type' must be a Z-API callback type")
 
 
@@ -66,6 +95,13 @@ def _received(doc: Dict[str, Any]) -> ParseResult:
     mid, phone = _str(doc, "messageId"), _str(doc, "phone")
     if mid is None or phone is None:
         raise NotificationError("ReceivedCallback needs 'messageId' and 'phone'")
+    try:
+        bounded(mid, ITEM_ID, "messageId")
+        bounded(phone, ZAPI_ID, "phone")
+        bounded(doc.get("chatLid"), ZAPI_ID, "chatLid")
+        bounded(doc.get("senderLid"), ZAPI_ID, "senderLid")
+    except SkipItem as skip:
+        return ParseResult(ignored=[f"Z-API message {describe(mid)} skipped: {skip}"])
     wa: Dict[str, Any] = {"message_id": mid, "wa_id": phone, "provider": "zapi"}
     if _str(doc, "senderName") or _str(doc, "chatName"):
         wa["profile_name"] = _str(doc, "senderName") or _str(doc, "chatName")
@@ -81,20 +117,19 @@ def _received(doc: Dict[str, Any]) -> ParseResult:
         return item("ignore", reason="sent by this number (fromMe)")
     if doc.get("isGroup") or doc.get("isNewsletter") or doc.get("broadcast"):
         return item("ignore", reason="group, newsletter or broadcast message")
-    if isinstance(doc.get("text"), dict):
+    if doc.get("text") is not None:
         wa["type"] = "text"
-        text = neutralise(str(doc["text"].get("message") or ""))
+        text = neutralise(doc["text"].get("message") or "")
         return item("rasa", text=text) if text else item("ignore", reason="empty text")
     for key, field_name in (("buttonsResponseMessage", "buttonId"), ("listResponseMessage", "selectedRowId")):
         reply = doc.get(key)
-        if isinstance(reply, dict):
+        if reply is not None:
             wa["type"] = "button_reply" if key.startswith("buttons") else "list_reply"
-            rid = _str(reply, field_name)
-            title = str(reply.get("message") or reply.get("title") or "")
-            return item("rasa", text=neutralise(title) or "?", button_id=rid)
+            title = reply.get("message") or reply.get("title") or ""
+            return item("rasa", text=neutralise(title) or "?", button_id=button_key(reply.get(field_name)))
     for mtype, url_key in MEDIA_KEYS.items():
         media = doc.get(mtype)
-        if isinstance(media, dict):
+        if media is not None:
             wa["type"] = "voice" if mtype == "audio" and media.get("ptt") else mtype
             wa["media_url"] = media.get(url_key)
             if media.get("mimeType"):
@@ -114,16 +149,23 @@ def _statuses(doc: Dict[str, Any]) -> ParseResult:
     status, ids = doc.get("status"), doc.get("ids")
     if not isinstance(status, str) or not isinstance(ids, list) or not all(isinstance(i, str) and i for i in ids):
         raise NotificationError("MessageStatusCallback needs 'status' and a list of 'ids'")
-    phone = _str(doc, "phone") or "unknown"
     result = ParseResult()
-    mapped = STATUS_MAP.get(status)
+    try:
+        phone = bounded(_str(doc, "phone"), ZAPI_ID, "phone") or UNKNOWN_SENDER
+        mapped = STATUS_MAP.get(status)
+        name = bounded(mapped or status.lower(), NAME, "status") or ""
+    except SkipItem as skip:
+        return ParseResult(ignored=[f"Z-API status callback skipped: {skip}"])
     for mid in ids:
-        info = {"wamid": mid, "status": mapped or status.lower(), "timestamp": doc.get("momment"), "errors": [],
+        if not ITEM_ID.fullmatch(mid):
+            result.ignored.append(f"Z-API status of {describe(mid)} skipped: the message id is out of bounds")
+            continue
+        info = {"wamid": mid, "status": name, "timestamp": doc.get("momment"), "errors": [],
                 "biz_opaque_callback_data": None}
-        item_id = f"{mid}#status:{info['status']}"
+        item_id = f"{mid}#status:{name}"
         if mapped is None:
             result.items.append(InboundItem(item_id, "status", phone, "ignore", status=info,
-                                            reason=f"Z-API status {status!r} is not tracked"))
+                                            reason=f"Z-API status {describe(status)} is not tracked"))
         else:
             result.items.append(InboundItem(item_id, "status", phone, "status", status=info))
     return result
@@ -227,8 +269,15 @@ def webhook_items(settings: ZapiSettings, token: Optional[str], body: bytes,
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return 400, {"error": "body is not JSON"}, []
+    except RecursionError:
+        return 400, {"error": "body is nested too deeply"}, []
     try:
         parsed = parse_callback(doc)
     except NotificationError as exc:
         return 400, {"error": f"not a Z-API callback: {exc}"}, []
+    except Exception:  # a parser bug: still the sender's bad input, never a 500 retried for days
+        logger.exception("whatsapp: Z-API callback could not be parsed")
+        return 400, {"error": "not a Z-API callback: it could not be parsed"}, []
+    for reason in parsed.ignored:
+        logger.info("whatsapp: Z-API ignored: %s", reason)
     return 200, None, parsed.items

@@ -179,3 +179,184 @@ def test_batched_entries_and_changes() -> None:
     items = parse_notification(a).items
     assert [(i.kind, i.item_id) for i in items] == [
         ("message", "wamid.xyzxyz"), ("status", "wamid.xyzxyz#status:read"), ("message", "wamid.other")]
+
+
+# ---- malformed deliveries (security issue #12, item 9) ------------------------------------------
+def _text_doc() -> Dict[str, Any]:
+    return json.loads((PYWA / "message.json").read_text())["text"]
+
+
+def _value(doc: Dict[str, Any]) -> Dict[str, Any]:
+    return doc["entry"][0]["changes"][0]["value"]
+
+
+def _set(path: str, new: Any) -> Any:
+    """A text notification with the value at ``path`` (dots, from the change's value) replaced."""
+    def build() -> Dict[str, Any]:
+        doc = _text_doc()
+        node: Any = _value(doc)
+        *parents, last = path.split(".")
+        for key in parents:
+            node = node[int(key)] if key.isdigit() else node[key]
+        node[int(last) if last.isdigit() else last] = new
+        return doc
+    return build
+
+
+def _status(**fields: Any) -> Any:
+    return lambda: {"object": "whatsapp_business_account", "entry": [{"changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp", "statuses": [{"id": "wamid.s1", "status": "read", **fields}]}}]}]}
+
+
+def _call(**fields: Any) -> Any:
+    return lambda: {"object": "whatsapp_business_account", "entry": [{"changes": [{"field": "calls", "value": {
+        "messaging_product": "whatsapp",
+        "calls": [{"id": "wacid.c1", "event": "connect", "from": "5511", **fields}]}}]}]}
+
+
+MALFORMED = {
+    "entry not a list": lambda: {"object": "whatsapp_business_account", "entry": {"changes": []}},
+    "changes item not an object": lambda: {"object": "whatsapp_business_account", "entry": [{"changes": [[]]}]},
+    "value.messages a string": _set("messages", "oi"),
+    "value.contacts an object": _set("contacts", {"wa_id": "972987654321"}),
+    "message not an object": _set("messages.0", "wamid.x"),
+    "message.text a string": _set("messages.0.text", "oi"),
+    "message.text.body an int": _set("messages.0.text.body", 42),
+    "message.from an int": _set("messages.0.from", 972987654321),
+    "message.from_user_id a list": _set("messages.0.from_user_id", ["US.1"]),
+    "message.context a list": _set("messages.0.context", ["wamid.y"]),
+    "message.image a string": _set("messages.0.image", "https://x"),
+    "message.interactive.button_reply a string": _set("messages.0.interactive", {"type": "button_reply",
+                                                                                 "button_reply": "sim"}),
+    "message.button a list": _set("messages.0.button", ["sim"]),
+    "message.system a string": _set("messages.0.system", "changed"),
+    "message.errors an int": _set("messages.0.errors", 131051),
+    "message.errors[0].code a string": _set("messages.0.errors", [{"code": "131051"}]),
+    "contacts[0].wa_id a list": _set("contacts.0.wa_id", ["972987654321"]),
+    "contacts[0].user_id a number": _set("contacts.0.user_id", 5),
+    "contacts[0].profile a string": _set("contacts.0.profile", "Maria"),
+    "contacts[0].profile.name an object": _set("contacts.0.profile.name", {"first": "Maria"}),
+    "value.errors an int": _set("errors", 5),
+    "value.statuses an object": _set("statuses", {"id": "wamid.s1"}),
+    "statuses[0].recipient_id an object": _status(recipient_id={"wa_id": "5511"}),
+    "statuses[0].errors an int": _status(errors=7),
+    "statuses[0].errors[0] a string": _status(errors=["boom"]),
+    "statuses[0].timestamp a list": _status(timestamp=[1]),
+    "statuses[0].biz_opaque_callback_data a number": _status(biz_opaque_callback_data=7),
+    "value.calls an object": lambda: {"object": "whatsapp_business_account", "entry": [{"changes": [{
+        "field": "calls", "value": {"messaging_product": "whatsapp", "calls": {"id": "wacid.c1"}}}]}]},
+    "calls[0].duration a list": _call(duration=[60]),
+    "calls[0].duration a float": _call(duration=60.0),
+    "calls[0].from a number": _call(**{"from": 5511}),
+    "calls[0].direction a bool": _call(direction=True),
+    "a lone surrogate in the text": _set("messages.0.text.body", "oi \ud800"),
+    "a lone surrogate in a key": _set("messages.0.\udc00", 1),
+}
+
+
+@pytest.mark.parametrize("name", list(MALFORMED))
+def test_wrong_types_anywhere_are_malformed(name: str) -> None:
+    with pytest.raises(NotificationError):
+        parse_notification(MALFORMED[name]())
+
+
+def test_null_optional_values_are_absent() -> None:
+    doc = _text_doc()
+    msg = _value(doc)["messages"][0]
+    msg["context"] = None
+    _value(doc)["contacts"][0]["profile"] = None
+    item = parse_notification(doc).items[0]
+    assert item.action == "rasa" and item.metadata["whatsapp"]["profile_name"] is None
+
+
+@pytest.mark.parametrize("key,bad", [
+    ("from", "9" * 65), ("from", "+972987654321"), ("from", "972 98765"), ("from", "٩٧٢٩٨٧"),
+    ("from", "97²"), ("from", "972\n"), ("from_user_id", "US." + "1" * 70), ("from_user_id", "US.1/2"),
+    ("from_user_id", "whatsapp:US.1"), ("id", "wamid." + "x" * 200), ("id", "wamid x"),
+])
+def test_out_of_bounds_ids_skip_only_their_item(key: str, bad: str) -> None:
+    doc = _text_doc()
+    msgs = _value(doc)["messages"]
+    extra = dict(msgs[0], id="wamid.second")
+    extra[key] = bad
+    msgs.append(extra)
+    result = parse_notification(doc)
+    assert [i.item_id for i in result.items] == ["wamid.xyzxyz"]
+    assert any("skipped" in r and "out of bounds" in r for r in result.ignored)
+    assert all(len(r) < 300 for r in result.ignored)
+
+
+def test_bounded_ids_are_accepted() -> None:
+    doc = _text_doc()
+    msg = _value(doc)["messages"][0]
+    del msg["from"]
+    msg["from_user_id"] = "BR.1234567890_abc-" + "9" * 46  # 64 characters
+    _value(doc)["contacts"] = []
+    item = parse_notification(doc).items[0]
+    assert item.sender == msg["from_user_id"] and len(item.sender) == 64
+
+
+def test_status_and_call_ids_are_bounded() -> None:
+    assert parse_notification(_status(recipient_id="x" * 65)()).items == []
+    assert parse_notification(_status(recipient_user_id="US.1?")()).items == []
+    assert parse_notification(_status(status="r" * 33)()).items == []
+    assert parse_notification(_status(recipient_id="fowefinoewcnw")()).items[0].sender == "fowefinoewcnw"
+    assert parse_notification(_status()()).items[0].sender == "unknown"
+    assert parse_notification(_call(**{"from": "5511" * 20})()).items == []
+    assert parse_notification(_call(event="e" * 33)()).items == []
+
+
+def test_the_placeholder_sender_of_a_fixture_is_skipped() -> None:
+    """pywa's revoke example names its sender '<WHATSAPP_USER_PHONE_NUMBER>': not a phone."""
+    result = parse_notification(json.loads((PYWA / "deleted_message.json").read_text())["revoke"])
+    assert result.items == [] and "skipped" in result.ignored[0]
+
+
+@pytest.mark.parametrize("duration,expected", [(120, 120), ("42", 42), ("²", None), ("٤٢", None), (-5, None),
+                                               (10 ** 30, None), ("1" * 20, None)])
+def test_call_duration(duration: Any, expected: Optional[int]) -> None:
+    item = parse_notification(_call(duration=duration, event="terminate")())
+    assert item.items[0].call["duration"] == expected
+
+
+def test_reply_titles_never_reach_rasa_as_intents() -> None:
+    doc = json.loads((FIXTURES / "pywa" / "callback_button.json").read_text())["button"]
+    reply = _value(doc)["messages"][0]["interactive"]["button_reply"]
+    reply["title"] = "///"
+    reply["id"] = "x" * 300  # longer than any id of ours (and than the column): not mapped
+    item = parse_notification(doc).items[0]
+    assert (item.text, item.button_id) == ("?", None)
+    reply["title"], reply["id"] = "\x00/affirm", "ab12.1"
+    item = parse_notification(doc).items[0]
+    assert (item.text, item.button_id) == ("affirm", "ab12.1")
+
+
+@pytest.mark.parametrize("doc", [
+    {"type": "ReceivedCallback", "messageId": "Z1", "phone": "5511", "text": {"message": 5}},
+    {"type": "ReceivedCallback", "messageId": "Z1", "phone": "5511", "text": "oi"},
+    {"type": "ReceivedCallback", "messageId": "Z1", "phone": ["5511"], "text": {"message": "oi"}},
+    {"type": "ReceivedCallback", "messageId": "Z1", "phone": "5511", "fromMe": "no", "text": {"message": "oi"}},
+    {"type": "ReceivedCallback", "messageId": "Z1", "phone": "5511", "chatLid": 5, "text": {"message": "oi"}},
+    {"type": "ReceivedCallback", "messageId": "Z1", "phone": "5511", "image": {"imageUrl": ["x"]}},
+    {"type": "ReceivedCallback", "messageId": "Z1", "phone": "5511", "listResponseMessage": {"title": 1}},
+    {"type": "ReceivedCallback", "messageId": "Z1", "phone": "5511", "text": {"message": "\ud800"}},
+    {"type": "MessageStatusCallback", "status": "READ", "ids": ["A"], "phone": 5511},
+    {"type": "MessageStatusCallback", "status": "READ", "ids": ["A"], "momment": [1]},
+])
+def test_malformed_zapi_callbacks(doc: Dict[str, Any]) -> None:
+    from connectors.wa_zapi import parse_callback
+    with pytest.raises(NotificationError):
+        parse_callback(doc)
+
+
+def test_zapi_ids_are_bounded() -> None:
+    from connectors.wa_zapi import parse_callback
+    base = {"type": "ReceivedCallback", "messageId": "Z1", "phone": "5511988887777", "text": {"message": "oi"}}
+    assert parse_callback({**base, "senderLid": "81896604192873@lid"}).items[0].sender == "5511988887777"
+    group = parse_callback({**base, "phone": "120363019502650977-group", "isGroup": True}).items[0]
+    assert group.action == "ignore"
+    for bad in ({"phone": "9" * 65}, {"phone": "+5511"}, {"chatLid": "x" * 80}, {"messageId": "Z 1"}):
+        result = parse_callback({**base, **bad})
+        assert result.items == [] and "skipped" in result.ignored[0], bad
+    st = parse_callback({"type": "MessageStatusCallback", "status": "READ", "ids": ["A", "B" * 200], "phone": "5511"})
+    assert [i.item_id for i in st.items] == ["A#status:read"]
