@@ -71,7 +71,8 @@ class ActionAnswerQuestion(Action):
         ]
         products = ordered_products(tracker, turn)
         try:
-            result = answer_function()(question, products)
+            # the conversation id bounds this conversation's LLM calls per hour (extractive past it)
+            result = answer_function()(question, products, conversation_id=tracker.sender_id)
             grounded = bool(result.grounded)
             text = str(result.answer or "").strip()
             sources = [{"title": str(s.title), "url": str(s.url)} for s in result.sources]

@@ -9,6 +9,24 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_INDEX_DIR = "var/knowledge"
 DEFAULT_SOURCES_FILE = REPO_ROOT / "knowledge" / "sources.yml"
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+DEFAULT_LLM_CALLS_PER_HOUR = 30
+
+
+def _host_list(value: str | None) -> tuple[str, ...]:
+    """KNOWLEDGE_ALLOWED_PRIVATE_HOSTS: host names or IP addresses, separated by commas or spaces."""
+    return tuple(dict.fromkeys(h.strip() for h in (value or "").replace(",", " ").split() if h.strip()))
+
+
+def _non_negative_int(name: str, value: str | None, default: int) -> int:
+    if value is None or not value.strip():
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number >= 0, got {value!r}") from None
+    if number < 0:
+        raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
+    return number
 
 
 def default_embedding_model() -> str:
@@ -45,6 +63,11 @@ class Settings:
     azure_endpoint: str | None
     azure_api_key: str | None
     azure_api_version: str | None
+    # hosts (names or IP literals, as written in source URLs) the crawler may reach on private,
+    # loopback or link-local addresses; everything else must resolve to public addresses only
+    allowed_private_hosts: tuple[str, ...] = ()
+    # LLM calls per conversation in any sliding hour; past it, answers are extractive. 0 = no limit
+    llm_calls_per_hour: int = DEFAULT_LLM_CALLS_PER_HOUR
 
     @classmethod
     def from_env(cls, index_dir: str | os.PathLike[str] | None = None) -> "Settings":
@@ -65,6 +88,10 @@ class Settings:
             azure_endpoint=env.get("AZURE_OPENAI_ENDPOINT") or None,
             azure_api_key=env.get("AZURE_OPENAI_API_KEY") or None,
             azure_api_version=env.get("AZURE_OPENAI_API_VERSION") or None,
+            allowed_private_hosts=_host_list(env.get("KNOWLEDGE_ALLOWED_PRIVATE_HOSTS")),
+            llm_calls_per_hour=_non_negative_int("KNOWLEDGE_LLM_CALLS_PER_HOUR",
+                                                 env.get("KNOWLEDGE_LLM_CALLS_PER_HOUR"),
+                                                 DEFAULT_LLM_CALLS_PER_HOUR),
         )
 
     @property

@@ -1,5 +1,8 @@
 """Polite HTTP fetching: robots.txt, per-host rate limit, timeouts, retries with backoff,
-conditional GET (ETag / Last-Modified), a size cap; plus sitemap reading and prefix crawling."""
+conditional GET (ETag / Last-Modified), a size cap; plus sitemap reading and prefix crawling.
+
+Every request stays within a set of hosts (a source's own hosts) and goes through the network
+guard (`knowledge.netguard`): redirects are followed here, hop by hop, each hop checked again."""
 from __future__ import annotations
 
 import logging
@@ -9,27 +12,36 @@ import time
 import urllib.robotparser
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Collection, Iterable, Iterator
 from urllib.parse import urldefrag, urljoin, urlsplit
 
 import httpx
 from bs4 import BeautifulSoup
 
+from .netguard import NetGuard, Refused, guarded_transport, url_host
+
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = {429, 500, 502, 503, 504}
+REDIRECT_STATUSES = {301, 302, 303, 307, 308}
+MAX_REDIRECTS = 5
 MAX_SITEMAP_DEPTH = 5
 MAX_SITEMAPS = 200
 
 
 class FetchError(Exception):
-    """A URL could not be fetched. `gone` marks a page that no longer exists (404/410)."""
+    """A URL could not be fetched. `gone` marks a page that no longer exists (404/410); `refused`
+    a URL or address the network guard does not allow (never retried), `redirected` when that
+    was a redirect target rather than the URL itself."""
 
-    def __init__(self, url: str, reason: str, *, gone: bool = False) -> None:
+    def __init__(self, url: str, reason: str, *, gone: bool = False, refused: bool = False,
+                 redirected: bool = False) -> None:
         super().__init__(f"{url}: {reason}")
         self.url = url
         self.reason = reason
         self.gone = gone
+        self.refused = refused
+        self.redirected = redirected
 
 
 @dataclass
@@ -49,15 +61,16 @@ class FetchResult:
 class Fetcher:
     def __init__(self, *, user_agent: str, delay_s: float = 0.5, timeout_s: float = 15.0, max_retries: int = 3,
                  max_bytes: int = 20 * 1024 * 1024, backoff_s: float = 0.5,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, allowed_private_hosts: Iterable[str] = ()) -> None:
         self.user_agent = user_agent
         self.delay_s = delay_s
         self.max_retries = max_retries
         self.max_bytes = max_bytes
         self.backoff_s = backoff_s
         self._sleep = sleep
+        self.guard = NetGuard(allowed_private_hosts)
         self._client = httpx.Client(
-            follow_redirects=True, max_redirects=5, headers={"User-Agent": user_agent},
+            transport=guarded_transport(self.guard), follow_redirects=False, headers={"User-Agent": user_agent},
             timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 5.0)),
         )
         self._robots: dict[str, urllib.robotparser.RobotFileParser | None] = {}
@@ -79,29 +92,42 @@ class Fetcher:
         parts = urlsplit(url)
         return f"{parts.scheme}://{parts.netloc}"
 
-    def _robots_for(self, url: str) -> urllib.robotparser.RobotFileParser | None:
+    def _robots_for(self, url: str, hosts: Collection[str]) -> urllib.robotparser.RobotFileParser | None:
         host = self._host(url)
         if host not in self._robots:
             parser: urllib.robotparser.RobotFileParser | None = urllib.robotparser.RobotFileParser()
             try:
                 self._wait(host)
-                resp = self._client.get(host + "/robots.txt")
-                self.requests += 1
-                if resp.status_code >= 500:
+                resp = self._request(host + "/robots.txt", {}, hosts)
+                if resp.status >= 500:
                     parser.disallow_all = True  # type: ignore[union-attr]
-                elif resp.status_code >= 400:
+                elif resp.status >= 400 or resp.status in REDIRECT_STATUSES:
                     parser = None  # no robots.txt: everything allowed
                 else:
-                    parser.parse(resp.text.splitlines())  # type: ignore[union-attr]
+                    parser.parse(resp.content.decode("utf-8", "replace").splitlines())  # type: ignore[union-attr]
+            except FetchError as exc:
+                if exc.refused and not exc.redirected:
+                    raise FetchError(url, exc.reason, refused=True) from None  # the host itself is refused
+                log.warning("robots.txt of %s unreachable (%s); proceeding without it", host, exc.reason)
+                parser = None
             except httpx.HTTPError as exc:
                 log.warning("robots.txt of %s unreachable (%s); proceeding without it", host, exc)
                 parser = None
             self._robots[host] = parser
         return self._robots[host]
 
-    def allowed(self, url: str) -> bool:
-        parser = self._robots_for(url)
+    def allowed(self, url: str, hosts: Collection[str] | None = None) -> bool:
+        parser = self._robots_for(url, self._scope(url, hosts))
         return True if parser is None else parser.can_fetch(self.user_agent, url)
+
+    def _scope(self, url: str, hosts: Collection[str] | None) -> Collection[str]:
+        """The hosts a request for url may reach: the given ones, else url's own host."""
+        if hosts is not None:
+            return hosts
+        try:
+            return {url_host(url)}
+        except Refused as exc:
+            raise FetchError(url, f"refused: {exc}", refused=True) from None
 
     def _delay_for(self, host: str) -> float:
         parser = self._robots.get(host)
@@ -125,10 +151,16 @@ class Fetcher:
 
     # ---------------------------------------------------------------- fetching
     def fetch(self, url: str, *, etag: str | None = None, last_modified: str | None = None,
-              check_robots: bool = True) -> FetchResult:
+              check_robots: bool = True, hosts: Collection[str] | None = None) -> FetchResult:
+        """GET url. hosts: where the request and its redirects may go (default: url's own host)."""
         if urlsplit(url).scheme not in ("http", "https"):
             raise FetchError(url, "unsupported URL scheme")
-        if check_robots and not self.allowed(url):
+        scope = self._scope(url, hosts)
+        try:
+            self.guard.check_url(url, scope)
+        except Refused as exc:
+            raise FetchError(url, f"refused: {exc}", refused=True) from None
+        if check_robots and not self.allowed(url, scope):
             raise FetchError(url, "disallowed by robots.txt")
         headers: dict[str, str] = {}
         if etag:
@@ -142,7 +174,7 @@ class Fetcher:
                 self._sleep(self.backoff_s * (2 ** (attempt - 1)) * (1 + random.random() * 0.25))
             self._wait(host)
             try:
-                result = self._get(url, headers)
+                result = self._request(url, headers, scope)
             except FetchError:
                 raise
             except httpx.TimeoutException as exc:
@@ -161,25 +193,56 @@ class Fetcher:
             return result
         raise FetchError(url, f"{last_error} after {self.max_retries + 1} attempts")
 
-    def _get(self, url: str, headers: dict[str, str]) -> FetchResult:
-        self.requests += 1
-        with self._client.stream("GET", url, headers=headers) as resp:
-            declared = resp.headers.get("content-length")
-            if declared and declared.isdigit() and int(declared) > self.max_bytes:
-                raise FetchError(url, f"too large ({int(declared)} bytes > {self.max_bytes})")
-            body = bytearray()
-            if resp.status_code == 200:
-                for part in resp.iter_bytes():
-                    body.extend(part)
-                    if len(body) > self.max_bytes:
-                        raise FetchError(url, f"too large (> {self.max_bytes} bytes)")
-            return FetchResult(url=str(resp.url), status=resp.status_code, content=bytes(body),
-                               content_type=resp.headers.get("content-type"), etag=resp.headers.get("etag"),
-                               last_modified=resp.headers.get("last-modified"))
+    def _request(self, url: str, headers: dict[str, str], hosts: Collection[str]) -> FetchResult:
+        """One GET with redirects followed by hand: every hop must stay within hosts and pass the
+        network guard again (its address is checked when its connection opens)."""
+        current = url
+        for hop in range(MAX_REDIRECTS + 1):
+            try:
+                if hop:
+                    self.guard.check_url(current, hosts)
+                self.requests += 1
+                with self._client.stream("GET", current, headers=headers) as resp:
+                    location = resp.headers.get("location")
+                    if resp.status_code in REDIRECT_STATUSES and location:
+                        current = urldefrag(urljoin(str(resp.url), location.strip()))[0]
+                        continue
+                    return self._read(url, resp)
+            except Refused as exc:
+                where = f" redirect to {current}" if hop else ""
+                raise FetchError(url, f"refused{where}: {exc}", refused=True, redirected=bool(hop)) from None
+        raise FetchError(url, f"too many redirects (more than {MAX_REDIRECTS})")
+
+    def _read(self, url: str, resp: httpx.Response) -> FetchResult:
+        declared = resp.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > self.max_bytes:
+            raise FetchError(url, f"too large ({int(declared)} bytes > {self.max_bytes})")
+        body = bytearray()
+        if resp.status_code == 200:
+            for part in resp.iter_bytes():
+                body.extend(part)
+                if len(body) > self.max_bytes:
+                    raise FetchError(url, f"too large (> {self.max_bytes} bytes)")
+        return FetchResult(url=str(resp.url), status=resp.status_code, content=bytes(body),
+                           content_type=resp.headers.get("content-type"), etag=resp.headers.get("etag"),
+                           last_modified=resp.headers.get("last-modified"))
 
     # ---------------------------------------------------------------- discovery
-    def sitemap_urls(self, sitemap_url: str) -> list[str]:
-        """All page URLs of a sitemap (or sitemap index), loops and deep nesting cut off."""
+    def _in_scope(self, url: str, hosts: Collection[str], found_in: str) -> bool:
+        """Whether url is on one of hosts; a URL elsewhere is logged and never requested."""
+        try:
+            self.guard.check_url(url, hosts)
+            return True
+        except Refused as exc:
+            log.warning("%s lists %s: %s; skipped (not fetched)", found_in, url, exc)
+            return False
+
+    def sitemap_urls(self, sitemap_url: str, hosts: Collection[str] | None = None) -> list[str]:
+        """All page URLs of a sitemap (or sitemap index), loops and deep nesting cut off.
+
+        Sitemaps and pages on hosts other than `hosts` (default: the sitemap's own host) are
+        skipped with a warning, never fetched."""
+        scope = self._scope(sitemap_url, hosts)
         seen_maps: set[str] = set()
         urls: list[str] = []
         seen_urls: set[str] = set()
@@ -194,7 +257,7 @@ class Fetcher:
                 return
             seen_maps.add(norm)
             try:
-                res = self.fetch(norm)
+                res = self.fetch(norm, hosts=scope)
             except FetchError as exc:
                 if depth == 0:
                     raise
@@ -206,14 +269,16 @@ class Fetcher:
                 raise FetchError(norm, f"invalid sitemap XML: {exc}") from exc
             if soup.find("sitemapindex") is not None:
                 for loc in soup.select("sitemap > loc"):
-                    visit(urljoin(norm, loc.get_text(strip=True)), depth + 1)
+                    child = urljoin(norm, loc.get_text(strip=True))
+                    if self._in_scope(child, scope, f"sitemap {norm}"):
+                        visit(child, depth + 1)
             else:
                 locs = soup.select("url > loc")
                 if not locs and depth == 0 and soup.find("urlset") is None:
                     raise FetchError(norm, "not a sitemap (no <urlset> or <sitemapindex>)")
                 for loc in locs:
                     page = urldefrag(urljoin(norm, loc.get_text(strip=True)))[0]
-                    if page not in seen_urls:
+                    if page not in seen_urls and self._in_scope(page, scope, f"sitemap {norm}"):
                         seen_urls.add(page)
                         urls.append(page)
 
@@ -221,13 +286,19 @@ class Fetcher:
         return urls
 
     def crawl(self, start_url: str, prefix: str | None = None, max_pages: int = 5000,
-              known: dict[str, tuple[str | None, str | None, list[str]]] | None = None
-              ) -> Iterator[tuple[str, FetchResult | FetchError, list[str]]]:
+              known: dict[str, tuple[str | None, str | None, list[str]]] | None = None,
+              hosts: Collection[str] | None = None) -> Iterator[tuple[str, FetchResult | FetchError, list[str]]]:
         """Breadth-first crawl from start_url, following links that start with prefix.
 
         `known` maps URLs to (etag, last_modified, links) from the previous run, so that a
-        page answered 304 Not Modified still leads to the pages it links to."""
+        page answered 304 Not Modified still leads to the pages it links to. Requests stay on
+        `hosts` (default: the start URL's host); a link elsewhere is logged and skipped."""
         prefix = prefix or start_url.rsplit("/", 1)[0] + "/"
+        try:
+            scope = self._scope(start_url, hosts)
+        except FetchError as exc:
+            yield start_url, exc, []
+            return
         queue: deque[str] = deque([urldefrag(start_url)[0]])
         seen = {queue[0]}
         count = 0
@@ -237,7 +308,7 @@ class Fetcher:
             count += 1
             et, lm, old_links = known.get(url, (None, None, []))
             try:
-                res = self.fetch(url, etag=et, last_modified=lm)
+                res = self.fetch(url, etag=et, last_modified=lm, hosts=scope)
             except FetchError as exc:
                 yield url, exc, []
                 continue
@@ -249,7 +320,8 @@ class Fetcher:
                     links = [urldefrag(urljoin(res.url, a["href"]))[0] for a in soup.find_all("a", href=True)]
                 except Exception:  # pragma: no cover - lxml is lenient
                     links = []
-            links = [link for link in dict.fromkeys(links) if link.startswith(prefix)]
+            links = [link for link in dict.fromkeys(links)
+                     if link.startswith(prefix) and self._in_scope(link, scope, f"page {url}")]
             yield url, res, links
             for link in links:
                 if link not in seen:

@@ -195,7 +195,8 @@ class _Run:
         self.seen.add(url)
         prev = self.prev_docs.get(url) or {}
         try:
-            res = self.fetcher.fetch(url, etag=prev.get("etag"), last_modified=prev.get("last_modified"))
+            res = self.fetcher.fetch(url, etag=prev.get("etag"), last_modified=prev.get("last_modified"),
+                                     hosts=source.hosts)
         except FetchError as exc:
             if exc.gone:
                 self.summary.failed += 1
@@ -217,7 +218,7 @@ class _Run:
     def run_sitemap(self, source: SourceSpec) -> bool:
         assert source.sitemap
         try:
-            urls = self.fetcher.sitemap_urls(source.sitemap)
+            urls = self.fetcher.sitemap_urls(source.sitemap, hosts=source.hosts)
         except FetchError as exc:
             self._problem(source.sitemap, f"sitemap unreadable: {exc.reason}")
             return False
@@ -234,7 +235,8 @@ class _Run:
         bar = tqdm(desc=f"{source.name} (rastreamento)", unit="pág", disable=not self.progress, file=sys.stderr,
                    leave=False)
         for url, res, links in self.fetcher.crawl(source.start_url, source.prefix,
-                                                  source.max_pages or self.settings.max_pages, known):
+                                                  source.max_pages or self.settings.max_pages, known,
+                                                  hosts=source.hosts):
             bar.update(1)
             self.seen.add(url)
             if isinstance(res, FetchError):
@@ -281,7 +283,9 @@ def ingest(sources: list[SourceSpec], settings: Settings, *, progress: bool | No
     own_fetcher = fetcher is None
     fetcher = fetcher or Fetcher(user_agent=settings.user_agent, delay_s=settings.crawl_delay_s,
                                  timeout_s=settings.fetch_timeout_s, max_retries=settings.max_retries,
-                                 max_bytes=settings.max_bytes)
+                                 max_bytes=settings.max_bytes, allowed_private_hosts=settings.allowed_private_hosts)
+    # sources flagged allow_private_network may reach their own hosts on private addresses
+    fetcher.guard.allow_private(h for s in sources if s.allow_private_network for h in s.hosts)
     try:
         with store.writer_lock():
             run = _Run(settings, store, fetcher, progress)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .answer import evidence, extractive_answer, llm_answer, not_found
+from .budget import llm_budget
 from .config import Settings
 from .embed import Embedder, get_embedder
 from .index import IndexNotFound, IndexStore, LoadedIndex
@@ -67,8 +68,12 @@ def get_runtime(index_dir: Path) -> Runtime:
         return rt
 
 
-def answer(question: str, products: list[str] | None = None, *, index_dir: str | Path | None = None) -> Answer:
-    """Answer a customer question from the documentation (see docs/contracts.md)."""
+def answer(question: str, products: list[str] | None = None, *, index_dir: str | Path | None = None,
+           conversation_id: str | None = None) -> Answer:
+    """Answer a customer question from the documentation (see docs/contracts.md).
+
+    conversation_id: the conversation asking; it gets at most KNOWLEDGE_LLM_CALLS_PER_HOUR LLM
+    calls in any hour, then extractive answers (see knowledge/budget.py). None: no budget."""
     settings = Settings.from_env(index_dir)
     mode = "llm" if settings.llm_enabled else "extractive"
     question = (question or "").strip()[:2000]
@@ -76,11 +81,20 @@ def answer(question: str, products: list[str] | None = None, *, index_dir: str |
         return not_found(mode)
     runtime = get_runtime(settings.index_dir)
     index, hits = runtime.retrieve(question, products, settings)
-    if index is None or not hits or not evidence(index, question, hits).strong(settings.llm_enabled):
+    if index is None or not hits:
+        return not_found(mode)
+    found = evidence(index, question, hits)
+    if not found.strong(settings.llm_enabled):
         return not_found(mode)
     if settings.llm_enabled:
-        try:
-            return llm_answer(question, hits, settings)
-        except Exception as exc:  # network, HTTP or API errors: fall back to the extractive answer
-            log.warning("LLM unavailable (%s: %s); answering extractively", type(exc).__name__, exc)
+        if conversation_id is None or llm_budget.try_acquire(conversation_id, settings.llm_calls_per_hour):
+            try:
+                return llm_answer(question, hits, settings)
+            except Exception as exc:  # network, HTTP or API errors: fall back to the extractive answer
+                log.warning("LLM unavailable (%s: %s); answering extractively", type(exc).__name__, exc)
+        else:
+            log.warning("conversation %s used its %d LLM calls of the last hour; answering extractively",
+                        conversation_id, settings.llm_calls_per_hour)
+            if not found.strong(False):  # without the LLM as second judge the stricter gate applies
+                return not_found("extractive")
     return extractive_answer(question, hits)

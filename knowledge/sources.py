@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import yaml
 
 SOURCE_KEYS = {"name", "product", "module", "sitemap", "start_url", "prefix", "folder", "urls",
-               "module_from_subdir", "max_pages"}
+               "module_from_subdir", "max_pages", "allow_private_network"}
 _CODE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 
@@ -28,11 +29,32 @@ class SourceSpec:
     urls: tuple[str, ...] = field(default_factory=tuple)
     module_from_subdir: bool = False
     max_pages: int | None = None
+    allow_private_network: bool = False  # this source's hosts may resolve to private addresses
+
+    @cached_property
+    def hosts(self) -> frozenset[str]:
+        """The hosts of the source's own URLs: the only hosts its ingestion may request."""
+        from .netguard import Refused, url_host
+
+        found = set()
+        for url in (self.sitemap, self.start_url, self.prefix, *self.urls):
+            if url:
+                try:
+                    found.add(url_host(url))
+                except Refused:
+                    pass  # an unparsable URL is refused when it is fetched
+        return frozenset(found)
 
 
 def _url(value: object, where: str) -> str:
     if not isinstance(value, str) or not re.match(r"^https?://", value):
         raise SourcesError(f"{where}: expected an http(s) URL, got {value!r}")
+    return value
+
+
+def _flag(value: object, key: str, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise SourcesError(f"{where}: '{key}' must be true or false, got {value!r}")
     return value
 
 
@@ -85,6 +107,7 @@ def load_sources(path: Path) -> list[SourceSpec]:
             urls=tuple(_url(u, where) for u in urls),
             module_from_subdir=bool(item.get("module_from_subdir", False)),
             max_pages=int(item["max_pages"]) if item.get("max_pages") else None,
+            allow_private_network=_flag(item.get("allow_private_network", False), "allow_private_network", where),
         )
         if not (spec.sitemap or spec.start_url or spec.folder or spec.urls):
             raise SourcesError(f"{where}: needs at least one of sitemap, start_url, folder, urls")

@@ -1,6 +1,7 @@
 """Answers from the docs, the "Isso resolveu?" loop, and question logging for the gaps report."""
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -14,6 +15,8 @@ import actions.knowledge_answers as ka
 from actions.knowledge_answers import (
     ActionAnswerQuestion, ActionAskAnythingElse, ActionAskMore, ActionMarkResolved, ActionOfferSupport,
 )
+
+from tests.support.fake_openai import FakeOpenAI
 
 from .conftest import MARIA_PHONE, Demo, make_tracker, responses, run_action, slots_of
 
@@ -112,8 +115,37 @@ def test_unanswered_problem_starts_the_ticket_form_at_once(db: Demo, docs: Path)
         "erro", "tef", "o tef nao passa cartao")
 
 
+def test_llm_budget_per_conversation_falls_back_to_extractive(
+        db: Demo, docs: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from knowledge.budget import llm_budget
+
+    llm_budget.reset()
+    with FakeOpenAI(default_reply="Abra o menu Caixa, escolha Sangria e confirme com a senha do supervisor [1].") as llm:
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+        monkeypatch.setenv("OPENAI_BASE_URL", llm.url)
+        monkeypatch.setenv("KNOWLEDGE_LLM_CALLS_PER_HOUR", "2")
+        question = "como faço sangria no pdv?"
+        for n in (1, 2):
+            messages, _ = run_action(ActionAnswerQuestion(), make_tracker(question, "ask_question", sender="conv-a"))
+            assert len(llm.chat_requests()) == n
+            assert messages[0]["text"].startswith("Abra o menu Caixa") and "Fontes:" in messages[0]["text"]
+        with caplog.at_level(logging.WARNING, logger="knowledge"):
+            messages, events = run_action(ActionAnswerQuestion(), make_tracker(question, "ask_question",
+                                                                               sender="conv-a"))
+        assert len(llm.chat_requests()) == 2  # the third call never reached the LLM server
+        # ...but the customer still gets an answer from the docs, with its sources
+        assert messages[0]["text"].startswith("Encontrei isto na documentação") and "menu Caixa" in messages[0]["text"]
+        assert "Fontes:" in messages[0]["text"] and messages[1]["response"] == "utter_did_it_help"
+        assert slots_of(events)["awaiting"] == "resolved_check"
+        assert "conv-a used its 2 LLM calls of the last hour" in caplog.text
+        # another conversation has its own budget
+        messages, _ = run_action(ActionAnswerQuestion(), make_tracker(question, "ask_question", sender="conv-b"))
+        assert len(llm.chat_requests()) == 3 and messages[0]["text"].startswith("Abra o menu Caixa")
+    llm_budget.reset()
+
+
 def test_knowledge_failure_is_polite(db: Demo, monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(question: str, products: list[str] | None = None) -> object:
+    def broken(question: str, products: list[str] | None = None, *, conversation_id: str | None = None) -> object:
         raise RuntimeError("index missing")
 
     monkeypatch.setattr(ka, "_answer_fn", broken)

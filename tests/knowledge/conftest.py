@@ -12,7 +12,10 @@ from knowledge.config import REPO_ROOT, Settings
 
 DEMO_SOURCES = REPO_ROOT / "knowledge" / "sources.yml"
 ENV_VARS = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL", "KNOWLEDGE_INDEX_DIR", "EMBEDDING_MODEL",
-            "AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_KEY")
+            "AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_KEY", "KNOWLEDGE_ALLOWED_PRIVATE_HOSTS",
+            "KNOWLEDGE_LLM_CALLS_PER_HOUR")
+# the loopback doc sites of these tests (tests/support/doc_site.py) are an operator-allowed private host
+LOOPBACK_ALLOWANCE = ("127.0.0.1",)
 
 
 @pytest.fixture(autouse=True)
@@ -23,9 +26,10 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def fast_settings(index_dir: Path, **overrides: object) -> Settings:
-    """Settings for tests: no crawl delay, short timeouts, one retry."""
+    """Settings for tests: no crawl delay, short timeouts, one retry, the loopback doc site allowed."""
     base = Settings.from_env(index_dir)
-    values: dict[str, object] = dict(crawl_delay_s=0.0, fetch_timeout_s=2.0, max_retries=1)
+    values: dict[str, object] = dict(crawl_delay_s=0.0, fetch_timeout_s=2.0, max_retries=1,
+                                     allowed_private_hosts=LOOPBACK_ALLOWANCE)
     values.update(overrides)
     return dataclasses.replace(base, **values)  # type: ignore[arg-type]
 

@@ -8,7 +8,7 @@ import pytest
 
 from knowledge.fetch import Fetcher, FetchError
 from knowledge.sources import SourcesError, load_sources, source_for_path
-from tests.knowledge.conftest import DEMO_SOURCES
+from tests.knowledge.conftest import DEMO_SOURCES, LOOPBACK_ALLOWANCE
 from tests.support.doc_site import DocSite
 
 UA = "AtendeTestBot/1.0"
@@ -17,7 +17,8 @@ UA = "AtendeTestBot/1.0"
 def _fetcher(**kw: object) -> tuple[Fetcher, list[float]]:
     sleeps: list[float] = []
     f = Fetcher(user_agent=UA, delay_s=kw.pop("delay_s", 0.0), timeout_s=kw.pop("timeout_s", 2.0),  # type: ignore[arg-type]
-                max_retries=kw.pop("max_retries", 2), backoff_s=0.01, sleep=sleeps.append, **kw)  # type: ignore[arg-type]
+                max_retries=kw.pop("max_retries", 2), backoff_s=0.01, sleep=sleeps.append,  # type: ignore[arg-type]
+                allowed_private_hosts=LOOPBACK_ALLOWANCE, **kw)  # the loopback doc site is allowed
     return f, sleeps
 
 
@@ -37,6 +38,7 @@ def test_demo_sources_file_declares_both_products() -> None:
     ("sources: [{name: a, sitemap: 'ftp://x/s.xml'}]", "http"),
     ("sources: [{name: a, product: 'ERP Grande', folder: x}]", "lowercase code"),
     ("sources: [{name: a, folder: x}, {name: a, folder: y}]", "duplicate"),
+    ("sources: [{name: a, urls: ['http://h/a'], allow_private_network: 'sim'}]", "true or false"),
     ("fontes: []", "top-level"),
     ("sources: [unclosed", "invalid YAML"),
 ])
