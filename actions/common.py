@@ -16,8 +16,8 @@ from rasa_sdk.executor import CollectingDispatcher
 
 logger = logging.getLogger(__name__)
 
-# Channel names used by the connectors (docs/contracts.md) → ticket channel values (helpdesk).
-TICKET_CHANNEL_BY_INPUT = {"whatsapp": "whatsapp", "website": "web", "socketio": "web", "rest": "web"}
+from atende_contract.channels import TICKET_CHANNEL_BY_INPUT
+from atende_contract.text import MAX_MESSAGE_CHARS
 
 # Verified identity (WhatsApp phone match, website signed token): only these see ticket status,
 # licenses, the customer's name and products.
@@ -26,7 +26,7 @@ IDENTITY_SLOTS = ("customer_id", "customer_name", "customer_products", "identity
 # tickets for that company, marked as coming from an unverified contact.
 CLAIM_SLOTS = ("claimed_customer_id", "claimed_cnpj")
 
-MAX_TEXT = 2000  # longer messages are not sent to the knowledge base or stored as a ticket text
+MAX_TEXT = MAX_MESSAGE_CHARS  # longer messages are not sent to the knowledge base or stored as a ticket text
 
 CNPJ_RE = re.compile(r"(?<!\d)(\d{2}\.?\d{3}\.?\d{3}/?\d{4}-?\d{2})(?!\d)")
 TICKET_RE = re.compile(r"(?:#|\b(?:chamado|ticket|protocolo|n[uú]mero|n[oº°]\.?)\s*#?\s*)(\d{1,9})\b|^\s*#?(\d{1,9})\s*$",

@@ -1,12 +1,22 @@
 """Who is the customer?
 
-- WhatsApp: the sender id is the phone number (only when the latest input channel is `whatsapp`).
-- Website: only a JWT in `metadata.auth_token` whose HS256 signature verifies with
-  WEBCHAT_JWT_SECRET (claims `sub` = customer id, or `email`; `exp`). Metadata alone never identifies.
-- Otherwise: the visitor may type the CNPJ (validated by its check digits): an UNVERIFIED claim
-  that only lets them open tickets for that company; or go on as a prospect.
+Only a connector that verified an identity may assert it, by signing an attestation for this turn
+(atende_contract.attestation): the WhatsApp connector after the webhook signature (the sender's
+phone or user id), the website connector after the token check (the token's subject). This module
+verifies that attestation on every turn, against this conversation, channel and message, and
+derives the identity slots from it again each time:
+
+- a valid attestation names a registered customer → the identity slots are set;
+- anything else (Rasa's REST channel, a forged `input_channel`, metadata a client wrote, an
+  expired website token, an attestation of another conversation, a slot carried over from an
+  earlier turn) is anonymous → the identity slots are cleared.
+
+Otherwise the visitor may type the CNPJ (validated by its check digits): an UNVERIFIED claim that
+only lets them open tickets for that company; or go on as a prospect.
 
 Identity slots have custom mappings: only these functions set them, never a message payload.
+Turns triggered by the console (EXTERNAL_ intents through Rasa's token-protected HTTP API) leave
+the identity as it is.
 """
 from __future__ import annotations
 
@@ -18,12 +28,13 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from .common import (
-    customer_id, extract_cnpj, is_payload, latest_channel, latest_metadata, record_outcome, slot_after,
-    user_text,
-)
+from atende_contract import attestation
+
+from .common import extract_cnpj, is_payload, latest_channel, latest_metadata, record_outcome, slot_after, user_text
 
 logger = logging.getLogger(__name__)
+
+VERIFIED_SLOTS = ("customer_id", "customer_name", "customer_products")
 
 
 def _identity_events(customer: Any) -> list[EventType]:
@@ -37,69 +48,86 @@ def _identity_events(customer: Any) -> list[EventType]:
     ]
 
 
-def verify_web_token(token: str) -> dict[str, Any] | None:
-    """Claims of a website token, or None when it is missing, forged or expired."""
-    import jwt
+def is_console_turn(tracker: Tracker) -> bool:
+    """A turn the console triggered (EXTERNAL_ intent via Rasa's HTTP API), not a customer message.
 
+    Rasa marks such turns with `is_external` in the metadata; no connector forwards that key.
+    """
+    meta = latest_metadata(tracker)
+    intent = str((tracker.latest_message.get("intent") or {}).get("name") or "")
+    return meta.get("is_external") is True and intent.startswith("EXTERNAL_")
+
+
+def turn_identity(tracker: Tracker, *, metadata: dict[str, Any] | None = None,
+                  session_start: bool = False) -> attestation.Identity | None:
+    """The identity this turn's attestation proves, or None (anonymous).
+
+    At the start of a session the message is not in the tracker yet (its metadata is in
+    `session_started_metadata`): channel and message id are then not compared, the conversation,
+    signature and freshness still are.
+    """
     from helpdesk.config import get_settings
 
-    secret = get_settings().webchat_jwt_secret
-    if not token or not secret or not isinstance(token, str):
-        return None
-    try:
-        claims = jwt.decode(token, secret, algorithms=["HS256"], options={"require": ["exp"]})
-    except jwt.PyJWTError as err:
-        logger.info("website token rejected: %s", err)
-        return None
-    return claims if isinstance(claims, dict) else None
+    settings = get_settings()
+    metadata = metadata if metadata is not None else latest_metadata(tracker)
+    proof = metadata.get(attestation.METADATA_KEY)
+    message_id = None if session_start else tracker.latest_message.get("message_id")
+    verdict = attestation.verify(
+        settings.attestation_key, proof, conversation_id=tracker.sender_id,
+        channel=None if session_start else latest_channel(tracker),
+        message_id=str(message_id) if message_id else None, max_age_s=settings.attestation_max_age_s)
+    if not verdict.ok and verdict.reason != attestation.ABSENT:
+        logger.warning("identity attestation refused for %s: %s", tracker.sender_id, verdict.reason)
+    return verdict.identity
 
 
-def identify(tracker: Tracker, *, channel: str | None = None,
-             metadata: dict[str, Any] | None = None) -> list[EventType]:
-    """Slot events identifying the customer from the channel; [] when already known or unknown.
-
-    Only VERIFIED identity is set here (WhatsApp phone on channel whatsapp, signed website token).
-    Cheap on the hot path: once a conversation was checked, it is not looked up again unless a new
-    website token arrives. `channel` / `metadata` default to the latest message's.
-    """
-    from helpdesk.db import session_scope
+def find_customer(session: Any, identity: attestation.Identity) -> Any:
+    """The registered customer an attested identity belongs to, or None."""
     from helpdesk.errors import DomainError
     from helpdesk.services import customers
 
-    channel = channel if channel is not None else latest_channel(tracker)
-    metadata = metadata if metadata is not None else latest_metadata(tracker)
-    token = metadata.get("auth_token") if channel != "whatsapp" else None
-    if customer_id(tracker) is not None and not token:
-        return []
-    if tracker.get_slot("identity_checked") and not token:
+    try:
+        if identity.kind == "phone":
+            return customers.find_by_phone(session, identity.value)
+        if identity.kind == "id":
+            return customers.get(session, int(identity.value)) if identity.value.isdigit() else None
+        if identity.kind == "email":
+            return customers.find_by_email(session, identity.value)
+    except DomainError:
+        return None
+    return None  # business-scoped user ids and LIDs are not linked to customers yet
+
+
+def identify(tracker: Tracker, *, metadata: dict[str, Any] | None = None,
+             session_start: bool = False) -> list[EventType]:
+    """Slot events that make the identity slots say what this turn's attestation proves.
+
+    [] when they already do. A turn without a valid attestation clears a verified identity left
+    by an earlier turn; a console-triggered turn changes nothing.
+    """
+    from helpdesk.db import session_scope
+
+    if not session_start and is_console_turn(tracker):
         return []
     customer = None
-    try:
-        with session_scope() as s:
-            if channel == "whatsapp":
-                try:
-                    customer = customers.find_by_phone(s, tracker.sender_id)
-                except DomainError:
-                    customer = None
-            elif token:
-                claims = verify_web_token(token)
-                if claims:
-                    sub = claims.get("sub")
-                    if sub is not None and str(sub).isdigit():
-                        try:
-                            customer = customers.get(s, int(sub))
-                        except DomainError:
-                            customer = None
-                    if customer is None and (claims.get("email") or (sub and "@" in str(sub))):
-                        customer = customers.find_by_email(s, str(claims.get("email") or sub))
-            if customer is not None:
-                if str(customer.id) == str(tracker.get_slot("customer_id")):
-                    return []
-                return _identity_events(customer)
-    except Exception:  # noqa: BLE001 - identification must never break the conversation
-        logger.exception("identification failed for %s", tracker.sender_id)
-        return []
-    return [SlotSet("identity_checked", True)]
+    identity = turn_identity(tracker, metadata=metadata, session_start=session_start)
+    if identity is not None:
+        try:
+            with session_scope() as s:
+                customer = find_customer(s, identity)
+                if customer is not None:
+                    if str(customer.id) == str(tracker.get_slot("customer_id") or ""):
+                        return []
+                    return _identity_events(customer)
+        except Exception:  # noqa: BLE001 - identification must never break the conversation
+            logger.exception("identification failed for %s", tracker.sender_id)
+    if session_start and identity is None:
+        return []  # SessionStarted has just reset every slot: nothing to clear, nothing looked up
+    events: list[EventType] = [SlotSet(name, None) for name in VERIFIED_SLOTS
+                               if tracker.get_slot(name) not in (None, "", [])]
+    if not tracker.get_slot("identity_checked"):
+        events.append(SlotSet("identity_checked", True))
+    return events
 
 
 class ActionGreet(Action):

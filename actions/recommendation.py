@@ -11,7 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from .common import (
-    begin_turn, customer_id, entity_values, fold, latest_channel, record_outcome, ticket_channel, turn_of,
+    begin_turn, entity_values, fold, record_outcome, ticket_channel, turn_of,
 )
 from .guard import bad_input_response
 
@@ -126,10 +126,13 @@ def whatsapp_phone(tracker: Tracker) -> str | None:
     from helpdesk.errors import DomainError
     from helpdesk.phones import normalize_phone
 
-    if latest_channel(tracker) != "whatsapp":
-        return None
+    from .identification import turn_identity
+
+    identity = turn_identity(tracker)
+    if identity is None or identity.channel != "whatsapp" or identity.kind != "phone":
+        return None  # only the attested sender's phone, never the conversation id or a typed one
     try:
-        return normalize_phone(tracker.sender_id)
+        return normalize_phone(identity.value)
     except DomainError:
         return None
 
@@ -146,7 +149,7 @@ class ValidateLeadForm(FormValidationAction):
 
     async def required_slots(self, domain_slots: list[Text], dispatcher: CollectingDispatcher,
                              tracker: Tracker, domain: DomainDict) -> list[Text]:
-        if customer_id(tracker) is not None:
+        if turn_of(tracker).customer_id is not None:
             return []
         if whatsapp_phone(tracker):
             return ["lead_name"]

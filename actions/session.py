@@ -19,7 +19,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActionExecuted, ActiveLoop, EventType, SessionStarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from .common import IDENTITY_SLOTS, latest_channel
+from .common import IDENTITY_SLOTS
 
 logger = logging.getLogger(__name__)
 
@@ -47,14 +47,12 @@ class ActionSessionStart(Action):
                 events.append(SlotSet(name, previous[name]))
         if metadata:
             events.append(SlotSet("session_started_metadata", metadata))
-        # Identity again, from scratch: the channel of the customer's last message (Rasa sets it,
-        # the customer cannot) and a website token in the new message's metadata. A brand-new
-        # conversation has no channel yet: the first action identifies it.
-        channel = latest_channel(tracker)
-        if channel is not None:
-            blank = Tracker(tracker.sender_id, {name: None for name in IDENTITY_SLOTS}, tracker.latest_message,
-                            tracker.events, False, None, {}, "action_listen")
-            events += identify(blank, channel=channel, metadata=metadata)
+        # Identity again, from scratch: only the attestation that came with the message starting
+        # this session (its metadata), signed by the connector that verified the sender. Nothing
+        # carries over; every later turn is checked again by the actions.
+        blank = Tracker(tracker.sender_id, {name: None for name in IDENTITY_SLOTS}, tracker.latest_message,
+                        tracker.events, False, None, {}, "action_listen")
+        events += identify(blank, metadata=metadata, session_start=True)
         active = None
         try:
             with session_scope() as s:

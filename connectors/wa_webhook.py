@@ -34,6 +34,8 @@ from connectors.wa_store import Store, make_engine
 from connectors.wa_zapi import DEFAULT_BASE_URL as ZAPI_DEFAULT_BASE_URL
 from connectors.wa_zapi import ZapiSettings, webhook_items
 
+from atende_contract.attestation import key_from_env
+
 logger = logging.getLogger("connectors.whatsapp")
 
 
@@ -68,6 +70,8 @@ class WhatsAppSettings:
     # webhooks are always served (each answers 503 until its secret is set).
     provider: str = "cloud"
     zapi: ZapiSettings = ZapiSettings()
+    # HMAC key of the identity attestation (atende_contract.attestation); None: no identity.
+    attestation_key: Optional[bytes] = None
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None,
@@ -104,6 +108,7 @@ class WhatsAppSettings:
                 instance_id=env.get("ZAPI_INSTANCE_ID", ""), instance_token=env.get("ZAPI_INSTANCE_TOKEN", ""),
                 client_token=env.get("ZAPI_CLIENT_TOKEN", ""), webhook_token=env.get("ZAPI_WEBHOOK_TOKEN", ""),
                 base_url=env.get("ZAPI_BASE_URL", "") or ZAPI_DEFAULT_BASE_URL),
+            attestation_key=key_from_env(env),
         )
 
 

@@ -15,6 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any, Deque, Dict, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
+from atende_contract.attestation import METADATA_KEY as ATTESTATION_KEY
+from atende_contract.attestation import AttestationConfigError, key_from_env
+from atende_contract.text import MAX_MESSAGE_CHARS, neutralise
+from atende_contract.webtoken import TokenConfigError, TokenPolicy
+
 # User-facing texts (pt-BR).
 MSG_TOO_LONG = (
     "Sua mensagem é longa demais ({size} caracteres). Envie no máximo {limit} caracteres "
@@ -30,7 +35,13 @@ DEV_ORIGIN_HOSTS = ("localhost", "127.0.0.1", "::1")
 SESSION_ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 RATE_NOTICE_INTERVAL_S = 10.0  # at most one "too fast" notice per session in this window
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-_LEADING_SLASHES = re.compile(r"^[\s/\\]+")
+
+
+# Metadata keys a client could use to claim an identity; the connector never forwards them.
+IDENTITY_KEYS = frozenset(
+    {"auth_token", "token", "customer_id", "customer", "sub", "email", "name", "cnpj", "phone",
+     "user", "user_id", "identity", ATTESTATION_KEY}
+)
 
 
 class ConfigError(ValueError):
@@ -43,9 +54,17 @@ class WebsiteSettings:
 
     jwt_secret: Optional[str]
     allowed_origins: Tuple[str, ...]  # empty tuple = development default (localhost, any port)
-    max_message_chars: int = 2000
+    max_message_chars: int = MAX_MESSAGE_CHARS
     rate_burst: int = 5
     rate_per_second: float = 1.0
+    # Per client address, whatever session ids it uses (a new session does not reset these).
+    ip_rate_burst: int = 20
+    ip_rate_per_second: float = 3.0
+    max_sockets_per_ip: int = 30
+    # Proxies (exact addresses) whose X-Forwarded-For names the client; empty = use the peer.
+    trusted_proxies: Tuple[str, ...] = ()
+    token_policy: TokenPolicy = field(default_factory=lambda: TokenPolicy(None))
+    attestation_key: Optional[bytes] = None
     socketio_path: str = "/socket.io"
     session_persistence: bool = True
     metadata_key: str = "customData"
@@ -71,13 +90,34 @@ class WebsiteSettings:
         payloads = creds.get("allowed_payloads", env.get("WEBCHAT_ALLOWED_PAYLOADS"))
         if isinstance(payloads, str):
             payloads = [p.strip() for p in payloads.split(",") if p.strip()]
+        try:
+            policy = TokenPolicy.from_env(env, secret=str(secret) if secret else "")
+            attestation_key = key_from_env(env)
+        except (TokenConfigError, AttestationConfigError) as exc:
+            raise ConfigError(str(exc)) from exc
+        proxies = creds.get("trusted_proxies", env.get("WEBCHAT_TRUSTED_PROXIES", ""))
+        if isinstance(proxies, str):
+            proxies = [p.strip() for p in proxies.split(",") if p.strip()]
         settings = cls(
             jwt_secret=str(secret) if secret else None,
             allowed_origins=origins,
             max_message_chars=_positive_int(
-                creds.get("max_message_chars", env.get("WEBCHAT_MAX_MESSAGE_CHARS", 2000)),
+                creds.get("max_message_chars", env.get("WEBCHAT_MAX_MESSAGE_CHARS", MAX_MESSAGE_CHARS)),
                 "max_message_chars",
             ),
+            ip_rate_burst=_positive_int(
+                creds.get("ip_rate_burst", env.get("WEBCHAT_IP_RATE_BURST", 20)), "ip_rate_burst"
+            ),
+            ip_rate_per_second=float(
+                creds.get("ip_rate_per_second", env.get("WEBCHAT_IP_RATE_PER_SECOND", 3.0))
+            ),
+            max_sockets_per_ip=_positive_int(
+                creds.get("max_sockets_per_ip", env.get("WEBCHAT_MAX_SOCKETS_PER_IP", 30)),
+                "max_sockets_per_ip",
+            ),
+            trusted_proxies=tuple(str(p) for p in proxies),
+            token_policy=policy,
+            attestation_key=attestation_key,
             rate_burst=_positive_int(
                 creds.get("rate_burst", env.get("WEBCHAT_RATE_BURST", 5)), "rate_burst"
             ),
@@ -90,8 +130,8 @@ class WebsiteSettings:
             allowed_payloads=tuple(payloads) if payloads else cls.allowed_payloads,
             widget_dir=str(creds.get("widget_dir") or env.get("WEBCHAT_WIDGET_DIR") or default_widget),
         )
-        if settings.rate_per_second <= 0:
-            raise ConfigError("rate_per_second must be > 0")
+        if settings.rate_per_second <= 0 or settings.ip_rate_per_second <= 0:
+            raise ConfigError("rate_per_second and ip_rate_per_second must be > 0")
         if not settings.socketio_path.startswith("/"):
             raise ConfigError("socketio_path must start with '/'")
         return settings
@@ -143,7 +183,7 @@ def _positive_int(value: Any, name: str) -> int:
 
 def neutralise_typed_text(text: str) -> str:
     """Remove leading slashes so typed text can never be read as an ``/intent`` command."""
-    return _LEADING_SLASHES.sub("", text)
+    return neutralise(text)
 
 
 def parse_metadata(raw: Any) -> Dict[str, Any]:
@@ -200,6 +240,14 @@ class SessionState:
     sent: Deque[Dict[str, Any]] = field(default_factory=deque)
     seq: int = 0
     rate_notice_at: float = float("-inf")  # monotonic time of the last rate-limit notice
+    # The verified subject whose messages this session carries (``id:42``), once a verified
+    # message was accepted. A socket that cannot prove the same subject never joins it, so a
+    # known session id gives neither the replay buffer nor the technician's replies.
+    owner: Optional[str] = None
+
+    def admits(self, subject: Optional[str]) -> bool:
+        """May a socket proving ``subject`` (None: anonymous) speak for / listen to this session?"""
+        return self.owner is None or self.owner == subject
 
     def remember_client_id(self, client_id: str) -> bool:
         """Record a client message id; False when it was already seen (a resend)."""
@@ -261,8 +309,61 @@ class SessionStore:
             self._sessions.move_to_end(session_id)
         return state
 
+    def peek(self, session_id: str) -> Optional[SessionState]:
+        return self._sessions.get(session_id)
+
     def payload_allowed(self, session_id: str, payload: str) -> bool:
         if payload in self.settings.allowed_payloads:
             return True
         state = self._sessions.get(session_id)
         return state is not None and payload in state.offered_payloads
+
+
+class AddressLimits:
+    """Per client address: a message bucket and a socket count, bounded in memory (LRU)."""
+
+    def __init__(self, settings: WebsiteSettings, max_addresses: int = 50000) -> None:
+        self.settings = settings
+        self.max_addresses = max_addresses
+        self._buckets: "OrderedDict[str, TokenBucket]" = OrderedDict()
+        self.sockets: Dict[str, int] = {}
+
+    def take(self, address: str) -> bool:
+        bucket = self._buckets.get(address)
+        if bucket is None:
+            bucket = TokenBucket(self.settings.ip_rate_burst, self.settings.ip_rate_per_second)
+            self._buckets[address] = bucket
+            while len(self._buckets) > self.max_addresses:
+                self._buckets.popitem(last=False)
+        else:
+            self._buckets.move_to_end(address)
+        return bucket.take()
+
+    def open_socket(self, address: str) -> bool:
+        count = self.sockets.get(address, 0)
+        if count >= self.settings.max_sockets_per_ip:
+            return False
+        self.sockets[address] = count + 1
+        return True
+
+    def close_socket(self, address: str) -> None:
+        count = self.sockets.get(address, 0) - 1
+        if count > 0:
+            self.sockets[address] = count
+        else:
+            self.sockets.pop(address, None)
+
+
+def client_address(environ: Mapping[str, Any], trusted_proxies: Sequence[str]) -> str:
+    """The client's address: the peer, or the last untrusted hop of X-Forwarded-For behind a
+    trusted proxy (a client cannot pick its own bucket by writing the header)."""
+    request = environ.get("sanic.request")
+    # engine.io's Sanic driver writes a fixed REMOTE_ADDR; the Sanic request knows the real peer.
+    peer = str(getattr(request, "ip", None) or environ.get("REMOTE_ADDR") or "?")
+    if peer not in trusted_proxies:
+        return peer
+    hops = [h.strip() for h in str(environ.get("HTTP_X_FORWARDED_FOR") or "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        if hop not in trusted_proxies:
+            return hop[:64]
+    return peer

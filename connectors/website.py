@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import uuid
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
 from urllib.parse import parse_qs
 
@@ -35,14 +36,18 @@ from sanic.response import HTTPResponse
 from socketio import AsyncServer
 from socketio.exceptions import ConnectionRefusedError as SocketRefused
 
-from connectors.webchat_auth import IDENTITY_KEYS, MISSING, TokenCheck, verify_token
+from atende_contract import attestation, channels
+from atende_contract.webtoken import MISSING, TokenCheck, verify_token
 from connectors.webchat_rules import (
+    IDENTITY_KEYS,
     MSG_EMPTY,
     MSG_RATE,
     MSG_TOO_LONG,
     RATE_NOTICE_INTERVAL_S,
+    AddressLimits,
     SessionStore,
     WebsiteSettings,
+    client_address,
     neutralise_typed_text,
     new_session_id,
     parse_metadata,
@@ -68,6 +73,13 @@ class WebsiteOutput(SocketIOOutput):
         self.store = store
 
     async def _send_message(self, socket_id: Text, response: Any) -> None:
+        # Rasa addresses ``web:<session>``; the socket.io room is the session id itself. An id of
+        # another channel's conversation is never delivered to a website socket.
+        try:
+            socket_id = channels.local_id(socket_id, channels.WEBSITE)
+        except channels.BadConversationId:
+            logger.warning("website chat: refused to deliver another channel's conversation")
+            return
         state = self.store.get(socket_id)
         buttons = [
             reply.get("payload")
@@ -146,12 +158,19 @@ class WebsiteInput(SocketIOInput):
         )
         self.settings = settings
         self.store = SessionStore(settings)
+        self.limits = AddressLimits(settings)
+        self.socket_address: Dict[str, str] = {}
         # socket id -> the ``session_id`` its connection URL carried (what the proxy pins on).
         # It only names the session the socket will ask for; it grants nothing by itself.
         self.query_session: Dict[str, str] = {}
         if not settings.jwt_secret:
             logger.warning(
                 "WEBCHAT_JWT_SECRET is not set: every website visitor is treated as anonymous."
+            )
+        if settings.jwt_secret and not settings.attestation_key:
+            logger.warning(
+                "ATENDE_ATTESTATION_SECRET is not set: verified website tokens cannot be attested "
+                "to the action server, so every visitor is treated as anonymous."
             )
 
     def get_output_channel(self) -> Optional[OutputChannel]:
@@ -195,6 +214,11 @@ class WebsiteInput(SocketIOInput):
         # engine.io already refused foreign origins; this also covers transports without CORS.
         if not self._origin_allowed(environ.get("HTTP_ORIGIN")):
             return False
+        address = client_address(environ, self.settings.trusted_proxies)
+        if not self.limits.open_socket(address):
+            logger.info("website chat: refused a connection: too many sockets from one address")
+            raise SocketRefused("too_many_connections")
+        self.socket_address[sid] = address
         # The widget puts its session id in the URL (``?session_id=``) so that a proxy in front
         # of several Rasa servers pins the socket to the server its conversation lives on.
         values = parse_qs(environ.get("QUERY_STRING") or "", keep_blank_values=True).get(
@@ -210,6 +234,9 @@ class WebsiteInput(SocketIOInput):
     async def _on_disconnect(self, sid: Text, *args: Any) -> None:
         self.store.socket_session.pop(sid, None)
         self.query_session.pop(sid, None)
+        address = self.socket_address.pop(sid, None)
+        if address is not None:
+            self.limits.close_socket(address)
 
     async def _on_session_request(self, sid: Text, data: Any) -> None:
         sio = self.sio
@@ -227,15 +254,20 @@ class WebsiteInput(SocketIOInput):
                 "website chat: session_request for another session than the URL's session_id; "
                 "behind a proxy that pins on it, agent replies may miss this socket"
             )
+        metadata = parse_metadata(data.get(self.metadata_key) or data.get("metadata"))
+        check = verify_token(metadata.get("auth_token"), self.settings.token_policy)
+        known = self.store.peek(session_id)
+        if known is not None and not known.admits(check.subject if check.ok else None):
+            # A session that carries a verified customer's conversation: only a socket proving the
+            # same subject joins it (no replay, no technician replies for a mere session id).
+            logger.info("website chat: session_request for a session owned by another identity; new session")
+            session_id = new_session_id()
         previous = self.store.socket_session.get(sid)
         if previous and previous != session_id:
             await sio.leave_room(sid, previous)
         self.store.socket_session[sid] = session_id
         await sio.enter_room(sid, session_id)
         await sio.emit("session_confirm", session_id, room=sid)
-
-        metadata = parse_metadata(data.get(self.metadata_key) or data.get("metadata"))
-        check = verify_token(metadata.get("auth_token"), self.settings.jwt_secret)
         await sio.emit(AUTH_EVENT, self._auth_payload(check), room=sid)
 
         state = self.store.get(session_id)
@@ -284,7 +316,8 @@ class WebsiteInput(SocketIOInput):
         if client_id is not None and client_id in state.recent_client_ids:
             await self._ack(sid, client_id, "duplicate")
             return
-        if not state.bucket.take():
+        address = self.socket_address.get(sid, "?")
+        if not (state.bucket.take() and self.limits.take(address)):
             await self._ack(sid, client_id, "refused", "rate")
             now = time.monotonic()
             if now - state.rate_notice_at >= RATE_NOTICE_INTERVAL_S:
@@ -317,36 +350,58 @@ class WebsiteInput(SocketIOInput):
             await output.send_notice(session_id, MSG_EMPTY)
             return
 
+        raw = parse_metadata(data.get(self.metadata_key) or data.get("metadata"))
+        check = verify_token(raw.get("auth_token"), self.settings.token_policy)
+        if check.ok and not state.admits(check.subject):
+            # Another person's token on a socket of this conversation: never mixed into it.
+            await self._ack(sid, client_id, "refused", "session_owner")
+            return
         if client_id is not None:
             state.remember_client_id(client_id)
-        metadata = self._forwarded_metadata(data, client_id, quick_reply)
-        if metadata.pop("_refused", None):
-            await sio.emit(AUTH_EVENT, metadata.pop("_auth"), room=sid)
+        conversation = channels.conversation_id(channels.WEBSITE, session_id)
+        message_id = uuid.uuid4().hex
+        metadata = self._forwarded_metadata(raw, check, client_id, quick_reply, conversation, message_id)
+        if check.ok:
+            state.owner = check.subject
+        elif check.reason != MISSING:
+            await sio.emit(AUTH_EVENT, self._auth_payload(check), room=sid)
         await self._ack(sid, client_id, "accepted")
         await on_new_message(
             UserMessage(
                 text,
                 output,
-                session_id,
+                conversation,
                 input_channel=self.name(),
+                message_id=message_id,
                 metadata=metadata,
             )
         )
 
     def _forwarded_metadata(
-        self, data: Dict[str, Any], client_id: Optional[str], quick_reply: bool
+        self,
+        raw: Dict[str, Any],
+        check: TokenCheck,
+        client_id: Optional[str],
+        quick_reply: bool,
+        conversation: str,
+        message_id: str,
     ) -> Dict[str, Any]:
-        """Only a verified token and harmless widget facts go on to Rasa; never a claimed identity."""
-        raw = parse_metadata(data.get(self.metadata_key) or data.get("metadata"))
-        check = verify_token(raw.get("auth_token"), self.settings.jwt_secret)
+        """Harmless widget facts and, for a verified token, this turn's identity attestation.
+
+        Neither the token nor any identity the client wrote goes on to Rasa: the action server
+        learns who is speaking only from the attestation, signed here after the token check.
+        """
         metadata: Dict[str, Any] = {
             "website": {"client_id": client_id, "quick_reply": quick_reply}
         }
-        if check.ok:
-            metadata["auth_token"] = raw["auth_token"]
-        elif check.reason != MISSING:
-            metadata["_refused"] = True
-            metadata["_auth"] = self._auth_payload(check)
+        key = self.settings.attestation_key
+        if check.ok and key is not None and check.subject is not None:
+            now = time.time()
+            expires = min(int(check.expires_at or now), int(now) + attestation.DEFAULT_MAX_AGE_S)
+            metadata[attestation.METADATA_KEY] = attestation.sign(
+                key, channel=channels.WEBSITE, conversation_id=conversation, subject=check.subject,
+                message_id=message_id, now=now, expires_at=expires,
+            )
         dropped = sorted(key for key in raw if key in IDENTITY_KEYS and key != "auth_token")
         if dropped:
             logger.info("website chat: dropped client identity metadata %s", dropped)

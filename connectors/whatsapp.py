@@ -28,6 +28,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from atende_contract import attestation, channels
 from connectors.wa_graph import GraphClient
 from connectors.wa_outbound import Outgoing, render
 from connectors.wa_store import CALLBACK_PREFIX, InboxRow, Store, make_engine
@@ -39,7 +40,24 @@ __all__ = ["Runtime", "WhatsAppInput", "WhatsAppOutput", "WhatsAppSettings"]
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-CHANNEL_NAME = "whatsapp"
+CHANNEL_NAME = channels.WHATSAPP
+
+
+def subject_of(sender: str) -> str:
+    """The attested subject of a WhatsApp sender: a phone, a Z-API LID or a business-scoped user id."""
+    if sender.isdigit():
+        return f"phone:{sender}"
+    if sender.endswith("@lid"):
+        return f"lid:{sender}"
+    return f"bsuid:{sender}"
+
+
+def attest(key: Optional[bytes], conversation: str, sender: str, message_id: str) -> Optional[Dict[str, Any]]:
+    """This turn's identity attestation: the sender of a delivery whose signature was verified."""
+    if key is None:
+        return None
+    return attestation.sign(key, channel=CHANNEL_NAME, conversation_id=conversation,
+                            subject=subject_of(sender), message_id=message_id)
 
 
 class Runtime:
@@ -199,6 +217,8 @@ class Runtime:
             return True
 
         metadata: Dict[str, Any] = dict(data.get("metadata") or {})
+        metadata.pop(attestation.METADATA_KEY, None)
+        conversation = channels.conversation_id(CHANNEL_NAME, row.sender)
         text = row.text or ""
         if row.kind == "message" and row.attempts == 0:
             self._spawn(self._mark_read(row.item_id, row.sender))
@@ -219,7 +239,7 @@ class Runtime:
             replies: Optional[List[Dict[str, Any]]] = None
             if row.attempts > 0:
                 # A previous run may have died after Rasa saved the turn: reuse its replies.
-                replies = await self._replies_from_tracker(agent, row.sender, row.item_id)
+                replies = await self._replies_from_tracker(agent, conversation, row.item_id)
                 if replies is not None:
                     logger.info("whatsapp: %s already handled by Rasa; queuing its %d replies",
                                 row.item_id, len(replies))
@@ -229,7 +249,11 @@ class Runtime:
                 return False
             if replies is None:
                 collector = CollectingOutputChannel()
-                await self._run_rasa(UserMessage(text, collector, row.sender, input_channel=CHANNEL_NAME,
+                # The delivery's signature was verified when it was stored: attest its sender.
+                proof = attest(self.settings.attestation_key, conversation, row.sender, row.item_id)
+                if proof is not None:
+                    metadata[attestation.METADATA_KEY] = proof
+                await self._run_rasa(UserMessage(text, collector, conversation, input_channel=CHANNEL_NAME,
                                                  message_id=row.item_id, metadata=metadata))
                 replies = list(collector.messages)
                 if self.settings.fault == "exit_after_rasa" and row.attempts == 0:
@@ -346,11 +370,24 @@ class WhatsAppOutput(OutputChannel):
     def name(cls) -> Text:
         return CHANNEL_NAME
 
+    @staticmethod
+    def _recipient(conversation: Text) -> Optional[str]:
+        """The WhatsApp id of ``whatsapp:<id>`` (or of a legacy bare id); None for another channel's."""
+        try:
+            return channels.local_id(conversation, CHANNEL_NAME)
+        except channels.BadConversationId:
+            logger.warning("whatsapp: refused to send another channel's conversation to WhatsApp")
+            return None
+
     async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
-        await self.runtime.push(recipient_id, {k: v for k, v in message.items() if k != "recipient_id"})
+        recipient = self._recipient(recipient_id)
+        if recipient is not None:
+            await self.runtime.push(recipient, {k: v for k, v in message.items() if k != "recipient_id"})
 
     async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
-        await self.runtime.push(recipient_id, {"text": text})
+        recipient = self._recipient(recipient_id)
+        if recipient is not None:
+            await self.runtime.push(recipient, {"text": text})
 
 
 class WhatsAppInput(InputChannel):

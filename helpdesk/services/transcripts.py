@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
 
+from atende_contract import channels
 from sqlalchemy import inspect, text
 from sqlalchemy.orm import Session
 
@@ -55,8 +56,12 @@ def conversation(s: Session, sender_id: str, *, since: datetime | None = None, l
     """User and bot messages of one Rasa conversation, oldest first (at most ``limit``, the latest)."""
     if not sender_id or not _has_table(s, "events"):
         return []
-    params: dict[str, Any] = {"sid": sender_id, "limit": limit}
-    where = "sender_id = :sid AND type_name IN ('user', 'bot')"
+    # A conversation that began before ids were namespaced (``5511...``) continues under
+    # ``whatsapp:5511...``: both are read.
+    forms = channels.legacy_forms(sender_id)
+    params: dict[str, Any] = {"limit": limit, **{f"sid{i}": form for i, form in enumerate(forms)}}
+    placeholders = ", ".join(f":sid{i}" for i in range(len(forms)))
+    where = f"sender_id IN ({placeholders}) AND type_name IN ('user', 'bot')"
     if since is not None:
         where += " AND timestamp >= :since"
         params["since"] = since.replace(tzinfo=timezone.utc).timestamp()
@@ -118,6 +123,10 @@ class SendFailure:
 def whatsapp_failures(s: Session, recipient: str, *, since: datetime | None = None, limit: int = 20) -> list[SendFailure]:
     """Failed WhatsApp sends to a recipient, from the connector's ``whatsapp_outbox`` (read-only)."""
     if not recipient or not _has_table(s, "whatsapp_outbox"):
+        return []
+    try:
+        recipient = channels.local_id(recipient, channels.WHATSAPP)  # the outbox keeps the bare id
+    except channels.BadConversationId:
         return []
     params: dict[str, Any] = {"r": recipient, "limit": limit}
     where = "recipient = :r AND (status = 'failed' OR send_state = 'rejected')"

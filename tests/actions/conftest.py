@@ -14,6 +14,8 @@ MARIA_PHONE = "5511987654321"
 MARIA_EMAIL = "maria@padaria.com.br"
 JOAO_PHONE = "5521999990000"
 JWT_SECRET = "test-webchat-secret-with-32-bytes-or-more"
+# The key the connectors sign identity attestations with (atende_contract.attestation).
+ATTESTATION_SECRET = "test-attestation-secret-with-32-bytes-or-more"
 
 
 def make_cnpj(base12: str) -> str:
@@ -43,6 +45,7 @@ def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Demo]:
     url = f"sqlite:///{tmp_path / 'actions.db'}"
     monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.setenv("WEBCHAT_JWT_SECRET", JWT_SECRET)
+    monkeypatch.setenv("ATENDE_ATTESTATION_SECRET", ATTESTATION_SECRET)
     config.reset_settings()
     hdb.dispose_engines()
     hdb.upgrade(url)
@@ -68,21 +71,45 @@ def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Demo]:
     config.reset_settings()
 
 
+def attestation_for(conversation: str, subject: str, message_id: str, *, channel: str | None = None,
+                    key: str = ATTESTATION_SECRET, now: float | None = None) -> dict[str, Any]:
+    """What a connector attaches after verifying `subject` (as the WhatsApp / website connectors do)."""
+    from atende_contract import attestation, channels
+
+    return attestation.sign(key.encode(), channel=channel or channels.channel_of(conversation) or "rest",
+                            conversation_id=conversation, subject=subject, message_id=message_id, now=now)
+
+
 def user_event(text: str, intent: str, *, channel: str = "rest", entities: list[dict[str, Any]] | None = None,
-               metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+               metadata: dict[str, Any] | None = None, message_id: str = "m-1") -> dict[str, Any]:
     return {"event": "user", "text": text, "input_channel": channel, "metadata": metadata or {},
+            "message_id": message_id,
             "parse_data": {"intent": {"name": intent, "confidence": 0.99}, "entities": entities or [],
-                           "text": text}}
+                           "text": text, "message_id": message_id, "metadata": metadata or {}}}
 
 
 def make_tracker(text: str = "", intent: str = "greet", *, sender: str = "conv-1", channel: str = "rest",
                  slots: dict[str, Any] | None = None, entities: list[dict[str, Any]] | None = None,
                  metadata: dict[str, Any] | None = None, history: list[dict[str, Any]] | None = None,
-                 active_loop: str | None = None) -> Tracker:
-    latest = user_event(text, intent, channel=channel, entities=entities, metadata=metadata)
+                 active_loop: str | None = None, attest: str | None = None, message_id: str = "m-1") -> Tracker:
+    """A tracker whose latest message is `text`.
+
+    On channel whatsapp, a bare sender (a phone) becomes the conversation `whatsapp:<phone>` and
+    the message carries the attestation the WhatsApp connector signs for its verified sender.
+    `attest` attaches an attestation of that subject (``id:42``, ``email:...``) on any channel.
+    """
+    from atende_contract import attestation
+
+    metadata = dict(metadata or {})
+    if channel == "whatsapp" and ":" not in sender:
+        attest = attest or f"phone:{sender}"
+        sender = f"whatsapp:{sender}"
+    if attest is not None:
+        metadata[attestation.METADATA_KEY] = attestation_for(sender, attest, message_id, channel=channel)
+    latest = user_event(text, intent, channel=channel, entities=entities, metadata=metadata, message_id=message_id)
     events = [*(history or []), {"event": "action", "name": "action_listen"}, latest]
     message = {"text": text, "intent": latest["parse_data"]["intent"], "entities": entities or [],
-               "metadata": metadata or {}, "input_channel": channel}
+               "metadata": metadata, "input_channel": channel, "message_id": message_id}
     return Tracker(sender, dict(slots or {}), message, events, False, None,
                    {"name": active_loop} if active_loop else {}, "action_listen")
 

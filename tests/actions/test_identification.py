@@ -1,4 +1,4 @@
-"""Identification: WhatsApp phone, website JWT, CNPJ; payloads never set identity."""
+"""Identification: only a valid attestation for this turn identifies; CNPJ claims; payloads never set identity."""
 from __future__ import annotations
 
 import time
@@ -8,7 +8,8 @@ import jwt
 from actions.identification import ActionContinueAsProspect, ActionGreet, ActionIdentifyByCnpj
 
 from .conftest import (
-    JOAO_CNPJ, JWT_SECRET, MARIA_EMAIL, MARIA_PHONE, Demo, make_tracker, responses, run_action, slots_of,
+    JOAO_CNPJ, JOAO_PHONE, JWT_SECRET, MARIA_EMAIL, MARIA_PHONE, Demo, attestation_for, make_tracker, responses,
+    run_action, slots_of,
 )
 
 
@@ -36,34 +37,78 @@ def test_phone_sender_id_on_another_channel_does_not_identify(db: Demo) -> None:
     assert responses(messages) == ["utter_greet_visitor"]
 
 
+def test_forged_input_channel_without_attestation_is_anonymous(db: Demo) -> None:
+    # What a REST client could write: the WhatsApp conversation id and input_channel "whatsapp".
+    for sender in (f"whatsapp:{MARIA_PHONE}", MARIA_PHONE):
+        tracker = make_tracker("oi", sender=sender, channel="rest")
+        tracker.events[-1]["input_channel"] = "whatsapp"
+        tracker.latest_message["input_channel"] = "whatsapp"
+        messages, events = run_action(ActionGreet(), tracker)
+        assert "customer_id" not in slots_of(events)
+        assert responses(messages) == ["utter_greet_visitor"]
+
+
 def test_unknown_whatsapp_number_is_a_visitor(db: Demo) -> None:
     messages, events = run_action(ActionGreet(), make_tracker("oi", sender="5531900001111", channel="whatsapp"))
     assert slots_of(events) == {"identity_checked": True}
     assert responses(messages) == ["utter_greet_visitor"]
 
 
-def test_website_token_by_customer_id(db: Demo) -> None:
-    meta = {"auth_token": token({"sub": str(db.maria_id), "name": "Maria"})}
-    messages, events = run_action(ActionGreet(), make_tracker("oi", channel="website", metadata=meta))
+def test_website_subject_by_customer_id(db: Demo) -> None:
+    tracker = make_tracker("oi", sender="web:s1", channel="website", attest=f"id:{db.maria_id}")
+    messages, events = run_action(ActionGreet(), tracker)
     assert slots_of(events)["customer_id"] == str(db.maria_id)
     assert messages[0]["customer_name"] == "Maria"
 
 
-def test_website_token_by_email(db: Demo) -> None:
-    meta = {"auth_token": token({"email": MARIA_EMAIL})}
-    _, events = run_action(ActionGreet(), make_tracker("oi", channel="website", metadata=meta))
+def test_website_subject_by_email(db: Demo) -> None:
+    tracker = make_tracker("oi", sender="web:s1", channel="website", attest=f"email:{MARIA_EMAIL}")
+    _, events = run_action(ActionGreet(), tracker)
     assert slots_of(events)["customer_id"] == str(db.maria_id)
 
 
-def test_forged_or_expired_token_does_not_identify(db: Demo) -> None:
-    forged = token({"sub": str(db.maria_id)}, secret="wrong-secret-also-32-bytes-long-xxxxxx")
-    expired = jwt.encode({"sub": str(db.maria_id), "exp": int(time.time()) - 10}, JWT_SECRET, algorithm="HS256")
-    unsigned = jwt.encode({"sub": str(db.maria_id), "exp": int(time.time()) + 60}, None, algorithm="none")
-    for bad in (forged, expired, unsigned, "not-a-jwt", 12345):
-        messages, events = run_action(
-            ActionGreet(), make_tracker("oi", channel="website", metadata={"auth_token": bad}))
-        assert "customer_id" not in slots_of(events), bad
-        assert responses(messages) == ["utter_greet_visitor"]
+def test_a_token_in_metadata_is_not_an_identity(db: Demo) -> None:
+    # Even a valid token: only the connector verifies tokens, and it attests the subject.
+    meta = {"auth_token": token({"sub": str(db.maria_id), "name": "Maria"})}
+    messages, events = run_action(ActionGreet(), make_tracker("oi", sender="web:s1", channel="website", metadata=meta))
+    assert "customer_id" not in slots_of(events)
+    assert responses(messages) == ["utter_greet_visitor"]
+
+
+def test_attestations_that_do_not_prove_this_turn_are_refused(db: Demo) -> None:
+    from atende_contract import attestation
+
+    conv = f"whatsapp:{MARIA_PHONE}"
+    good = attestation_for(conv, f"phone:{MARIA_PHONE}", "m-1")
+    forged_sig = dict(good, sub=f"phone:{JOAO_PHONE}")
+    cases = {
+        "other key": attestation_for(conv, f"phone:{MARIA_PHONE}", "m-1", key="another-secret-that-is-32-bytes-long!!"),
+        "edited subject": forged_sig,
+        "other conversation": attestation_for(f"whatsapp:{JOAO_PHONE}", f"phone:{MARIA_PHONE}", "m-1"),
+        "other message": attestation_for(conv, f"phone:{MARIA_PHONE}", "m-0"),
+        "stale": attestation_for(conv, f"phone:{MARIA_PHONE}", "m-1", now=time.time() - 3600),
+        "not a dict": "x",
+    }
+    for name, proof in cases.items():
+        tracker = make_tracker("oi", sender=conv, channel="whatsapp",
+                               metadata={attestation.METADATA_KEY: proof})
+        messages, events = run_action(ActionGreet(), tracker)
+        assert "customer_id" not in slots_of(events), name
+        assert responses(messages) == ["utter_greet_visitor"], name
+    # A website attestation never identifies a WhatsApp conversation (namespace = channel).
+    web = attestation_for(conv, f"id:{db.maria_id}", "m-1", channel="website")
+    tracker = make_tracker("oi", sender=conv, channel="website", metadata={attestation.METADATA_KEY: web})
+    assert "customer_id" not in slots_of(run_action(ActionGreet(), tracker)[1])
+
+
+def test_identity_slot_carried_over_is_cleared_without_attestation(db: Demo) -> None:
+    slots = {"customer_id": str(db.maria_id), "customer_name": "Maria", "customer_products": ["erp"],
+             "identity_checked": True}
+    # e.g. the website token expired: the connector no longer attests this turn.
+    messages, events = run_action(ActionGreet(), make_tracker("oi", sender="web:s1", channel="website", slots=slots))
+    assert {k: v for k, v in slots_of(events).items()} == {
+        "customer_id": None, "customer_name": None, "customer_products": None}
+    assert responses(messages) == ["utter_greet_visitor"]
 
 
 def test_metadata_claims_without_token_do_not_identify(db: Demo) -> None:

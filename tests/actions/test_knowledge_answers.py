@@ -85,8 +85,8 @@ def test_grounded_answer_with_sources_and_did_it_help(db: Demo, docs: Path) -> N
     assert slots["awaiting"] == "resolved_check"
     assert slots["ticket_module"] == "pdv" and slots["ticket_type"] == "duvida"
     assert _questions(db.url) == [("como faço sangria no pdv?", True, True)]
-    assert _outcome(MARIA_PHONE)["answered"] is True
-    assert _outcome(MARIA_PHONE)["customer"] == db.maria_id
+    assert _outcome(f"whatsapp:{MARIA_PHONE}")["answered"] is True
+    assert _outcome(f"whatsapp:{MARIA_PHONE}")["customer"] == db.maria_id
 
 
 def test_website_gets_sources_as_json_too(db: Demo, docs: Path) -> None:

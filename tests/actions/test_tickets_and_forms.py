@@ -80,7 +80,7 @@ def test_open_ticket_links_conversation_channel_and_hands_off(db: Demo) -> None:
     slots = {"ticket_description": "PDV não abre", "ticket_module": "pdv", "ticket_type": "erro"}
     tracker = make_tracker("erro", "inform_ticket_type", sender=MARIA_PHONE, channel="whatsapp", slots=slots)
     messages, events = run_action(ActionOpenTicket(), tracker)
-    [ticket] = tickets_of(MARIA_PHONE)
+    [ticket] = tickets_of(f"whatsapp:{MARIA_PHONE}")
     assert (ticket.customer_id, ticket.channel, ticket.type, ticket.module, ticket.description) == (
         db.maria_id, "whatsapp", "erro", "pdv", "PDV não abre")
     assert messages[0]["response"] == "utter_ticket_opened" and messages[0]["ticket_number"] == str(ticket.id)
@@ -88,7 +88,7 @@ def test_open_ticket_links_conversation_channel_and_hands_off(db: Demo) -> None:
     assert slots_of(events)["active_ticket"] == str(ticket.id)
     # A second request reuses the active ticket instead of opening another one.
     messages, _ = run_action(ActionOpenTicket(), tracker)
-    assert responses(messages) == ["utter_ticket_already_open"] and len(tickets_of(MARIA_PHONE)) == 1
+    assert responses(messages) == ["utter_ticket_already_open"] and len(tickets_of(f"whatsapp:{MARIA_PHONE}")) == 1
 
 
 def test_prospect_ticket_without_module(db: Demo) -> None:
@@ -107,7 +107,7 @@ def test_inbound_call_opens_a_phone_ticket_once(db: Demo) -> None:
     tracker = make_tracker("/inbound_call", "inbound_call", sender=MARIA_PHONE, channel="whatsapp", metadata=meta,
                            history=history)
     messages, events = run_action(ActionInboundCall(), tracker)
-    [ticket] = tickets_of(MARIA_PHONE)
+    [ticket] = tickets_of(f"whatsapp:{MARIA_PHONE}")
     assert (ticket.channel, ticket.type, ticket.customer_id) == ("phone", "erro", db.maria_id)
     assert ticket.description == "Ligação perdida pelo WhatsApp."
     assert messages[0]["response"] == "utter_missed_call_ticket_opened"
@@ -172,7 +172,7 @@ def test_verified_customer_ticket_is_not_marked(db: Demo) -> None:
              "claimed_customer_id": str(db.joao_id), "claimed_cnpj": "45.723.174/0001-99"}
     run_action(ActionOpenTicket(), make_tracker("erro", "inform_ticket_type", sender=MARIA_PHONE, channel="whatsapp",
                                                 slots=slots))
-    [ticket] = tickets_of(MARIA_PHONE)
+    [ticket] = tickets_of(f"whatsapp:{MARIA_PHONE}")
     assert ticket.customer_id == db.maria_id and "não verificado" not in ticket.description
 
 
@@ -254,14 +254,14 @@ def test_whatsapp_lead_uses_the_senders_phone(db: Demo) -> None:
     slots = {"lead_name": "Pedro", "last_question": "quero um chatbot"}
     run_action(ActionOpenSalesLead(), make_tracker("Pedro", "inform", sender="5531900001111", channel="whatsapp",
                                                    slots=slots))
-    [ticket] = tickets_of("5531900001111")
+    [ticket] = tickets_of("whatsapp:5531900001111")
     assert (ticket.contact_name, ticket.contact_phone, ticket.customer_id) == ("Pedro", "5531900001111", None)
 
 
 def test_verified_customer_lead_needs_no_contact(db: Demo) -> None:
     run_action(ActionOpenSalesLead(), make_tracker("sim", "affirm", sender=MARIA_PHONE, channel="whatsapp",
                                                    slots={"last_question": "quero BI"}))
-    [ticket] = tickets_of(MARIA_PHONE)
+    [ticket] = tickets_of(f"whatsapp:{MARIA_PHONE}")
     assert (ticket.customer_id, ticket.type, ticket.contact_phone) == (db.maria_id, "comercial", None)
     assert "Contato:" not in ticket.description
 

@@ -19,7 +19,8 @@ import jwt
 import pytest
 import socketio
 
-from website_support import TEST_SECRET, RasaServer, fixture_model
+from atende_contract import attestation
+from website_support import ATTESTATION_SECRET, TEST_SECRET, RasaServer, fixture_model
 
 pytestmark = pytest.mark.integration
 
@@ -119,12 +120,14 @@ def run(coro: Any) -> Any:
 
 
 def token(**claims: Any) -> str:
+    claims.setdefault("iat", int(time.time()))
     claims.setdefault("exp", int(time.time()) + 600)
     return jwt.encode(claims, TEST_SECRET, algorithm="HS256")
 
 
 def user_events(rasa: RasaServer, session_id: str) -> List[Dict[str, Any]]:
-    return [e for e in rasa.tracker(session_id)["events"] if e["event"] == "user"]
+    """User events of a website session (its Rasa conversation is ``web:<session id>``)."""
+    return [e for e in rasa.tracker(f"web:{session_id}")["events"] if e["event"] == "user"]
 
 
 def bot_texts(visitor: Visitor) -> List[str]:
@@ -134,7 +137,7 @@ def bot_texts(visitor: Visitor) -> List[str]:
 # --------------------------------------------------------------------------- identity
 
 
-def test_valid_token_is_forwarded_and_claimed_identity_is_stripped(rasa: RasaServer) -> None:
+def test_valid_token_is_attested_and_claimed_identity_is_stripped(rasa: RasaServer) -> None:
     good = token(sub="42", name="Maria Souza")
 
     async def scenario() -> None:
@@ -144,8 +147,15 @@ def test_valid_token_is_forwarded_and_claimed_identity_is_stripped(rasa: RasaSer
         await v.say("oi", client_id="m1", token=good, customer_id=7, email="intruso@example.com")
         await v.wait_for("bot_uttered")
         await v.close()
-        meta = user_events(rasa, sid)[-1]["metadata"]
-        assert meta["auth_token"] == good
+        user = user_events(rasa, sid)[-1]
+        meta = user["metadata"]
+        # The token stays at the connector; the action server gets a signed attestation of its
+        # subject for this conversation and message.
+        assert "auth_token" not in meta
+        proof = attestation.verify(ATTESTATION_SECRET.encode(), meta[attestation.METADATA_KEY],
+                                   conversation_id=f"web:{sid}", channel="website",
+                                   message_id=user["message_id"])
+        assert proof.ok and proof.identity.subject == "id:42"
         assert "customer_id" not in meta and "email" not in meta
         assert meta["website"] == {"client_id": "m1", "quick_reply": False}
 
@@ -179,6 +189,7 @@ def test_bad_token_is_refused_and_visitor_continues_as_anonymous(
         await v.close()
         meta = user_events(rasa, sid)[-1]["metadata"]
         assert "auth_token" not in meta and "sub" not in meta
+        assert attestation.METADATA_KEY not in meta
 
     run(scenario())
 
@@ -373,7 +384,7 @@ def test_client_proposed_id_starts_a_new_session_and_gets_agent_replies(rasa: Ra
         await v.say("oi", client_id="n1")
         await v.wait_for("bot_uttered", lambda d: d["text"].startswith("Olá"))
         await asyncio.get_running_loop().run_in_executor(
-            None, rasa.trigger_intent, proposed, "EXTERNAL_ping"
+            None, rasa.trigger_intent, f"web:{proposed}", "EXTERNAL_ping"
         )
         await v.wait_for("bot_uttered", lambda d: d["text"] == "Mensagem do atendente chegou.")
         await v.close()
@@ -464,7 +475,7 @@ def test_reconnect_replays_missed_messages_and_drops_resends(rasa: RasaServer) -
         await first.close()
         # While the visitor is offline, an agent message is sent to the conversation.
         await asyncio.get_running_loop().run_in_executor(
-            None, rasa.trigger_intent, sid, "EXTERNAL_ping"
+            None, rasa.trigger_intent, f"web:{sid}", "EXTERNAL_ping"
         )
         again = Visitor(rasa.url)
         assert await again.connect(session_id=sid, last_mid=greeting["mid"]) == sid
@@ -489,7 +500,7 @@ def test_trigger_intent_latest_reaches_the_visitors_socket(rasa: RasaServer) -> 
         await v.say("oi", client_id="t1")
         await v.wait_for("bot_uttered")
         await asyncio.get_running_loop().run_in_executor(
-            None, rasa.trigger_intent, sid, "EXTERNAL_ping"
+            None, rasa.trigger_intent, f"web:{sid}", "EXTERNAL_ping"
         )
         await v.wait_for("bot_uttered", lambda d: d["text"] == "Mensagem do atendente chegou.")
         await v.close()

@@ -11,7 +11,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root (bot env)
 
-from connectors.webchat_auth import sign_token, verify_token
+from atende_contract.webtoken import TokenConfigError, TokenPolicy, sign_token
+from atende_contract.webtoken import verify_token as _verify
 from connectors.webchat_rules import (
     ConfigError,
     SessionStore,
@@ -23,13 +24,18 @@ from connectors.webchat_rules import (
 )
 
 SECRET = "s3gredo-compartilhado-com-o-site-do-fornecedor"
+OTHER = "outro-segredo-de-32-bytes-ou-mais-xxxxxxxx"
+
+
+def verify_token(token: object, secret: object = SECRET, **policy: object):  # type: ignore[no-untyped-def]
+    return _verify(token, TokenPolicy(secret, **policy))  # type: ignore[arg-type]
 
 
 def test_token_signed_by_the_vendor_is_accepted() -> None:
     check = verify_token(sign_token(SECRET, sub="42", name="Maria"), SECRET)
-    assert check.ok and check.subject == "42" and check.display_name == "Maria"
-    by_email = verify_token(sign_token(SECRET, email="ana@example.com"), SECRET)
-    assert by_email.ok and by_email.subject == "ana@example.com"
+    assert check.ok and check.subject == "id:42" and check.display_name == "Maria"
+    by_email = verify_token(sign_token(SECRET, email="Ana@example.com"), SECRET)
+    assert by_email.ok and by_email.subject == "email:ana@example.com"
 
 
 @pytest.mark.parametrize(
@@ -41,7 +47,7 @@ def test_token_signed_by_the_vendor_is_accepted() -> None:
         ("a.b", "malformed"),
         ("x" * 5000, "malformed"),
         (sign_token(SECRET, sub="1", ttl_seconds=-10), "expired"),
-        (sign_token("outro", sub="1"), "bad_signature"),
+        (sign_token(OTHER, sub="1"), "bad_signature"),
         (jwt.encode({"sub": "1", "exp": int(time.time()) + 60}, None, algorithm="none"), "bad_signature"),
         (jwt.encode({"sub": "1"}, SECRET, algorithm="HS256"), "malformed"),  # no exp
         (sign_token(SECRET, name="Sem id"), "no_subject"),
@@ -54,6 +60,38 @@ def test_bad_tokens_are_refused_with_a_reason(token: object, reason: str) -> Non
 
 def test_without_a_secret_every_token_is_refused() -> None:
     assert verify_token(sign_token(SECRET, sub="1"), None).reason == "no_secret"
+
+
+def test_jwt_policy_issuer_audience_and_lifetime() -> None:
+    """iss/aud checked when configured (the same check in every process); lifetime capped."""
+    now = time.time()
+    good = sign_token(SECRET, sub="1", issuer="https://loja.example", audience="atende")
+    assert verify_token(good, issuer="https://loja.example", audience="atende").ok
+    assert verify_token(good, issuer="https://outra.example").reason == "bad_issuer"
+    assert verify_token(good, audience="outro").reason == "bad_audience"
+    # a token minted for some audience is not accepted where none is configured
+    assert verify_token(good).reason == "bad_audience"
+    week = sign_token(SECRET, sub="1", ttl_seconds=7 * 24 * 3600)
+    assert verify_token(week).reason == "too_long_lived"
+    assert verify_token(week, max_lifetime_s=8 * 24 * 3600).ok
+    no_iat = jwt.encode({"sub": "1", "exp": int(now) + 60}, SECRET, algorithm="HS256")
+    assert verify_token(no_iat).reason == "too_long_lived"
+    future_iat = jwt.encode({"sub": "1", "iat": int(now) + 3600, "exp": int(now) + 7200}, SECRET, algorithm="HS256")
+    assert verify_token(future_iat).reason == "too_long_lived"
+    bool_exp = jwt.encode({"sub": "1", "iat": int(now), "exp": True}, SECRET, algorithm="HS256")
+    assert verify_token(bool_exp).reason == "malformed"
+
+
+def test_short_secrets_and_bad_lifetimes_stop_the_server() -> None:
+    with pytest.raises(TokenConfigError, match="32"):
+        TokenPolicy.from_env({"WEBCHAT_JWT_SECRET": "curto"})
+    with pytest.raises(ConfigError, match="32"):
+        WebsiteSettings.from_sources({}, {"WEBCHAT_JWT_SECRET": "x" * 31})
+    with pytest.raises(TokenConfigError):
+        TokenPolicy.from_env({"WEBCHAT_JWT_SECRET": SECRET, "WEBCHAT_JWT_MAX_LIFETIME_HOURS": "0"})
+    policy = TokenPolicy.from_env({"WEBCHAT_JWT_SECRET": SECRET, "WEBCHAT_JWT_ISSUER": "i",
+                                   "WEBCHAT_JWT_AUDIENCE": "a", "WEBCHAT_JWT_MAX_LIFETIME_HOURS": "2"})
+    assert (policy.issuer, policy.audience, policy.max_lifetime_s) == ("i", "a", 7200)
 
 
 def test_origins_list_never_accepts_a_wildcard() -> None:
@@ -81,9 +119,9 @@ def test_origin_check_explicit_list_and_development_default() -> None:
 
 
 def test_settings_read_from_credentials_then_environment() -> None:
-    env = {"WEBCHAT_JWT_SECRET": "env-secret", "WEBCHAT_MAX_MESSAGE_CHARS": "500"}
+    env = {"WEBCHAT_JWT_SECRET": "env-secret-of-at-least-32-bytes-xxxxx", "WEBCHAT_MAX_MESSAGE_CHARS": "500"}
     settings = WebsiteSettings.from_sources({"rate_burst": 3}, env)
-    assert settings.jwt_secret == "env-secret"
+    assert settings.jwt_secret == "env-secret-of-at-least-32-bytes-xxxxx"
     assert settings.max_message_chars == 500 and settings.rate_burst == 3
     assert settings.session_persistence is True and settings.socketio_path == "/socket.io"
     with pytest.raises(ConfigError):

@@ -33,6 +33,8 @@ APP_PYTHON = REPO / ".venv" / "bin" / "python"
 FIXTURE_DIR = REPO / "tests" / "connectors" / "fixtures" / "website_bot"
 CACHE_DIR = Path(os.environ.get("ATENDE_TEST_CACHE", REPO / "var" / "test-cache"))
 TEST_SECRET = "segredo-de-teste-do-site-0123456789abcdef"
+# The key the connectors sign identity attestations with (atende_contract.attestation).
+ATTESTATION_SECRET = "chave-de-atestacao-dos-testes-0123456789abcdef"
 
 
 def fixture_model() -> Path:
@@ -120,7 +122,7 @@ class RasaServer(_Process):
         workdir = Path(tempfile.mkdtemp(prefix="atende-rasa-"))
         credentials: Dict[str, object] = {"connectors.website.WebsiteInput": self.website}
         if self.rest:
-            credentials["rest"] = None
+            credentials["connectors.rest.DevRestInput"] = None
         cred_file = workdir / "credentials.yml"
         cred_file.write_text(json.dumps(credentials, indent=2))
         argv = [
@@ -141,6 +143,7 @@ class RasaServer(_Process):
             {
                 "PYTHONPATH": str(REPO),
                 "WEBCHAT_JWT_SECRET": TEST_SECRET,
+                "ATENDE_ATTESTATION_SECRET": ATTESTATION_SECRET,
                 "TF_CPP_MIN_LOG_LEVEL": "3",
                 "RASA_TELEMETRY_ENABLED": "false",
                 "SANIC_REGISTER": "false",
