@@ -37,7 +37,7 @@ def wait_replies(graph: FakeGraph, to: str, n: int, timeout: float = 30) -> List
 
 
 def user_events(srv: RasaServer, sender: str, message_id: str) -> int:
-    _, tracker = srv.get(f"/conversations/{sender}/tracker")
+    _, tracker = srv.get(f"/conversations/whatsapp:{sender}/tracker")
     return len([e for e in tracker["events"] if e["event"] == "user" and e.get("message_id") == message_id])
 
 

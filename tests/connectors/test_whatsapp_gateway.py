@@ -103,7 +103,7 @@ def test_whole_path_through_the_gateway(graph: FakeGraph, tmp_path: Path) -> Non
         while time.time() < deadline and rows(db, "select status from whatsapp_outbox") != [("delivered",)]:
             time.sleep(0.1)
         assert rows(db, "select status from whatsapp_outbox") == [("delivered",)]
-        _, tracker = rasa.get(f"/conversations/{to}/tracker")
+        _, tracker = rasa.get(f"/conversations/whatsapp:{to}/tracker")
         users = [e for e in tracker["events"] if e["event"] == "user"]
         assert [(u["input_channel"], u["message_id"]) for u in users] == [("whatsapp", "wamid.gw.path1")]
         assert graph.violations() == []

@@ -97,7 +97,9 @@ class Recorder:
 
     def handler(self, replica: str) -> Any:
         async def handle(msg: Any) -> None:
-            self.calls.append((replica, msg.sender_id, msg.message_id))
+            # Rasa sees the conversation id ``whatsapp:<wa_id>``; record the wa_id.
+            assert msg.sender_id.startswith("whatsapp:") and msg.input_channel == "whatsapp"
+            self.calls.append((replica, msg.sender_id.split(":", 1)[1], msg.message_id))
             await asyncio.sleep(random.uniform(0, 0.01))
             reply = f"eco: {msg.text}"
             self.tracker.setdefault(msg.sender_id, []).append((msg.message_id, reply))
@@ -205,7 +207,7 @@ def test_abandoned_replica_is_taken_over_after_lease_expiry(graph: FakeGraph, db
         # s_rasa: Rasa saved the turn, the inbox row is still pending
         row = dead.next_pending(s_rasa)
         assert row is not None and dead.begin_attempt(row.id)
-        rec.tracker[s_rasa] = [("wamid.r1", "eco: r1")]
+        rec.tracker[f"whatsapp:{s_rasa}"] = [("wamid.r1", "eco: r1")]  # Rasa keys it by conversation id
         # s_send: the reply was queued and is being sent (it never reaches Meta here)
         row = dead.next_pending(s_send)
         assert row is not None and dead.begin_attempt(row.id)
@@ -236,7 +238,7 @@ def test_abandoned_replica_is_taken_over_after_lease_expiry(graph: FakeGraph, db
 # ---- two real Rasa servers, one killed ----------------------------------------------------------
 
 def _user_events(srv: RasaServer, sender: str) -> List[str]:
-    _, tracker = srv.get(f"/conversations/{sender}/tracker")
+    _, tracker = srv.get(f"/conversations/whatsapp:{sender}/tracker")
     return [e.get("message_id") for e in tracker["events"] if e["event"] == "user"]
 
 

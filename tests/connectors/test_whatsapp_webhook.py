@@ -13,7 +13,8 @@ from typing import Any, Dict, Iterator, List
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from whatsapp_rasa import RasaServer, notification, text_notification, tiny_model  # noqa: E402
+from atende_contract import attestation  # noqa: E402
+from whatsapp_rasa import ATTESTATION_SECRET, RasaServer, notification, text_notification, tiny_model  # noqa: E402
 
 from fake_graph import FakeGraph  # noqa: E402
 
@@ -72,7 +73,7 @@ def wait_texts(graph: FakeGraph, to: str, n: int, timeout: float = 20.0) -> List
 
 
 def last_user_event(rasa: RasaServer, sender: str) -> Dict[str, Any]:
-    _, tracker = rasa.get(f"/conversations/{sender}/tracker")
+    _, tracker = rasa.get(f"/conversations/whatsapp:{sender}/tracker")
     return [e for e in tracker["events"] if e["event"] == "user"][-1]
 
 
@@ -97,6 +98,14 @@ def test_text_gets_buttons_read_receipt_and_typing(rasa: RasaServer, graph: Fake
     assert graph.violations() == []
     user = last_user_event(rasa, to)
     assert user["input_channel"] == "whatsapp" and user["message_id"] == mid
+    # The signed delivery's sender is attested for this conversation and message only.
+    proof = attestation.verify(ATTESTATION_SECRET.encode(), user["metadata"][attestation.METADATA_KEY],
+                               conversation_id=f"whatsapp:{to}", channel="whatsapp", message_id=mid,
+                               now=user["timestamp"])
+    assert proof.ok and proof.identity.subject == f"phone:{to}"
+    assert not attestation.verify(ATTESTATION_SECRET.encode(), user["metadata"][attestation.METADATA_KEY],
+                                  conversation_id=f"web:{to}", channel="website", message_id=mid,
+                                  now=user["timestamp"]).ok
     assert user["metadata"]["whatsapp"]["wa_id"] == to and user["metadata"]["whatsapp"]["profile_name"] == "Cliente Teste"
 
 
@@ -162,7 +171,7 @@ def test_calls_answered_and_missed(rasa: RasaServer, graph: FakeGraph) -> None:
     post(rasa, _call(to, "wacid.A", "terminate", status="COMPLETED", duration=42))
     post(rasa, _call(to, "wacid.B", "terminate", status="FAILED"))
     assert wait_texts(graph, to, 3) == ["Recebemos sua ligação pelo WhatsApp."] * 3
-    _, tracker = rasa.get(f"/conversations/{to}/tracker")
+    _, tracker = rasa.get(f"/conversations/whatsapp:{to}/tracker")
     users = [e for e in tracker["events"] if e["event"] == "user"]
     assert [u["parse_data"]["intent"]["name"] for u in users] == ["inbound_call"] * 3
     assert [u["metadata"]["call"] for u in users] == [
@@ -249,7 +258,7 @@ def test_trigger_intent_with_latest_output_channel_reaches_whatsapp(rasa: RasaSe
     to = phone()
     post(rasa, text_notification(to, wamid(), "sim"))
     wait_texts(graph, to, 1)
-    req = urllib.request.Request(f"{rasa.url}/conversations/{to}/trigger_intent?output_channel=latest",
+    req = urllib.request.Request(f"{rasa.url}/conversations/whatsapp:{to}/trigger_intent?output_channel=latest",
                                  data=json.dumps({"name": "deny", "entities": {}}).encode(),
                                  headers={"Content-Type": "application/json"}, method="POST")
     with urllib.request.urlopen(req, timeout=30) as r:

@@ -152,7 +152,7 @@ def test_whole_path_through_zapi(tmp_path: Path, zapi: FakeZapi) -> None:
             assert [r for r in zapi.requests if r.violations] == []
             assert len([r for r in zapi.requests if r.status == 429]) == 1
             assert graph.requests == []
-            _, tracker = rasa.get(f"/conversations/{phone}/tracker")
+            _, tracker = rasa.get(f"/conversations/whatsapp:{phone}/tracker")
             intents = [e["parse_data"]["intent"]["name"] for e in tracker["events"] if e["event"] == "user"]
             assert intents[-1] == "deny"
         finally:

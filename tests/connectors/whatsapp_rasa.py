@@ -32,6 +32,9 @@ sys.path.insert(0, str(REPO))
 
 from connectors.wa_signature import sign  # noqa: E402
 
+# The key the connectors sign identity attestations with (atende_contract.attestation).
+ATTESTATION_SECRET = "chave-de-atestacao-whatsapp-0123456789abcdef"
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -92,7 +95,8 @@ class RasaServer:
         self.proc: Optional[subprocess.Popen] = None
         self.log_path = workdir / f"rasa-{self.port}.log"
         workdir.mkdir(parents=True, exist_ok=True)
-        (workdir / "credentials.yml").write_text("connectors.whatsapp.WhatsAppInput:\nrest:\n")
+        (workdir / "credentials.yml").write_text(
+            "connectors.whatsapp.WhatsAppInput:\nconnectors.rest.DevRestInput:\n")
         (workdir / "endpoints.yml").write_text(
             f"tracker_store:\n  type: SQL\n  dialect: sqlite\n  db: {db_path}\n")
         self.env = {
@@ -100,6 +104,7 @@ class RasaServer:
             "PYTHONPATH": str(REPO),
             "RASA_TELEMETRY_ENABLED": "false",
             "DATABASE_URL": f"sqlite:///{db_path}",
+            "ATENDE_ATTESTATION_SECRET": ATTESTATION_SECRET,
             "WHATSAPP_APP_SECRET": self.app_secret,
             "WHATSAPP_VERIFY_TOKEN": verify_token,
             "WHATSAPP_ACCESS_TOKEN": access_token,
