@@ -24,6 +24,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Literal, Optional, Pattern, Tuple, Union
 
+from atende_contract.text import neutralise as neutralise_command
+
 INBOUND_CALL_TEXT = "/inbound_call"
 MEDIA_RECEIVED_TEXT = "/media_received"
 
@@ -96,13 +98,12 @@ class ParseResult:
     ignored: List[str] = field(default_factory=list)  # parts without an inbox row, with the reason
 
 
-_LEADING_SLASHES = re.compile(r"^[\s/\\]+")
 
 
 def neutralise(text: str) -> str:
     """Strip leading slashes so user text can never trigger an intent or set slots in Rasa (and
     NUL characters, which PostgreSQL cannot store)."""
-    return _LEADING_SLASHES.sub("", text.replace("\x00", "")).strip()
+    return neutralise_command(text.replace("\x00", "")).strip()
 
 
 def describe(value: Any, limit: int = 40) -> str:

@@ -6,6 +6,8 @@ import threading
 from pathlib import Path
 from typing import Sequence
 
+from atende_contract.text import MAX_MESSAGE_CHARS
+
 from .answer import evidence, extractive_answer, llm_answer, not_found
 from .budget import llm_budget
 from .config import Settings
@@ -76,7 +78,7 @@ def answer(question: str, products: list[str] | None = None, *, index_dir: str |
     calls in any hour, then extractive answers (see knowledge/budget.py). None: no budget."""
     settings = Settings.from_env(index_dir)
     mode = "llm" if settings.llm_enabled else "extractive"
-    question = (question or "").strip()[:2000]
+    question = (question or "").strip()[:MAX_MESSAGE_CHARS]
     if not question:
         return not_found(mode)
     runtime = get_runtime(settings.index_dir)

@@ -12,6 +12,8 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from atende_contract.text import MAX_MESSAGE_CHARS
+
 from ..errors import InvalidInput
 from ..models import ConversationOutcome, KnowledgeQuery, utcnow
 
@@ -63,7 +65,7 @@ def record(s: Session, conversation_id: str, *, channel: str | None = None, cust
 
 def log_question(s: Session, conversation_id: str | None, question: str, *, answered: bool,
                  grounded: bool, product: str | None = None) -> KnowledgeQuery:
-    q = KnowledgeQuery(conversation_id=conversation_id, question=(question or "").strip()[:2000],
+    q = KnowledgeQuery(conversation_id=conversation_id, question=(question or "").strip()[:MAX_MESSAGE_CHARS],
                        product=product, answered=answered, grounded=grounded, at=utcnow())
     s.add(q)
     s.flush()

@@ -48,7 +48,7 @@ def chat(stack: Stack, browser: Any) -> Iterator[ChatPage]:
 
 
 def user_texts(stack: Stack, session_id: str) -> list:
-    events = stack.rasa.tracker(session_id)["events"]
+    events = stack.rasa.tracker(f"web:{session_id}")["events"]  # the conversation is web:<session id>
     return [e["text"] for e in events if e["event"] == "user" and not e["text"].startswith("EXTERNAL")]
 
 

@@ -94,7 +94,7 @@ def test_question_answer_with_sources_not_resolved_ticket_opened(chat: ChatPage,
     dispose_engines()
     # the ticket belongs to this browser's conversation, and the tracker store has the whole exchange
     stored = chat.page.evaluate("() => Object.entries(localStorage).map(e => e.join('=')).join(';')")
-    assert conversation and conversation in stored
+    assert conversation and conversation.startswith("web:") and conversation[len("web:"):] in stored
 
     before = len(chat.bot_messages())
     chat.page.reload()

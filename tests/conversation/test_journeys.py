@@ -87,7 +87,7 @@ def finish_form(chat: Chat, replies: list[str]) -> list[str]:
 def test_question_ticket_handoff_agent_reply_close_and_rating(stack: Stack, chat: Chat) -> None:
     assert any("Olá" in t for t in chat.texts("oi"))
     replies = finish_form(chat, accept_ticket(chat, chat.texts("como integro o sistema com a shopee?")))
-    ticket = ticket_for(stack, chat.sender)
+    ticket = ticket_for(stack, chat.conversation)
     assert ticket is not None and f"#{ticket.id}" in " ".join(replies)
     assert ticket.channel == "web" and ticket.status == "novo"
     # Hand-off: the bot is silent and the message lands on the ticket.
@@ -99,7 +99,7 @@ def test_question_ticket_handoff_agent_reply_close_and_rating(stack: Stack, chat
     assert closed[0] == f"O chamado #{ticket.id} foi concluído."
     assert "De 1 a 5" in closed[-1]
     assert any("Obrigado pela avaliação" in t for t in chat.texts("5"))
-    row = outcome(stack, chat.sender)
+    row = outcome(stack, chat.conversation)
     assert row.handed_off is True and row.rating == 5 and row.resolved_by_bot is False
     # Back to the bot.
     assert chat.say("oi") != []
@@ -112,7 +112,7 @@ def test_request_human_form_validates_each_field(stack: Stack, chat: Chat) -> No
     assert any("tipo de atendimento" in t for t in texts)
     assert any("Não entendi o tipo" in t for t in chat.texts("banana"))
     texts = chat.texts("instalação")
-    ticket = ticket_for(stack, chat.sender)
+    ticket = ticket_for(stack, chat.conversation)
     assert ticket is not None and f"#{ticket.id}" in " ".join(texts)
     assert (ticket.module, ticket.type) == ("tef", "instalacao")
     assert ticket.description == "o tef nao passa cartao de debito"
@@ -129,13 +129,13 @@ def test_prospect_recommendation_and_sales_lead(stack: Stack, chat: Chat) -> Non
     assert any("telefone (com DDD) ou e-mail" in t for t in chat.texts("Carla Mendes"))
     assert any("não parece válido" in t for t in chat.texts("carla@"))
     assert any("não parece válido" in t for t in chat.texts("11 1234"))
-    assert ticket_for(stack, chat.sender) is None  # nothing stored before the contact is valid
+    assert ticket_for(stack, chat.conversation) is None  # nothing stored before the contact is valid
     texts = chat.texts("(11) 98765-4321")
-    ticket = ticket_for(stack, chat.sender)
+    ticket = ticket_for(stack, chat.conversation)
     assert ticket.type == "comercial"
     assert (ticket.contact_name, ticket.contact_phone) == ("Carla Mendes", "5511987654321")
     assert f"#{ticket.id}" in " ".join(texts)
-    assert outcome(stack, chat.sender).product_offered is True
+    assert outcome(stack, chat.conversation).product_offered is True
 
 
 def test_prospect_lead_without_contact_is_stored_and_flagged(stack: Stack, chat: Chat) -> None:
@@ -144,7 +144,7 @@ def test_prospect_lead_without_contact_is_stored_and_flagged(stack: Stack, chat:
     chat.texts("quero sim")
     chat.texts("não quero informar")
     texts = chat.texts("prefiro não informar")
-    ticket = ticket_for(stack, chat.sender)
+    ticket = ticket_for(stack, chat.conversation)
     assert ticket is not None and f"#{ticket.id}" in " ".join(texts)
     assert (ticket.contact_name, ticket.contact_phone, ticket.contact_email) == ("", None, None)
     assert "preferiu não informar" in ticket.description
@@ -170,7 +170,7 @@ def test_cnpj_is_only_a_claim_status_needs_verified_identity(stack: Stack, chat:
     assert chat.slots()["customer_id"] is None
     # ...but the visitor may open a ticket for the company, marked as unverified.
     replies = finish_form(chat, chat.texts("quero falar com um atendente"))
-    ticket = ticket_for(stack, chat.sender)
+    ticket = ticket_for(stack, chat.conversation)
     assert ticket is not None and f"#{ticket.id}" in " ".join(replies)
     assert ticket.customer_id == customer.id and "Contato não verificado" in ticket.description
     with db(stack) as s:
@@ -202,7 +202,7 @@ def test_bad_input_gets_a_polite_answer_and_opens_nothing(stack: Stack, chat: Ch
     texts = chat.texts(text)
     assert texts, "the bot must answer"
     assert all("Traceback" not in t and "Exception" not in t for t in texts)
-    assert ticket_for(stack, chat.sender) is None
+    assert ticket_for(stack, chat.conversation) is None
 
 
 def test_fallback_rephrase_then_offer_human(stack: Stack, chat: Chat) -> None:
@@ -218,7 +218,7 @@ def test_goodbye_after_resolution_records_resolved_by_bot(stack: Stack, chat: Ch
         pytest.skip("the demo documentation does not answer this question")
     assert any("mais alguma coisa" in t for t in chat.texts("sim"))
     assert any("Até logo" in t for t in chat.texts("não"))
-    row = outcome(stack, chat.sender)
+    row = outcome(stack, chat.conversation)
     assert row.answered_from_docs is True and row.resolved_by_bot is True
 
 
@@ -229,7 +229,7 @@ def test_problem_not_in_docs_opens_a_classified_ticket_at_once(stack: Stack, cha
         texts = chat.texts("nao resolveu")
         texts = chat.texts("sim")
     texts = finish_form(chat, texts)
-    ticket = ticket_for(stack, chat.sender)
+    ticket = ticket_for(stack, chat.conversation)
     assert ticket is not None and f"#{ticket.id}" in " ".join(texts)
     assert ticket.type == "erro" and ticket.module == "pdv"
     assert "E-1042" in ticket.description

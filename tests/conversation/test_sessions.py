@@ -36,27 +36,27 @@ def age(stack: Stack, sender: str, seconds: int = IDLE) -> None:
 def sessions(chat: Chat) -> int:
     import requests
 
-    from tests.support.stack import RASA_TOKEN
+    from tests.support.stack import rasa_auth_headers
 
-    resp = requests.get(f"{chat.stack.rasa_url}/conversations/{chat.sender}/tracker",
-                        params={"token": RASA_TOKEN, "include_events": "ALL"}, timeout=60)
+    resp = requests.get(f"{chat.stack.rasa_url}/conversations/{chat.conversation}/tracker",
+                        params={"include_events": "ALL"}, headers=rasa_auth_headers(), timeout=60)
     assert resp.status_code == 200
     return sum(1 for e in resp.json()["events"] if e.get("event") == "session_started")
 
 
 def test_handoff_survives_an_expired_session(stack: Stack, chat: Chat) -> None:
     finish_form(chat, chat.texts("quero falar com um atendente"))
-    ticket = ticket_for(stack, chat.sender)
+    ticket = ticket_for(stack, chat.conversation)
     assert ticket is not None
     before = sessions(chat)
-    age(stack, chat.sender)
+    age(stack, chat.conversation)
     # Two hours later the customer writes again: a new session, and the bot is still silent.
     assert chat.say("ainda esta travado, alguma novidade?") == []
     assert sessions(chat) == before + 1
     assert ("message_in", "ainda esta travado, alguma novidade?") in events_of(stack, ticket.id)
     assert chat.tracker()["active_loop"].get("name") == "action_handoff"
     # The technician's reply, two more idle hours later, still reaches the customer.
-    age(stack, chat.sender)
+    age(stack, chat.conversation)
     relayed = chat.trigger("EXTERNAL_agent_reply", {"agent_text": "Já resolvi por aqui.", "agent_name": "Bruno"})
     assert [m.get("text") for m in relayed] == ["Bruno: Já resolvi por aqui."]
     closed = [m.get("text", "") for m in chat.trigger("EXTERNAL_ticket_closed", {"ticket_number": str(ticket.id)})]
@@ -68,7 +68,7 @@ def test_returning_customer_gets_no_stale_question(stack: Stack, chat: Chat) -> 
     texts = chat.texts("como faço sangria no pdv?")
     if not any("Isso resolveu?" in t for t in texts):
         pytest.skip("the demo documentation does not answer this question")
-    age(stack, chat.sender)
+    age(stack, chat.conversation)
     # "sim" an hour later is not an answer to "Isso resolveu?" any more.
     texts = chat.texts("sim")
     assert texts == ["Certo! Como posso ajudar?"]
@@ -77,8 +77,8 @@ def test_returning_customer_gets_no_stale_question(stack: Stack, chat: Chat) -> 
 
 def test_returning_customer_gets_no_stale_form(stack: Stack, chat: Chat) -> None:
     assert any("Descreva" in t for t in chat.texts("quero falar com um atendente"))
-    age(stack, chat.sender)
+    age(stack, chat.conversation)
     texts = chat.texts("oi")
     assert any(t.startswith("Olá") for t in texts) and not any("Descreva" in t for t in texts)
     assert chat.tracker()["active_loop"] == {} or chat.tracker()["active_loop"].get("name") is None
-    assert ticket_for(stack, chat.sender) is None
+    assert ticket_for(stack, chat.conversation) is None

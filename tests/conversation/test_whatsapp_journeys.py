@@ -71,7 +71,7 @@ def test_customer_identified_by_phone_and_problem_becomes_a_ticket(stack: Stack)
         if any("módulo" in t for t in texts_to(stack, phone)[-1:]):
             message(stack, phone, {"type": "text", "text": {"body": "não sei"}})
         time.sleep(1)
-        ticket = ticket_for(stack, phone)
+        ticket = ticket_for(stack, f"whatsapp:{phone}")
     assert ticket is not None
     assert (ticket.customer_id, ticket.channel, ticket.type) == (customer.id, "whatsapp", "erro")
     assert any(f"#{ticket.id}" in t for t in wait_texts(stack, phone, 3))
@@ -83,7 +83,7 @@ def test_missed_call_opens_a_phone_ticket_and_tells_the_number(stack: Stack) -> 
         "id": "wacid.X1", "from": phone, "to": "551140040000", "event": "terminate", "timestamp": "1",
         "direction": "USER_INITIATED", "status": "FAILED"}]}, field="calls")
     texts = wait_texts(stack, phone, 1)
-    ticket = ticket_for(stack, phone)
+    ticket = ticket_for(stack, f"whatsapp:{phone}")
     assert ticket is not None and ticket.channel == "phone"
     assert f"Abrimos o chamado #{ticket.id}" in " ".join(texts)
 
@@ -93,7 +93,7 @@ def test_audio_gets_a_polite_answer(stack: Stack) -> None:
     message(stack, phone, {"type": "audio", "audio": {"id": "media-1", "mime_type": "audio/ogg"}})
     texts = wait_texts(stack, phone, 1)
     assert texts and "só consigo ler mensagens de texto" in texts[-1]
-    assert ticket_for(stack, phone) is None
+    assert ticket_for(stack, f"whatsapp:{phone}") is None
 
 
 def say(stack: Stack, phone: str, text: str, replies: int = 1) -> list[str]:
@@ -111,7 +111,7 @@ def test_registered_number_sees_its_tickets_a_typed_cnpj_does_not(stack: Stack) 
     with db(stack) as s:  # a registered number that is not in a hand-off (another test's ticket)
         busy = set(s.scalars(select(Ticket.conversation_id).where(Ticket.status != "concluido")))
         contact = next(c for c in s.scalars(select(Contact).where(Contact.kind == "phone").order_by(Contact.id.desc()))
-                       if c.value not in busy and s.scalar(select(Ticket.id).where(Ticket.customer_id == c.customer_id)))
+                       if f"whatsapp:{c.value}" not in busy and s.scalar(select(Ticket.id).where(Ticket.customer_id == c.customer_id)))
         customer, phone = s.get(Customer, contact.customer_id), contact.value
         own = s.scalar(select(Ticket).where(Ticket.customer_id == customer.id).order_by(Ticket.id.desc()).limit(1))
     texts = say(stack, phone, f"qual o status do chamado {own.id}?")
@@ -142,6 +142,6 @@ def test_prospect_lead_on_whatsapp_asks_only_the_name(stack: Stack) -> None:
     assert any("time comercial" in t for t in texts)
     assert any("qual é o seu nome" in t for t in say(stack, phone, "sim"))
     texts = say(stack, phone, "Pedro Alves")
-    ticket = ticket_for(stack, phone)
+    ticket = ticket_for(stack, f"whatsapp:{phone}")
     assert ticket is not None and f"#{ticket.id}" in " ".join(texts)
     assert (ticket.type, ticket.contact_name, ticket.contact_phone) == ("comercial", "Pedro Alves", phone)

@@ -70,7 +70,7 @@ def test_missed_call_opens_a_ticket_and_tells_the_customer(atende_stack: Stack) 
     engine = create_engine(atende_stack.database_url)
     with engine.connect() as c:
         rows = c.execute(text("select id, channel, conversation_id from tickets where conversation_id = :c"),
-                         {"c": to}).all()
+                         {"c": f"whatsapp:{to}"}).all()
     engine.dispose()
     assert [(str(r.id), r.channel) for r in rows] == [(numbers[0], "phone")]
     # a replay of the same delivery opens nothing more
