@@ -31,6 +31,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from atende_contract import dburl
 from connectors.wa_outbound import Outgoing
 from connectors.wa_parse import InboundItem
 
@@ -95,15 +96,11 @@ STATUS_RANK = {"sent": 1, "delivered": 2, "read": 3, "played": 4}
 
 
 def resolve_database_url(url: Optional[str]) -> str:
-    """DATABASE_URL with relative SQLite paths taken from the repository root."""
-    url = (url or DEFAULT_DATABASE_URL).strip()
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and url != "sqlite:///:memory:":
-        rel = url[len("sqlite:///"):]
-        path = (REPO_ROOT / rel).resolve()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{path}"
-    if url.startswith("postgresql+psycopg://"):
-        return "postgresql://" + url[len("postgresql+psycopg://"):]
+    """DATABASE_URL for the bot env (psycopg2), relative SQLite paths from the repository root
+    (atende_contract.dburl); the SQLite file's folder is created."""
+    url = dburl.bot_url(url or DEFAULT_DATABASE_URL, REPO_ROOT)
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     return url
 
 

@@ -13,35 +13,18 @@ from urllib.parse import unquote, urlsplit
 
 import yaml
 
+from atende_contract import dburl
+
 from .paths import ROOT, VAR
 
 TRACKER_STORE = "connectors.tracker_store.AtendeSQLTrackerStore"
 
 
 def tracker_store(database_url: str) -> dict[str, object]:
-    url = database_url
-    if url.startswith("sqlite:///"):
-        path = url[len("sqlite:///"):]
-        if not path.startswith("/"):
-            path = str(ROOT / path)
-        return {"type": TRACKER_STORE, "dialect": "sqlite", "db": path}
-    parts = urlsplit(url)
-    scheme = parts.scheme.split("+")[0]
-    if scheme in ("postgres", "postgresql"):
-        store: dict[str, object] = {
-            "type": TRACKER_STORE, "dialect": "postgresql",
-            # Rasa passes the endpoint's `url` as the host (a `host` key would clash)
-            "url": parts.hostname or "localhost",
-            "port": parts.port or 5432, "db": parts.path.lstrip("/") or "postgres",
-        }
-        if parts.username:
-            store["username"] = unquote(parts.username)
-        if parts.password:
-            store["password"] = unquote(parts.password)
-        if parts.query:
-            store["query"] = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)
-        return store
-    raise ValueError(f"unsupported DATABASE_URL for the tracker store: {scheme}")
+    try:
+        return {"type": TRACKER_STORE, **dburl.tracker_store_keys(database_url, ROOT)}
+    except dburl.BadDatabaseUrl as exc:
+        raise ValueError(f"unsupported DATABASE_URL for the tracker store: {exc}") from exc
 
 
 def render(*, database_url: str | None = None, action_url: str | None = None,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from atende_contract import channels
+from atende_contract import channels, tables
 from sqlalchemy import inspect, text
 from sqlalchemy.orm import Session
 
@@ -54,7 +54,7 @@ def _from_epoch(ts: float) -> datetime:
 
 def conversation(s: Session, sender_id: str, *, since: datetime | None = None, limit: int = 500) -> list[Entry]:
     """User and bot messages of one Rasa conversation, oldest first (at most ``limit``, the latest)."""
-    if not sender_id or not _has_table(s, "events"):
+    if not sender_id or not _has_table(s, tables.EVENTS):
         return []
     # A conversation that began before ids were namespaced (``5511...``) continues under
     # ``whatsapp:5511...``: both are read.
@@ -66,7 +66,7 @@ def conversation(s: Session, sender_id: str, *, since: datetime | None = None, l
         where += " AND timestamp >= :since"
         params["since"] = since.replace(tzinfo=timezone.utc).timestamp()
     rows = s.execute(text(
-        f"SELECT timestamp, type_name, intent_name, data FROM events WHERE {where} "
+        f"SELECT timestamp, type_name, intent_name, data FROM {tables.EVENTS} WHERE {where} "
         "ORDER BY timestamp DESC, id DESC LIMIT :limit"), params).all()
     entries: list[Entry] = []
     for ts, type_name, intent_name, raw in reversed(rows):
@@ -122,7 +122,7 @@ class SendFailure:
 
 def whatsapp_failures(s: Session, recipient: str, *, since: datetime | None = None, limit: int = 20) -> list[SendFailure]:
     """Failed WhatsApp sends to a recipient, from the connector's ``whatsapp_outbox`` (read-only)."""
-    if not recipient or not _has_table(s, "whatsapp_outbox"):
+    if not recipient or not _has_table(s, tables.WHATSAPP_OUTBOX):
         return []
     try:
         recipient = channels.local_id(recipient, channels.WHATSAPP)  # the outbox keeps the bare id
@@ -134,7 +134,7 @@ def whatsapp_failures(s: Session, recipient: str, *, since: datetime | None = No
         where += " AND created_at >= :since"
         params["since"] = since.replace(tzinfo=timezone.utc).timestamp()
     rows = s.execute(text(
-        "SELECT created_at, error_code, error_title, needs_template, body FROM whatsapp_outbox "
+        f"SELECT created_at, error_code, error_title, needs_template, body FROM {tables.WHATSAPP_OUTBOX} "
         f"WHERE {where} ORDER BY created_at DESC, id DESC LIMIT :limit"), params).all()
     out: list[SendFailure] = []
     for created, code, title, needs, body in rows:

@@ -1,0 +1,18 @@
+"""Tables one environment writes and the other reads.
+
+The bot env writes Rasa's ``events`` (the tracker store) and the WhatsApp connector's
+``whatsapp_outbox``; the app env reads them read-only (transcripts on the ticket screen, failed
+sends such as 131047). The names and the columns read are pinned here; tests in both
+environments check them against the real table definitions.
+"""
+
+from __future__ import annotations
+
+EVENTS = "events"
+# Columns of Rasa's `events` the console reads (timestamp: UNIX seconds; data: the event's JSON).
+EVENTS_COLUMNS = ("id", "sender_id", "type_name", "timestamp", "intent_name", "action_name", "data")
+
+WHATSAPP_OUTBOX = "whatsapp_outbox"
+# `recipient` is the bare WhatsApp id (the conversation id without `whatsapp:`).
+WHATSAPP_OUTBOX_COLUMNS = ("id", "recipient", "status", "send_state", "error_code", "error_title",
+                           "needs_template", "body", "created_at")

@@ -1,0 +1,25 @@
+"""The tables the app env reads of the bot env's (atende_contract.tables) match their definitions."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root (bot env)
+
+from atende_contract import tables  # noqa: E402
+
+
+def test_whatsapp_outbox_has_the_columns_the_console_reads() -> None:
+    from connectors.wa_store import outbox
+
+    assert outbox.name == tables.WHATSAPP_OUTBOX
+    assert set(tables.WHATSAPP_OUTBOX_COLUMNS) <= set(outbox.c.keys())
+
+
+def test_rasa_events_table_has_the_columns_the_console_reads() -> None:
+    from rasa.core.tracker_store import SQLTrackerStore
+
+    table = SQLTrackerStore.SQLEvent.__table__
+    assert table.name == tables.EVENTS
+    assert set(tables.EVENTS_COLUMNS) <= set(table.c.keys())
