@@ -1,4 +1,7 @@
-"""Helpers shared by the actions: channels, slots, text extraction, DB access.
+"""Pure tracker helpers shared by the actions: channels, slots, text extraction, outcomes.
+
+The turn preamble (`Turn`, `turn_of`, `begin_turn`) lives in actions/turn.py, above the guard
+and identification, so the import graph has no cycle: common <- identification <- guard <- turn.
 
 Actions stay thin: the rules live in helpdesk/ (tickets, customers, outcomes) and knowledge/.
 Every DB access is one short `session_scope()`; nothing heavy is loaded per call.
@@ -7,17 +10,18 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
+import unicodedata
 from typing import Any, Iterable
 
 from rasa_sdk import Tracker
 from rasa_sdk.events import EventType, SlotSet
-from rasa_sdk.executor import CollectingDispatcher
-
-logger = logging.getLogger(__name__)
 
 from atende_contract.channels import TICKET_CHANNEL_BY_INPUT
 from atende_contract.text import MAX_MESSAGE_CHARS
+from helpdesk.db import session_scope
+from helpdesk.services import outcomes
+
+logger = logging.getLogger(__name__)
 
 # Verified identity (WhatsApp phone match, website signed token): only these see ticket status,
 # licenses, the customer's name and products.
@@ -104,8 +108,6 @@ def extract_ticket_number(text: str) -> int | None:
 
 
 def fold(text: str) -> str:
-    import unicodedata
-
     text = unicodedata.normalize("NFKD", text or "")
     return "".join(c for c in text if not unicodedata.combining(c)).lower().strip()
 
@@ -116,8 +118,6 @@ def slots_reset(names: Iterable[str]) -> list[EventType]:
 
 def record_outcome(tracker: Tracker, customer: int | str | None = None, **flags: Any) -> None:
     """Record flags on this conversation's outcome; never fails the conversation."""
-    from helpdesk.db import session_scope
-    from helpdesk.services import outcomes
 
     cust = int(customer) if customer not in (None, "") else customer_id(tracker)
     try:
@@ -134,63 +134,3 @@ def slot_after(events: list[EventType], tracker: Tracker, name: str) -> Any:
         if ev.get("event") == "slot" and ev.get("name") == name:
             return ev.get("value")
     return tracker.get_slot(name)
-
-
-@dataclass
-class Turn:
-    """What an action knows about the customer's latest message, after identification."""
-
-    tracker: Tracker
-    text: str
-    events: list[EventType] = field(default_factory=list)
-
-    def slot(self, name: str) -> Any:
-        return slot_after(self.events, self.tracker, name)
-
-    @property
-    def customer_id(self) -> int | None:
-        """Verified customer (WhatsApp phone or website token)."""
-        return as_id(self.slot("customer_id"))
-
-    @property
-    def claimed_customer_id(self) -> int | None:
-        """Company named by a CNPJ typed in the chat (unverified), when not verified."""
-        return None if self.customer_id is not None else as_id(self.slot("claimed_customer_id"))
-
-    @property
-    def ticket_customer_id(self) -> int | None:
-        """The company a ticket opened now belongs to: verified, else claimed."""
-        return self.customer_id if self.customer_id is not None else self.claimed_customer_id
-
-    @property
-    def unverified_claim(self) -> str | None:
-        """The CNPJ claimed in the chat when the identity is not verified, else None."""
-        if self.customer_id is not None:
-            return None
-        return self.slot("claimed_cnpj") or None
-
-    @property
-    def products(self) -> list[str]:
-        return list(self.slot("customer_products") or []) if self.customer_id is not None else []
-
-
-def turn_of(tracker: Tracker) -> Turn:
-    """The latest message's text and the customer's identity (slot events in `Turn.events`)."""
-    from .identification import identify
-
-    return Turn(tracker, user_text(tracker).strip(), identify(tracker))
-
-
-def begin_turn(dispatcher: CollectingDispatcher, tracker: Tracker) -> Turn | None:
-    """The preamble of the actions that work on the customer's text.
-
-    Answers a message the bot cannot work with (empty, too long, emoji only) and returns None;
-    otherwise identifies the customer (see `turn_of`).
-    """
-    from .guard import bad_input_response
-
-    bad = bad_input_response(user_text(tracker).strip())
-    if bad:
-        dispatcher.utter_message(response=bad)
-        return None
-    return turn_of(tracker)

@@ -9,6 +9,10 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from helpdesk.db import session_scope
+from helpdesk.errors import DomainError
+from helpdesk.services import catalog, customers
+
 from .common import fold, user_text
 from .guard import is_emoji_only
 
@@ -40,8 +44,6 @@ def classify_type(value: str) -> str | None:
 
 def resolve_module(value: str) -> str | None:
     """A module code for what the customer said, NO_MODULE for "não sei", None if unknown."""
-    from helpdesk.db import session_scope
-    from helpdesk.services import catalog
 
     key = fold(value).strip(" .!?")
     if key in DONT_KNOW:
@@ -107,9 +109,6 @@ class ActionAskTicketModule(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: dict[Text, Any]) -> list[EventType]:
-        from helpdesk.db import session_scope
-        from helpdesk.errors import DomainError
-        from helpdesk.services import customers
 
         buttons: list[dict[str, str]] = []
         cust = tracker.get_slot("customer_id")

@@ -16,7 +16,12 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActiveLoop, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from helpdesk.db import session_scope
+from helpdesk.errors import DomainError
+from helpdesk.services import tickets
+
 from .common import first_entity, latest_intent, latest_metadata, record_outcome, user_text
+from .tickets import call_description
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +47,6 @@ def closed_events(dispatcher: CollectingDispatcher, tracker: Tracker, number: st
 
 def inbound_note(tracker: Tracker) -> str:
     """What a customer message becomes on the ticket."""
-    from .tickets import call_description
 
     intent = latest_intent(tracker)
     meta = latest_metadata(tracker)
@@ -69,9 +73,6 @@ class ActionHandoff(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: dict[Text, Any]) -> list[EventType]:
-        from helpdesk.db import session_scope
-        from helpdesk.errors import DomainError
-        from helpdesk.services import tickets
 
         if _last_action_before_run(tracker) != "action_listen":
             return []  # the loop was just activated by the action that opened the ticket

@@ -30,6 +30,12 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from atende_contract import attestation
 
+from helpdesk.cnpj import format_cnpj, normalize_cnpj
+from helpdesk.config import get_settings
+from helpdesk.db import session_scope
+from helpdesk.errors import DomainError, InvalidCNPJ
+from helpdesk.services import customers
+
 from .common import extract_cnpj, is_payload, latest_channel, latest_metadata, record_outcome, slot_after, user_text
 
 logger = logging.getLogger(__name__)
@@ -38,7 +44,6 @@ VERIFIED_SLOTS = ("customer_id", "customer_name", "customer_products")
 
 
 def _identity_events(customer: Any) -> list[EventType]:
-    from helpdesk.services import customers
 
     return [
         SlotSet("customer_id", str(customer.id)),
@@ -66,7 +71,6 @@ def turn_identity(tracker: Tracker, *, metadata: dict[str, Any] | None = None,
     `session_started_metadata`): channel and message id are then not compared, the conversation,
     signature and freshness still are.
     """
-    from helpdesk.config import get_settings
 
     settings = get_settings()
     metadata = metadata if metadata is not None else latest_metadata(tracker)
@@ -83,8 +87,6 @@ def turn_identity(tracker: Tracker, *, metadata: dict[str, Any] | None = None,
 
 def find_customer(session: Any, identity: attestation.Identity) -> Any:
     """The registered customer an attested identity belongs to, or None."""
-    from helpdesk.errors import DomainError
-    from helpdesk.services import customers
 
     try:
         if identity.kind == "phone":
@@ -105,7 +107,6 @@ def identify(tracker: Tracker, *, metadata: dict[str, Any] | None = None,
     [] when they already do. A turn without a valid attestation clears a verified identity left
     by an earlier turn; a console-triggered turn changes nothing.
     """
-    from helpdesk.db import session_scope
 
     if not session_start and is_console_turn(tracker):
         return []
@@ -170,10 +171,6 @@ def is_bare_cnpj(text: str) -> bool:
 
 def claim_cnpj(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
     """Record the CNPJ typed in the latest message as an unverified claim (see ActionIdentifyByCnpj)."""
-    from helpdesk.cnpj import format_cnpj, normalize_cnpj
-    from helpdesk.db import session_scope
-    from helpdesk.errors import InvalidCNPJ
-    from helpdesk.services import customers
 
     text = user_text(tracker)
     if is_payload(text):

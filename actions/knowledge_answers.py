@@ -8,7 +8,11 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from .common import Turn, begin_turn, entity_values, first_entity, latest_channel, latest_intent, record_outcome
+from helpdesk.db import session_scope
+from helpdesk.services import outcomes
+
+from .common import entity_values, first_entity, latest_channel, latest_intent, record_outcome
+from .turn import Turn, begin_turn
 
 logger = logging.getLogger(__name__)
 
@@ -19,6 +23,8 @@ def answer_function() -> Callable[..., Any]:
     """`knowledge.answer`, imported once (it loads its index and model once per process)."""
     global _answer_fn
     if _answer_fn is None:
+        # Imported on first use on purpose: `knowledge` pulls torch and sentence-transformers
+        # (seconds of import), which the action server's other actions never need.
         from knowledge import answer as knowledge_answer
 
         _answer_fn = knowledge_answer
@@ -97,8 +103,6 @@ class ActionAnswerQuestion(Action):
     @staticmethod
     def _log(tracker: Tracker, question: str, *, answered: bool, grounded: bool, product: str | None,
              customer: int | None) -> None:
-        from helpdesk.db import session_scope
-        from helpdesk.services import outcomes
 
         try:
             with session_scope() as s:

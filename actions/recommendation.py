@@ -10,10 +10,17 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from .common import (
-    begin_turn, entity_values, fold, record_outcome, ticket_channel, turn_of,
-)
+from helpdesk.db import session_scope
+from helpdesk.errors import DomainError
+from helpdesk.phones import normalize_phone
+from helpdesk.services import catalog, customers
+from helpdesk.services.customers import normalize_email
+
+from .common import entity_values, fold, record_outcome, ticket_channel
 from .guard import bad_input_response
+from .identification import turn_identity
+from .tickets import handoff_events, open_and_hand_off
+from .turn import begin_turn, turn_of
 
 logger = logging.getLogger(__name__)
 
@@ -25,8 +32,6 @@ def _words(text: str) -> set[str]:
 def recommend(question: str, owned_products: list[str], owned_modules: list[str],
               named_products: list[str], named_modules: list[str]) -> list[str]:
     """Lines of a recommendation from the catalog (data in helpdesk), best first."""
-    from helpdesk.db import session_scope
-    from helpdesk.services import catalog
 
     words = _words(question)
     lines: list[str] = []
@@ -63,8 +68,6 @@ class ActionRecommendProduct(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: dict[Text, Any]) -> list[EventType]:
-        from helpdesk.db import session_scope
-        from helpdesk.services import customers
 
         turn = begin_turn(dispatcher, tracker)
         if turn is None:
@@ -100,9 +103,6 @@ def declines(text: str) -> bool:
 
 def parse_contact(text: str) -> tuple[str, str] | None:
     """("phone", canonical digits) or ("email", address) from what the prospect typed; None if neither."""
-    from helpdesk.errors import DomainError
-    from helpdesk.phones import normalize_phone
-    from helpdesk.services.customers import normalize_email
 
     value = text.strip()
     emails = re.findall(r"[^\s,;<>()]+@[^\s,;<>()]+", value)
@@ -123,10 +123,6 @@ def parse_contact(text: str) -> tuple[str, str] | None:
 
 def whatsapp_phone(tracker: Tracker) -> str | None:
     """The sender's phone on WhatsApp (already known: never asked again)."""
-    from helpdesk.errors import DomainError
-    from helpdesk.phones import normalize_phone
-
-    from .identification import turn_identity
 
     identity = turn_identity(tracker)
     if identity is None or identity.channel != "whatsapp" or identity.kind != "phone":
@@ -190,9 +186,6 @@ class ActionOpenSalesLead(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: dict[Text, Any]) -> list[EventType]:
-        from helpdesk.errors import DomainError
-
-        from .tickets import handoff_events, open_and_hand_off
 
         turn = turn_of(tracker)
         events = turn.events + [SlotSet(slot, None) for slot in LEAD_SLOTS]

@@ -19,7 +19,11 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActionExecuted, ActiveLoop, EventType, SessionStarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from helpdesk.db import session_scope
+from helpdesk.services import tickets
+
 from .common import IDENTITY_SLOTS
+from .identification import identify
 
 logger = logging.getLogger(__name__)
 
@@ -33,10 +37,6 @@ class ActionSessionStart(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: dict[Text, Any]) -> list[EventType]:
-        from helpdesk.db import session_scope
-        from helpdesk.services import tickets
-
-        from .identification import identify
 
         events: list[EventType] = [SessionStarted()]
         metadata = tracker.get_slot("session_started_metadata")

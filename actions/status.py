@@ -7,17 +7,21 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
-from .common import extract_ticket_number, first_entity, is_payload, turn_of
+from helpdesk.db import session_scope
+from helpdesk.errors import NotFound
+from helpdesk.models import STATUS_LABELS, TYPE_LABELS
+from helpdesk.services import tickets
+
+from .common import extract_ticket_number, first_entity, is_payload
+from .turn import turn_of
 
 
 def _type_label(code: str) -> str:
-    from helpdesk.models import TYPE_LABELS
 
     return str(TYPE_LABELS.get(code, code))
 
 
 def _status_label(code: str) -> str:
-    from helpdesk.models import STATUS_LABELS
 
     return str(STATUS_LABELS.get(code, code))
 
@@ -31,9 +35,6 @@ def _utter_ticket(dispatcher: CollectingDispatcher, ticket: Any) -> None:
 def report_status(dispatcher: CollectingDispatcher, tracker: Tracker, cust_id: int | None,
                   number: int | None) -> list[EventType]:
     """Tell the status of ticket `number` (or the latest tickets) if it belongs to the customer."""
-    from helpdesk.db import session_scope
-    from helpdesk.errors import NotFound
-    from helpdesk.services import tickets
 
     with session_scope() as s:
         if number is not None:
@@ -87,9 +88,6 @@ class ActionTicketStatus(Action):
                 number = int(ent.lstrip("#"))
         if turn.customer_id is None:
             # An unverified visitor may ask about the ticket opened in this very conversation.
-            from helpdesk.db import session_scope
-            from helpdesk.errors import NotFound
-            from helpdesk.services import tickets
 
             with session_scope() as s:
                 if number is None:

@@ -11,7 +11,12 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActiveLoop, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from .common import Turn, latest_channel, latest_metadata, record_outcome, ticket_channel, turn_of
+from helpdesk.db import session_scope
+from helpdesk.errors import DomainError
+from helpdesk.services import tickets
+
+from .common import latest_channel, latest_metadata, record_outcome, ticket_channel
+from .turn import Turn, turn_of
 
 logger = logging.getLogger(__name__)
 
@@ -44,8 +49,6 @@ def open_and_hand_off(tracker: Tracker, turn: Turn, *, channel: str, type_: str,
     coming from an unverified contact (a note in the description, `unverified_contact` on the
     ticket's `created` event).
     """
-    from helpdesk.db import session_scope
-    from helpdesk.services import tickets
 
     flags = dict(flags or {})
     claim = turn.unverified_claim
@@ -78,7 +81,6 @@ class ActionOpenTicket(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: dict[Text, Any]) -> list[EventType]:
-        from helpdesk.errors import DomainError
 
         turn = turn_of(tracker)
         events = turn.events
@@ -132,7 +134,6 @@ class ActionInboundCall(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: dict[Text, Any]) -> list[EventType]:
-        from helpdesk.errors import DomainError
 
         call = latest_metadata(tracker).get("call")
         if latest_channel(tracker) != "whatsapp" or not isinstance(call, dict):
