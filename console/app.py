@@ -1,7 +1,9 @@
 """Atende technician console: `streamlit run console/app.py`.
 
 Thin over helpdesk/: pages read and act through helpdesk services only. Pages are chosen in the
-sidebar (or with `?pagina=`); manager pages refuse technicians with a clear message.
+sidebar (or with `?pagina=`); manager pages refuse technicians with a clear message. The user's
+account, role and session generation are read again from the database on every rerun
+(``auth.current_user``), so a demotion or a deactivation takes effect at once.
 """
 from __future__ import annotations
 
@@ -51,7 +53,7 @@ def main() -> None:
 
     with st.sidebar:
         st.markdown("**Atende · Console**")
-        st.caption(f"{user.name} · {'gestor' if user.is_manager else 'técnico'}")
+        st.caption(f"{ui.md(user.name)} · {'gestor' if user.is_manager else 'técnico'}")
         st.radio("Página", allowed, key="nav", format_func=lambda k: PAGES[k][0])
         st.button("Sair", key="logout", on_click=auth.sign_out)
     st.session_state["nav_last"] = st.session_state.get("nav")
@@ -59,7 +61,7 @@ def main() -> None:
     label, manager_only, render = PAGES[page]
     ui.show_flash()
     if manager_only and not user.is_manager:
-        st.error(PermissionDenied.message_pt + " Esta página é só para gestores.")
+        ui.alert("error", PermissionDenied.message_pt + " Esta página é só para gestores.")
         return
     render(user)
 

@@ -1,6 +1,11 @@
-"""plotly figures of the reports (pure functions over the aggregated rows from helpdesk.services.metrics)."""
+"""plotly figures of the reports (pure functions over the aggregated rows from helpdesk.services.metrics).
+
+plotly reads a subset of HTML in labels (<a href>, <b>, <br>, entities), so every stored name
+(customers, technicians, modules) is HTML-escaped before it becomes a label.
+"""
 from __future__ import annotations
 
+import html
 from datetime import date
 
 import plotly.graph_objects as go
@@ -8,6 +13,11 @@ import plotly.graph_objects as go
 from helpdesk.models import TYPE_LABELS
 
 _LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), height=320, separators=",.")
+
+
+def label(value: object) -> str:
+    """A stored name as plotly text, shown as typed."""
+    return html.escape(str(value), quote=True)
 
 
 def per_day(rows: list[tuple[date, int]]) -> go.Figure:
@@ -19,7 +29,7 @@ def per_day(rows: list[tuple[date, int]]) -> go.Figure:
 
 
 def per_module(rows: list[tuple[str, int, int]]) -> go.Figure:
-    names = [m for m, _, _ in rows]
+    names = [label(m) for m, _, _ in rows]
     fig = go.Figure([
         go.Bar(x=names, y=[e for _, _, e in rows], name="erros"),
         go.Bar(x=names, y=[c - e for _, c, e in rows], name="outros tipos"),
@@ -30,19 +40,19 @@ def per_module(rows: list[tuple[str, int, int]]) -> go.Figure:
 
 def per_customer(rows: list[tuple[str, int]]) -> go.Figure:
     rows = list(reversed(rows))
-    fig = go.Figure(go.Bar(x=[c for _, c in rows], y=[n for n, _ in rows], orientation="h"))
+    fig = go.Figure(go.Bar(x=[c for _, c in rows], y=[label(n) for n, _ in rows], orientation="h"))
     fig.update_layout(title="Clientes com mais chamados", xaxis_title="chamados", **_LAYOUT)
     return fig
 
 
 def per_type(rows: list[tuple[str, int]]) -> go.Figure:
-    fig = go.Figure(go.Pie(labels=[TYPE_LABELS.get(t, t) for t, _ in rows], values=[c for _, c in rows], hole=0.4))
+    fig = go.Figure(go.Pie(labels=[label(TYPE_LABELS.get(t, t)) for t, _ in rows], values=[c for _, c in rows], hole=0.4))
     fig.update_layout(title="Chamados por tipo", **_LAYOUT)
     return fig
 
 
 def per_technician(rows: list[tuple[str, int, int]]) -> go.Figure:
-    names = [n for n, _, _ in rows]
+    names = [label(n) for n, _, _ in rows]
     fig = go.Figure([
         go.Bar(x=names, y=[c - o for _, c, o in rows], name="concluídos"),
         go.Bar(x=names, y=[o for _, _, o in rows], name="em aberto"),

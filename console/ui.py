@@ -1,6 +1,13 @@
-"""Small shared pieces of the console: flash messages, labels, formatting."""
+"""Small shared pieces of the console: flash messages, labels, formatting, escaping.
+
+Customer text (and any other stored string: names, subjects, questions) never reaches an element
+that renders Markdown or HTML as such. It goes to ``st.text``, ``st.code`` or ``st.dataframe``;
+where an element only takes Markdown (headers, alerts, metrics, button labels) it goes through
+``md``; plotly labels go through ``charts.label``.
+"""
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any, Callable
 
@@ -13,14 +20,37 @@ CHANNEL_LABELS = {"whatsapp": "WhatsApp", "web": "site", "phone": "telefone", "c
 PRIORITY_LABELS = {p: p for p in PRIORITIES}
 
 
+_MD_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
+_SPACES = re.compile(r"\s+")
+WORD_JOINER = "\u2060"  # invisible; breaks the patterns that Markdown rewrites after parsing
+# Streamlit's Markdown rewrites text after parsing, where backslash escapes are gone already: GFM
+# turns http://, https://, www. and a@b.c into links, and :name: / :material/name: into icons.
+_REWRITTEN = re.compile(r"(?i)(?:https?|ftp)(?=:)|www(?=\.)|[\w.+-](?=@)|:(?=[\w/+-]+:)")
+
+
+def md(value: object) -> str:
+    """``value`` as inline Markdown that renders exactly as typed: whitespace (newlines too) becomes
+    one space, so no block starts inside it; every ASCII punctuation character is backslash-escaped
+    (CommonMark allows it for all of them), so no emphasis, link, image, HTML, math or directive
+    forms; and an invisible word joiner goes where GFM would make an autolink or Streamlit an icon."""
+    text = _REWRITTEN.sub(lambda m: m.group(0) + WORD_JOINER, _SPACES.sub(" ", str(value)).strip())
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
 def flash(kind: str, text: str) -> None:
     """Show a message on the next run (actions call st.rerun() right after)."""
     st.session_state.setdefault("flash", []).append((kind, text))
 
 
+def alert(kind: str, text: str) -> None:
+    """st.error / st.warning / st.success / st.info with ``text`` shown as typed (through ``md``):
+    messages quote names, subjects and inputs, so none of them is read as Markdown."""
+    getattr(st, kind)(md(text))
+
+
 def show_flash() -> None:
     for kind, text in st.session_state.pop("flash", []):
-        getattr(st, kind)(text)
+        alert(kind, text)
 
 
 def fmt_dt(value: datetime | None) -> str:

@@ -132,8 +132,13 @@ class Technician(Base):
     role: Mapped[str] = mapped_column(String(20), default="technician")
     level: Mapped[int] = mapped_column(Integer, default=1)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Unused since login throttling became an exponential backoff (technicians.LoginThrottle);
+    # kept so that older rows and tools still read.
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[Optional[datetime]] = mapped_column(DateTime, nullable=True)
+    # Console sessions carry the generation they were opened with; a password reset or a
+    # deactivation bumps it, which ends every open session at its next rerun (0004).
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 

@@ -1,6 +1,9 @@
 """Chamado: the customer's technical data, the transcript with the ticket's events, quick actions.
 
-Customer text is always shown with st.text / st.dataframe (never as HTML or Markdown).
+Customer text is always shown with st.text / st.code / st.dataframe, or escaped with ``ui.md``
+where only a Markdown element fits (the subheader, alerts): never as HTML or Markdown.
+A ticket that another technician holds shows "Assumir": replying, closing and escalating need it
+(the rule lives in helpdesk.services.tickets; managers act on any ticket).
 """
 from __future__ import annotations
 
@@ -89,9 +92,9 @@ def load(ticket_id: int) -> View:
 def _customer(view: View) -> None:
     c = view.customer
     if view.unverified_cnpj:
-        st.warning(f"Contato não verificado: a pessoa informou o CNPJ {view.unverified_cnpj} na conversa, mas não "
-                   "escreveu do WhatsApp cadastrado nem entrou logada no site. Confirme a identidade antes de "
-                   "passar dados do cliente.")
+        ui.alert("warning", f"Contato não verificado: a pessoa informou o CNPJ {view.unverified_cnpj} na conversa, "
+                 "mas não escreveu do WhatsApp cadastrado nem entrou logada no site. Confirme a identidade antes "
+                 "de passar dados do cliente.")
     if c is None:
         st.info("Chamado sem cliente cadastrado (contato: prospecção ou cliente não identificado).")
         if view.contact:
@@ -135,7 +138,7 @@ def _transcript(view: View) -> None:
         when = e.at.strftime("%d/%m %H:%M")
         if e.source == "conversa":
             with st.chat_message("user" if e.kind == "user" else "assistant"):
-                st.caption(f"{e.label} · {when}")
+                st.caption(ui.md(f"{e.label} · {when}"))
                 st.text(e.text)
         else:
             detail = e.text
@@ -145,11 +148,13 @@ def _transcript(view: View) -> None:
                 detail = f"versão {e.data.get('version', '')}" + (f" — {e.text}" if e.text else "")
             elif e.kind == "escalated":
                 detail = f"nível {e.data.get('from_level')} → {e.data.get('to_level')}: {e.text}"
+            elif e.kind == "assigned" and e.data.get("take_over"):
+                detail = f"de {e.data.get('from_technician') or 'outro técnico'}"
             elif e.kind == "fields_changed":
                 detail = ", ".join(f"{k}: {v[0] or '—'} → {v[1] or '—'}" for k, v in e.data.items())
             line = f"[{when}] {e.author} · {e.label}" + (f": {detail}" if detail else "")
             if e.kind in ("delivery_failed", "bot_notify_failed"):
-                st.error(f"[{when}] {e.author} · {e.label}")
+                ui.alert("error", f"[{when}] {e.author} · {e.label}")
                 st.text(e.text)
             else:
                 st.text(line)
@@ -164,8 +169,17 @@ def _assume(ticket_id: int, user: User) -> str:
         return f"Você assumiu o chamado {tickets.assume(s, ticket_id, user.id).number}."
 
 
+def _take_over(ticket_id: int, holder_id: int, user: User) -> str:
+    """The explicit "Assumir" of a ticket another technician holds (the one this page showed)."""
+    with session_scope() as s:
+        number = tickets.take_over(s, ticket_id, user.id, from_technician_id=holder_id).number
+    return f"Você assumiu o chamado {number}."
+
+
 def _reply(ticket_id: int, user: User) -> str:
     with session_scope() as s:
+        # Who may talk to the customer is checked before anything leaves for Rasa.
+        tickets.require_holder(s, ticket_id, user.id, "responder")
         out = handoff.reply(s, ticket_id, technician_id=user.id, text=ui.value("reply_text", ""), client=_client())
     if not out.ok:
         raise DomainError("reply not delivered", out.message_pt)
@@ -222,6 +236,14 @@ def _actions(view: View, user: User) -> None:
     closed = view.status == "concluido"
     if view.technician_id is None and not closed:
         st.button("Assumir este chamado", key="t_assume", type="primary", **_on(_assume, view, user))
+    elif view.technician_id not in (None, user.id) and not closed:
+        holder_id = view.technician_id
+        if not user.is_manager:
+            ui.alert("info", f"Este chamado está com {view.technician}. Para responder, concluir ou escalar, "
+                             "assuma-o (fica registrado no histórico).")
+        st.button(f"Assumir este chamado (está com {ui.md(view.technician)})", key="t_take_over",
+                  type="secondary" if user.is_manager else "primary", on_click=ui.action,
+                  args=(lambda: _take_over(view.id, holder_id, user),))
     tabs = st.tabs(["Responder", "Atualizar sistema", "Registrar solução", "Escalar", "Classificação"]
                    + (["Reabrir"] if closed else []))
     with tabs[0]:
@@ -295,16 +317,16 @@ def render(user: User) -> None:
     try:
         view = load(int(current))
     except DomainError as err:
-        st.error(err.message_pt)
+        ui.alert("error", err.message_pt)
         return
-    st.subheader(f"{view.number} · {view.subject}")
+    st.subheader(f"{view.number} · {ui.md(view.subject)}")
     st.text(
         f"Status: {ui.status_label(view.status)} · Tipo: {ui.type_label(view.type)} · Módulo: {view.module or '—'} · "
         f"Prioridade: {view.priority} · Nível: {view.level} · Canal: {ui.channel_label(view.channel)} · "
         f"Técnico: {view.technician} · Aberto em {view.opened_at}"
         + (f" · Concluído em {view.resolved_at}" if view.status == "concluido" else ""))
     for failure in view.failures:
-        st.error(f"{failure.at.strftime('%d/%m %H:%M')} · {failure.message_pt}")
+        ui.alert("error", f"{failure.at.strftime('%d/%m %H:%M')} · {failure.message_pt}")
         if failure.text:
             st.text(f"Mensagem não entregue: {failure.text}")
     _customer(view)

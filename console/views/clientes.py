@@ -95,7 +95,7 @@ def _detail(customer_id: int) -> None:
         licenses = [{"Módulo": lic.module.name, "Licenças": lic.seats, "Versão": lic.version, "Situação": lic.status}
                     for lic in c.licenses]
         modules = {m.code: f"{m.product.name} · {m.name}" for m in catalog.modules(s)}
-    st.subheader(data["legal_name"])
+    st.subheader(ui.md(data["legal_name"]))
     k = f"_{customer_id}"
     with st.form(f"edit{k}"):
         a, b = st.columns(2)
@@ -168,15 +168,15 @@ def _import() -> None:
             with session_scope() as s:
                 report = customer_import.import_csv(s, raw)
         except DomainError as err:
-            st.error(err.message_pt)
+            ui.alert("error", err.message_pt)
             return
         st.session_state["import_report"] = report
     report = st.session_state.get("import_report")
     if report is None:
         return
-    st.success(f"{len(report.created)} cliente(s) importado(s); {len(report.rejected)} linha(s) rejeitada(s).")
+    ui.alert("success", f"{len(report.created)} cliente(s) importado(s); {len(report.rejected)} linha(s) rejeitada(s).")
     if report.rejected:
-        st.warning("Linhas rejeitadas (nada delas foi gravado):")
+        ui.alert("warning", "Linhas rejeitadas (nada delas foi gravado):")
         st.dataframe(pd.DataFrame([{"Linha": r.line, "Razão social": r.legal_name, "Motivo": r.reason}
                                    for r in report.rejected]), hide_index=True, width="stretch")
         st.download_button("Baixar linhas rejeitadas (CSV)", report.rejected_csv().encode("utf-8"),

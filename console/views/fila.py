@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from console import ui
+from console import auth, ui
 from console.auth import User
 from helpdesk.db import session_scope
 from helpdesk.models import CHANNELS, TICKET_TYPES
@@ -94,6 +94,10 @@ def render(user: User) -> None:
 
     @st.fragment(run_every=timedelta(seconds=refresh_seconds()))
     def queue() -> None:
+        # The account may have been deactivated (or the session ended) since the last full run;
+        # the refresh itself is not activity, so it does not keep the session alive.
+        if auth.current_user(renew=False) is None:
+            st.rerun(scope="app")
         counts, rows = _rows(f)
         m1, m2, m3, m4 = st.columns(4)
         m1.metric("Novos", counts["novo"])

@@ -1,8 +1,6 @@
 """Relatórios (managers): period filter, figures computed in SQL, plotly charts, CSV export."""
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -16,6 +14,7 @@ from helpdesk.db import session_scope
 from helpdesk.errors import DomainError
 from helpdesk.models import utcnow
 from helpdesk.services import metrics
+from helpdesk.services.customer_import import csv_text
 
 
 @dataclass
@@ -73,30 +72,26 @@ def figures(r: Report) -> dict[str, Any]:
 
 
 def to_csv(r: Report) -> str:
-    out = io.StringIO()
-    w = csv.writer(out, delimiter=";")
-    w.writerow(["secao", "item", "valor"])
+    """The page's figures as CSV (``;``), written by the one export writer (formula cells neutralised:
+    customer names, technicians and documentation-gap questions are free text)."""
+    rows: list[list[Any]] = []
     sm, bot = r.summary, r.bot
-    w.writerow(["periodo", "inicio", r.period.start.date().isoformat()])
-    w.writerow(["periodo", "fim", (r.period.end - timedelta(days=1)).date().isoformat()])
-    rows = [("total_chamados", sm.total), ("concluidos", sm.resolved), ("em_aberto", sm.open),
-            ("tempo_medio_resolucao_h", None if sm.mean_resolution_h is None else round(sm.mean_resolution_h, 2)),
-            ("tempo_mediano_resolucao_h", None if sm.median_resolution_h is None else round(sm.median_resolution_h, 2))]
-    for key, value in rows:
-        w.writerow(["resumo", key, "" if value is None else value])
+    rows.append(["periodo", "inicio", r.period.start.date().isoformat()])
+    rows.append(["periodo", "fim", (r.period.end - timedelta(days=1)).date().isoformat()])
+    totals = [("total_chamados", sm.total), ("concluidos", sm.resolved), ("em_aberto", sm.open),
+              ("tempo_medio_resolucao_h", None if sm.mean_resolution_h is None else round(sm.mean_resolution_h, 2)),
+              ("tempo_mediano_resolucao_h",
+               None if sm.median_resolution_h is None else round(sm.median_resolution_h, 2))]
+    for key, value in totals:
+        rows.append(["resumo", key, "" if value is None else value])
     for label, top in (("cliente_mais_chamados", sm.top_customer), ("tipo_mais_frequente", sm.top_type),
                        ("modulo_mais_problematico", sm.top_module), ("tecnico_maior_carga", sm.top_technician)):
-        w.writerow(["resumo", label, f"{top.label} ({top.count})" if top else ""])
-    for d, c in r.per_day:
-        w.writerow(["por_dia", d.isoformat(), c])
-    for m, c, e in r.per_module:
-        w.writerow(["por_modulo", m, c])
-    for n, c in r.per_customer:
-        w.writerow(["por_cliente", n, c])
-    for t, c in r.per_type:
-        w.writerow(["por_tipo", t, c])
-    for n, c, _o in r.per_technician:
-        w.writerow(["por_tecnico", n, c])
+        rows.append(["resumo", label, f"{top.label} ({top.count})" if top else ""])
+    rows += [["por_dia", d.isoformat(), c] for d, c in r.per_day]
+    rows += [["por_modulo", m, c] for m, c, _e in r.per_module]
+    rows += [["por_cliente", n, c] for n, c in r.per_customer]
+    rows += [["por_tipo", t, c] for t, c in r.per_type]
+    rows += [["por_tecnico", n, c] for n, c, _o in r.per_technician]
     for key, value in (("conversas", bot.conversations), ("resolvidas_pelo_bot", bot.resolved_by_bot),
                        ("pct_resolvidas_pelo_bot", None if bot.pct_resolved_by_bot is None else round(bot.pct_resolved_by_bot, 1)),
                        ("perguntas", bot.questions), ("respondidas_pela_documentacao", bot.answered_from_docs),
@@ -104,12 +99,10 @@ def to_csv(r: Report) -> str:
                         None if bot.pct_answered_from_docs is None else round(bot.pct_answered_from_docs, 1)),
                        ("ofertas_sem_humano", bot.offers_without_human), ("avaliacoes", bot.rated),
                        ("nota_media", None if bot.rating_avg is None else round(bot.rating_avg, 2))):
-        w.writerow(["bot", key, "" if value is None else value])
-    for rating, c in r.ratings:
-        w.writerow(["avaliacoes", rating, c])
-    for q, c, _last in r.gaps:
-        w.writerow(["lacunas_documentacao", q, c])
-    return out.getvalue()
+        rows.append(["bot", key, "" if value is None else value])
+    rows += [["avaliacoes", rating, c] for rating, c in r.ratings]
+    rows += [["lacunas_documentacao", q, c] for q, c, _last in r.gaps]
+    return csv_text(["secao", "item", "valor"], rows)
 
 
 def render(user: User) -> None:
@@ -122,7 +115,7 @@ def render(user: User) -> None:
         period = metrics.Period.from_dates(first, last)
         r = build_concurrently(period)
     except DomainError as err:
-        st.error(err.message_pt)
+        ui.alert("error", err.message_pt)
         return
     sm, bot = r.summary, r.bot
     st.caption("Chamados abertos no período; tempos de resolução dos chamados concluídos. "
@@ -133,13 +126,13 @@ def render(user: User) -> None:
     m[2].metric("Tempo mediano de resolução", ui.hours(sm.median_resolution_h))
     m[3].metric("Concluídos / em aberto", f"{sm.resolved} / {sm.open}")
     m = st.columns(4)
-    m[0].metric("Cliente com mais chamados", sm.top_customer.label if sm.top_customer else "—",
+    m[0].metric("Cliente com mais chamados", ui.md(sm.top_customer.label) if sm.top_customer else "—",
                 f"{sm.top_customer.count} chamados" if sm.top_customer else None, delta_color="off")
     m[1].metric("Tipo mais frequente", ui.type_label(sm.top_type.label) if sm.top_type else "—",
                 f"{sm.top_type.count} chamados" if sm.top_type else None, delta_color="off")
-    m[2].metric("Módulo mais problemático", sm.top_module.label if sm.top_module else "—",
+    m[2].metric("Módulo mais problemático", ui.md(sm.top_module.label) if sm.top_module else "—",
                 f"{sm.top_module.count} erros" if sm.top_module else None, delta_color="off")
-    m[3].metric("Técnico com maior carga", sm.top_technician.label if sm.top_technician else "—",
+    m[3].metric("Técnico com maior carga", ui.md(sm.top_technician.label) if sm.top_technician else "—",
                 f"{sm.top_technician.count} chamados" if sm.top_technician else None, delta_color="off")
     figs = figures(r)
     st.plotly_chart(figs["dia"], key="fig_dia")

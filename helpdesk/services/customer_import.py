@@ -1,4 +1,5 @@
-"""CSV import of customers, with a report of the rejected rows and why.
+"""CSV import of customers, with a report of the rejected rows and why; and the one CSV writer of
+every export (``csv_text``), which neutralises formula cells.
 
 Each row is all-or-nothing: it is written inside its own SAVEPOINT through ``customers.create``
 (which validates CNPJ check digits, phones, e-mails, tax regime, modules, AnyDesk codes and
@@ -10,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -22,6 +24,28 @@ COLUMNS = ("responsavel", "razao_social", "nome_fantasia", "cnpj", "regime_tribu
 REQUIRED = ("responsavel", "razao_social", "cnpj", "regime_tributario")
 MAX_BYTES = 5 * 1024 * 1024
 MAX_ROWS = 10_000
+
+# A spreadsheet reads a cell that starts with one of these as a formula (OWASP "CSV injection").
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value: Any) -> Any:
+    """A text cell that a spreadsheet would run as a formula gets a leading apostrophe, so it is shown
+    as typed. Numbers stay numbers (the program wrote them; they hold no formula)."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def csv_text(header: Sequence[Any], rows: Iterable[Sequence[Any]], delimiter: str = ";") -> str:
+    """CSV text of an export: every cell through ``safe_cell``. Every CSV the console offers for
+    download is written here."""
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=delimiter)
+    writer.writerow([safe_cell(v) for v in header])
+    for row in rows:
+        writer.writerow([safe_cell(v) for v in row])
+    return out.getvalue()
 
 
 @dataclass(frozen=True)
@@ -37,12 +61,7 @@ class ImportReport:
     rejected: list[Rejected] = field(default_factory=list)
 
     def rejected_csv(self) -> str:
-        out = io.StringIO()
-        writer = csv.writer(out, delimiter=";")
-        writer.writerow(["linha", "razao_social", "motivo"])
-        for r in self.rejected:
-            writer.writerow([r.line, r.legal_name, r.reason])
-        return out.getvalue()
+        return csv_text(["linha", "razao_social", "motivo"], ([r.line, r.legal_name, r.reason] for r in self.rejected))
 
 
 def _decode(raw: bytes) -> str:

@@ -2,11 +2,16 @@
 
 The service owns the timestamps (first response, resolution) and writes a TicketEvent for every
 change and message, so the console can show who did what and when.
+
+Who may act: a ticket that a technician holds is theirs. Another technician cannot reply to it,
+close it or escalate it without first taking it over explicitly (``take_over``, recorded as an
+``assigned`` event naming who it was taken from); managers can act on any ticket.
 """
 from __future__ import annotations
 
 from typing import Any, Literal
 
+from atende_contract import channels
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
 
@@ -43,6 +48,30 @@ def _technician(s: Session, technician_id: int) -> Technician:
     if tech is None or not tech.active:
         raise NotFound(f"technician {technician_id} not found", "Técnico não encontrado.")
     return tech
+
+
+def _holder_name(s: Session, technician_id: int | None) -> str:
+    holder = s.get(Technician, technician_id) if technician_id else None
+    return holder.name if holder else "outro técnico"
+
+
+def _require_holder(s: Session, ticket: Ticket, tech: Technician, action_pt: str) -> None:
+    """Refuse (AlreadyAssigned, nothing written) a technician acting on a ticket another one holds."""
+    if tech.role == "manager" or ticket.technician_id is None or ticket.technician_id == tech.id:
+        return
+    raise AlreadyAssigned(
+        f"ticket {ticket.id} is held by technician {ticket.technician_id}, not {tech.id}",
+        f"O chamado {ticket.number} está com {_holder_name(s, ticket.technician_id)}. Para {action_pt}, "
+        "use \"Assumir\" no chamado primeiro (fica registrado no histórico).")
+
+
+def require_holder(s: Session, ticket_id: int, technician_id: int, action_pt: str = "responder") -> Ticket:
+    """The ticket, if this technician may act on it now (a manager, its holder, or nobody holds it);
+    AlreadyAssigned otherwise. Callers that talk to the customer check this before sending."""
+    tech = _technician(s, technician_id)
+    ticket = get(s, ticket_id)
+    _require_holder(s, ticket, tech, action_pt)
+    return ticket
 
 
 def _check_choice(value: str, allowed: tuple[str, ...], what: str) -> str:
@@ -109,7 +138,10 @@ def open_ticket(
 
 
 def active_for_conversation(s: Session, conversation_id: str) -> Ticket | None:
-    return s.scalar(select(Ticket).where(Ticket.conversation_id == conversation_id,
+    """The open ticket of a conversation; tickets opened before conversation ids were namespaced
+    by channel (``whatsapp:5511...``) carry the bare id, and are found too."""
+    forms = channels.legacy_forms(conversation_id)
+    return s.scalar(select(Ticket).where(Ticket.conversation_id.in_(forms),
                                          Ticket.status.in_(ACTIVE))
                     .order_by(Ticket.id.desc()).limit(1))
 
@@ -129,7 +161,7 @@ def add_message(s: Session, ticket_id: int, *, author: str, text: str,
         raise InvalidInput("empty message", "A mensagem está vazia.")
     ticket = get(s, ticket_id)
     if direction == "out" and technician_id is not None:
-        _technician(s, technician_id)
+        _require_holder(s, ticket, _technician(s, technician_id), "responder")
         if ticket.first_response_at is None:
             ticket.first_response_at = utcnow()
     ev = _event(s, ticket, actor=author, kind="message_in" if direction == "in" else "message_out",
@@ -192,6 +224,44 @@ def assume(s: Session, ticket_id: int, technician_id: int) -> Ticket:
     return ticket
 
 
+def take_over(s: Session, ticket_id: int, technician_id: int, *, from_technician_id: int) -> Ticket:
+    """The explicit "Assumir" of a ticket that ``from_technician_id`` holds (the holder the
+    technician saw). Atomic: if the ticket changed hands meanwhile, AlreadyAssigned names the
+    current holder and nothing is written. Recorded as ``assigned`` with who took it from whom."""
+    tech = _technician(s, technician_id)
+    ticket = get(s, ticket_id)
+    if ticket.status == "concluido":
+        raise IllegalTransition(f"ticket {ticket_id} is closed", "Este chamado já está concluído.")
+    if ticket.technician_id == technician_id:
+        return ticket
+    if ticket.technician_id is None:
+        return assume(s, ticket_id, technician_id)
+    result = s.execute(
+        update(Ticket)
+        .where(Ticket.id == ticket_id, Ticket.technician_id == from_technician_id, Ticket.status.in_(ACTIVE))
+        .values(technician_id=technician_id, status="em_atendimento", updated_at=utcnow(),
+                row_version=Ticket.row_version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        s.expire(ticket)
+        raise AlreadyAssigned(
+            f"ticket {ticket_id} no longer held by {from_technician_id} (now {ticket.technician_id})",
+            f"O chamado #{ticket_id} mudou de mãos: agora está com {_holder_name(s, ticket.technician_id)}.")
+    previous_status = ticket.status
+    s.expire(ticket)
+    from_name = _holder_name(s, from_technician_id)
+    _event(s, ticket, actor=tech.name, kind="assigned", technician_id=technician_id,
+           text=f"assumido de {from_name}",
+           data={"technician_id": technician_id, "from_technician_id": from_technician_id,
+                 "from_technician": from_name, "take_over": True})
+    if previous_status != "em_atendimento":
+        _event(s, ticket, actor=tech.name, kind="status", technician_id=technician_id,
+               data={"from": previous_status, "to": "em_atendimento"})
+    s.flush()
+    return ticket
+
+
 def resolve(s: Session, ticket_id: int, *, technician_id: int, solution: str) -> Ticket:
     """Register the solution and close the ticket (concluído)."""
     tech = _technician(s, technician_id)
@@ -202,6 +272,7 @@ def resolve(s: Session, ticket_id: int, *, technician_id: int, solution: str) ->
     if ticket.status == "novo":
         raise IllegalTransition(f"ticket {ticket_id} not assumed",
                                 "Assuma o chamado antes de registrar a solução.")
+    _require_holder(s, ticket, tech, "concluir o chamado")
     ticket.solution = text[:MAX_DESCRIPTION]
     if ticket.technician_id is None:
         ticket.technician_id = technician_id
@@ -227,6 +298,7 @@ def escalate(s: Session, ticket_id: int, *, technician_id: int, level: int,
     ticket = get(s, ticket_id)
     if ticket.status == "concluido":
         raise IllegalTransition(f"ticket {ticket_id} is closed", "Este chamado já está concluído.")
+    _require_holder(s, ticket, tech, "escalar o chamado")
     target = _technician(s, to_technician_id) if to_technician_id is not None else None
     previous_level, previous_tech = ticket.level, ticket.technician_id
     ticket.level = level

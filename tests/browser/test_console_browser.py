@@ -6,12 +6,15 @@ reaches the customer's conversation:
   loopback that records Rasa's ``trigger_intent`` call (runs everywhere, no model needed);
 - ``test_reply_reaches_the_website_customer`` runs the real stack (Rasa with the project's model,
   the action server) and a website customer on socket.io, and waits for the reply to arrive on
-  the customer's socket.
+  the customer's socket;
+- ``test_customer_markup_is_plain_text_in_the_browser`` renders a ticket whose customer wrote
+  Markdown and HTML, and checks the page's DOM: no link, image or emphasis came out of it.
 """
 from __future__ import annotations
 
 import os
 import queue
+import re
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -71,6 +74,58 @@ def _reply(page: Any, text: str) -> None:
     page.get_by_role("button", name="Enviar resposta").click()
     page.get_by_text("Resposta enviada ao cliente.").wait_for()
     page.get_by_text(f"resposta do técnico: {text}").wait_for()
+
+
+def _dataset_db(tmp_path: Path) -> tuple[str, dataset.Ids]:
+    db = tmp_path / "atende.db"
+    url = f"sqlite:///{db}"
+    upgrade(url)
+    os.environ["DATABASE_URL"] = url
+    reset_settings()
+    try:
+        with session_scope() as s:
+            ids = dataset.build(s)
+    finally:
+        dispose_engines()
+        os.environ.pop("DATABASE_URL", None)
+        reset_settings()
+    return url, ids
+
+
+def test_customer_markup_is_plain_text_in_the_browser(tmp_path: Path, browser_page: Any) -> None:
+    from helpdesk.services import customers, tickets
+
+    url, _ids = _dataset_db(tmp_path)
+    legal = "Falsa **Ltda** [Pague aqui](http://mal.example/pix) <img src=x onerror=alert(1)>"
+    subject = ("**negrito** ![](http://rastreador.example/p.png) <b>grosso</b> [link](http://mal.example/y) "
+               "www.mal.example pix@mal.example $x^2$ :red[vermelho] :smile: _itálico_")
+    with session_scope(url) as s:
+        c = customers.create(s, responsible_name="_Rita_ <i>Souza</i>", legal_name=legal, cnpj="04.252.011/0001-10",
+                             tax_regime="simples_nacional")
+        tid = tickets.open_ticket(s, customer_id=c.id, channel="phone", type="erro", module=None,
+                                  description=subject, subject=subject, conversation_id=None).id
+    dispose_engines()
+    console, console_url = _start_console(tmp_path, {"DATABASE_URL": url})
+    try:
+        page = browser_page
+        _login(page, console_url, "tiago@teste.dev", dataset.PASSWORD)
+        page.get_by_test_id("stSidebar").get_by_text("Chamado", exact=True).click()
+        field = page.get_by_label("Número do chamado")
+        field.fill(str(tid))
+        field.press("Enter")
+        heading = page.get_by_role("heading", name=f"#{tid}")
+        heading.wait_for()
+        assert heading.inner_text().replace("\u2060", "").strip() == f"#{tid} · {subject}"
+        page.get_by_text(legal).first.wait_for()  # st.text
+        page.get_by_text("_Rita_ <i>Souza</i>").first.wait_for()
+        main = page.get_by_test_id("stMain")
+        assert main.locator("a[href*='mal.example'], a[href^='mailto']").count() == 0
+        assert main.locator("img[src='x'], img[src*='rastreador']").count() == 0
+        assert main.locator("strong, b, em, i").filter(has_text=re.compile("negrito|grosso|itálico|Rita")).count() == 0
+        assert main.locator(".katex, [data-testid='stMarkdownColoredText']").count() == 0
+        assert "😄" not in main.inner_text()
+    finally:
+        console.stop()
 
 
 def test_reply_leaves_the_console_for_rasa(tmp_path: Path, browser_page: Any) -> None:
@@ -136,7 +191,7 @@ def test_reply_reaches_the_website_customer(tmp_path: Path, browser_page: Any, a
             customer = customers.find_by_email(s, "joana@paodourado.com.br")
             ticket = tickets.open_ticket(s, customer_id=customer.id if customer else None, channel="web",
                                          type="erro", module="pdv", description="PDV não abre (teste de navegador)",
-                                         conversation_id=session_id)
+                                         conversation_id=f"web:{session_id}")
             tickets.assume(s, ticket.id, manager.id)
             tid = ticket.id
         dispose_engines()

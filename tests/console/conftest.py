@@ -12,8 +12,25 @@ import pytest
 
 from helpdesk.config import reset_settings
 from helpdesk.db import session_scope
+from helpdesk.services import technicians
 
 from . import dataset
+from .apphelpers import FakeClock
+
+
+@pytest.fixture(autouse=True)
+def _fresh_login_throttle() -> Iterator[None]:
+    """The login throttle lives in the process: no test sees another's failures."""
+    technicians.login_throttle.reset()
+    yield
+    technicians.login_throttle.reset()
+
+
+@pytest.fixture()
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    fake = FakeClock()
+    monkeypatch.setattr(technicians.login_throttle, "clock", fake)
+    return fake
 
 
 @pytest.fixture()

@@ -12,9 +12,12 @@ from sqlalchemy import select
 from helpdesk.config import reset_settings
 from helpdesk.db import dispose_engines, get_engine, session_scope
 from helpdesk.models import Contact, Customer, License, Machine, Technician, Ticket, TicketEvent
+from helpdesk.services import technicians
 
 from . import dataset
-from .apphelpers import goto, login, messages, metrics, new_app, texts
+from .apphelpers import (
+    EVIL, FakeClock, assert_no_markup_from, assert_plain, goto, login, messages, metrics, new_app, shown, texts,
+)
 from .conftest import RasaRecorder
 
 
@@ -53,15 +56,75 @@ def test_login_and_logout(ids: dataset.Ids) -> None:
     assert at.text_input(key="login_email") is not None
 
 
-def test_wrong_password_is_refused_and_locks_after_repeated_failures(ids: dataset.Ids) -> None:
+def test_wrong_password_is_refused_then_backs_off_without_locking(ids: dataset.Ids, clock: FakeClock) -> None:
     at = login("tiago@teste.dev", "senha-errada")
     assert messages(at, "error") == ["E-mail ou senha incorretos."]
     assert "auth" not in at.session_state and not at.header
     for _ in range(4):
         at = login("tiago@teste.dev", "senha-errada", at)
-    at = login("tiago@teste.dev", dataset.PASSWORD, at)  # right password, but the account is locked now
-    assert messages(at, "error") == ["Conta bloqueada temporariamente após tentativas inválidas. Tente novamente mais tarde."]
+        assert messages(at, "error") == ["E-mail ou senha incorretos."]
+    at = login("tiago@teste.dev", dataset.PASSWORD, at)  # right password, but inside the backoff window
+    assert messages(at, "error") == ["Muitas tentativas de login. Aguarde 1 segundo e tente novamente."]
     assert "auth" not in at.session_state
+    clock.advance(1)
+    at = login("tiago@teste.dev", "senha-errada", at)  # one more failure doubles the wait
+    clock.advance(1.5)
+    at = login("tiago@teste.dev", dataset.PASSWORD, at)
+    assert messages(at, "error") == ["Muitas tentativas de login. Aguarde 1 segundo e tente novamente."]
+    clock.advance(0.5)
+    at = login("tiago@teste.dev", dataset.PASSWORD, at)  # after the wait the right password logs in
+    assert not messages(at, "error") and [h.value for h in at.header] == ["Fila de chamados"]
+    with session_scope() as s:  # a failed login writes nothing
+        tech = s.get(Technician, ids.tiago)
+        assert (tech.failed_logins, tech.locked_until) == (0, None)
+
+
+def test_unknown_account_reads_like_a_wrong_password(ids: dataset.Ids, clock: FakeClock) -> None:
+    seen: dict[str, list[list[str]]] = {}
+    for email in ("tiago@teste.dev", "ninguem@teste.dev"):
+        technicians.login_throttle.reset()
+        at = new_app().run()
+        seen[email] = [messages(login(email, "senha-errada", at), "error") for _ in range(6)]
+    assert seen["tiago@teste.dev"] == seen["ninguem@teste.dev"]
+    assert seen["ninguem@teste.dev"][-1] == ["Muitas tentativas de login. Aguarde 1 segundo e tente novamente."]
+
+
+def test_demoted_manager_loses_manager_pages_at_once(ids: dataset.Ids) -> None:
+    at = goto(login("marta@teste.dev", dataset.PASSWORD), "relatorios")
+    assert at.radio(key="nav").options == ["Fila", "Chamado", "Clientes", "Relatórios", "Usuários"]
+    with session_scope() as s:
+        s.get(Technician, ids.manager).role = "technician"
+    at = goto(at, "usuarios")
+    assert messages(at, "error") == ["Você não tem permissão para acessar esta área. Esta página é só para gestores."]
+    assert at.radio(key="nav").options == ["Fila", "Chamado", "Clientes"]
+    assert "técnico" in at.caption[0].value
+
+
+def test_deactivated_account_is_logged_out_at_once(ids: dataset.Ids) -> None:
+    at = login("tiago@teste.dev", dataset.PASSWORD)
+    at.selectbox(key="q_ticket").set_value(ids.tickets["t7"]).run()
+    with session_scope() as s:
+        technicians.set_active(s, ids.tiago, False, by=ids.manager)
+    at.button(key="q_assume").click().run()  # the click itself is refused
+    assert messages(at, "warning") == ["Sua conta foi desativada. Fale com um gestor."]
+    assert "auth" not in at.session_state and not at.header
+    assert _ticket(ids.tickets["t7"]).technician_id is None and _event_kinds(ids.tickets["t7"]) == ["created"]
+    at = login("tiago@teste.dev", dataset.PASSWORD, at)
+    assert messages(at, "error") == ["E-mail ou senha incorretos."]
+
+
+def test_password_reset_ends_the_accounts_open_sessions(ids: dataset.Ids) -> None:
+    stolen = login("tiago@teste.dev", dataset.PASSWORD)
+    marta = goto(login("marta@teste.dev", dataset.PASSWORD), "usuarios")
+    marta.selectbox(key="p_user").set_value(ids.tiago)
+    marta.text_input(key="p_password").input("nova-senha-tiago")
+    marta.button(key="p_save").click().run()
+    assert messages(marta, "success") == ["Senha redefinida. As sessões abertas desse usuário foram encerradas."]
+    stolen.run()
+    assert messages(stolen, "warning") == [
+        "Sua sessão foi encerrada porque a senha foi redefinida ou o acesso mudou. Entre novamente."]
+    assert "auth" not in stolen.session_state and not stolen.header
+    assert [h.value for h in goto(marta, "usuarios").header] == ["Usuários"]  # the manager's own session goes on
 
 
 def test_expired_session_asks_to_log_in_again(ids: dataset.Ids) -> None:
@@ -205,6 +268,101 @@ def test_html_in_a_customer_message_is_shown_as_text(ids: dataset.Ids) -> None:
     assert all("<script>" not in str(c.value) for c in at.caption)
 
 
+def _evil_customer_and_ticket(ids: dataset.Ids) -> tuple[int, int]:
+    """A customer and a ticket whose every free-text field is markup, with a conversation to match."""
+    from helpdesk.services import customers, tickets
+
+    with session_scope() as s:
+        c = customers.create(s, responsible_name="![](http://rastreador.example/r.png) Rita",
+                             legal_name="Falsa **Ltda** [site](http://mal.example) <img src=x onerror=alert(1)>",
+                             trade_name="<b>Fantasia</b>", cnpj="04.252.011/0001-10", tax_regime="simples_nacional",
+                             machines=[customers.MachineSpec(name="[CAIXA](http://mal.example)",
+                                                             anydesk_code="111222333", notes="**nota**")])
+        t = tickets.open_ticket(s, customer_id=c.id, channel="web", type="erro", module=None, description=EVIL,
+                                subject=EVIL, conversation_id="web-sess-evil", contact_name="<i>Rita</i>",
+                                flags={"unverified_contact": True, "claimed_cnpj": "**11** [x](http://mal.example)"})
+        return c.id, t.id
+
+
+def test_customer_text_is_never_read_as_markdown_or_html(ids: dataset.Ids) -> None:
+    _cid, tid = _evil_customer_and_ticket(ids)
+    _tracker_events([("web-sess-evil", "user", "2026-03-02T09:58:00", EVIL)])
+    at = goto(login("tiago@teste.dev", dataset.PASSWORD), "chamado", id=tid)
+    assert not at.exception
+    heading = at.subheader[0].value
+    assert shown(heading) == f"#{tid} · {EVIL}"
+    assert_plain(heading, f"#{tid} · {EVIL}")
+    shown_texts = texts(at)
+    for literal in ("Falsa **Ltda** [site](http://mal.example) <img src=x onerror=alert(1)>",
+                    "![](http://rastreador.example/r.png) Rita", EVIL):
+        assert literal in shown_texts  # st.text: plain, verbatim
+    assert any(t.startswith("[CAIXA](http://mal.example)") for t in shown_texts)
+    warning = next(w for w in at.warning if "Contato não verificado" in shown(w.value))
+    assert_plain(warning.value, "**11** [x](http://mal.example)")
+    assert_no_markup_from(at, "mal.example", "rastreador", "onerror", "negrito", "<b>", "<i>")
+
+
+def test_customer_names_on_the_customers_and_reports_pages_stay_literal(ids: dataset.Ids) -> None:
+    from helpdesk.models import KnowledgeQuery
+    from helpdesk.services import tickets
+
+    cid, _tid = _evil_customer_and_ticket(ids)
+    legal = "Falsa **Ltda** [site](http://mal.example) <img src=x onerror=alert(1)>"
+    with session_scope() as s:
+        for n in range(4):  # the customer with the most tickets of the period
+            t = tickets.open_ticket(s, customer_id=cid, channel="web", type="duvida", module=None,
+                                    description=f"d{n}", conversation_id=None)
+            t.opened_at = datetime(2026, 3, 4, 10 + n)
+        s.add(KnowledgeQuery(conversation_id=None, question=EVIL, answered=False, grounded=False,
+                             at=datetime(2026, 3, 4, 15)))
+    at = goto(login("tiago@teste.dev", dataset.PASSWORD), "clientes")
+    at.text_input(key="c_search").input("Falsa").run()
+    assert_plain(at.subheader[0].value, legal)
+    assert_no_markup_from(at, "mal.example", "rastreador", "onerror")
+
+    at = goto(login("marta@teste.dev", dataset.PASSWORD), "relatorios")
+    at.date_input(key="r_from").set_value(date(2026, 3, 1))
+    at.date_input(key="r_to").set_value(date(2026, 3, 10)).run()
+    top = next(m for m in at.metric if m.label == "Cliente com mais chamados")
+    assert_plain(top.value, legal)
+    assert EVIL in list(at.dataframe[0].value["Pergunta"])  # documentation gaps: a plain table cell
+    assert_no_markup_from(at, "mal.example", "rastreador", "onerror", "negrito")
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    customers_chart = next(f for f in specs if f["layout"]["title"]["text"] == "Clientes com mais chamados")
+    labels = customers_chart["data"][0]["y"]
+    assert "Falsa **Ltda** [site](http://mal.example) &lt;img src=x onerror=alert(1)&gt;" in labels
+    assert not any("<img" in str(v) for v in labels)
+
+
+def test_a_technician_takes_over_a_held_ticket_explicitly(ids: dataset.Ids, rasa: RasaRecorder) -> None:
+    tid = ids.tickets["t5"]  # Bruno's
+    at = goto(login("tiago@teste.dev", dataset.PASSWORD), "chamado", id=tid)
+    assert messages(at, "info")[0].startswith("Este chamado está com Bruno Técnico.")
+    assert at.button(key="t_take_over").label == "Assumir este chamado (está com Bruno Técnico)"
+    before = _event_kinds(tid)
+    at.text_area(key="reply_text").input("Oi, aqui é o Tiago")
+    at.button(key="reply_send").click().run()
+    assert messages(at, "error") == [f"O chamado #{tid} está com Bruno Técnico. Para responder, use \"Assumir\" "
+                                     "no chamado primeiro (fica registrado no histórico)."]
+    assert rasa.calls == [] and _event_kinds(tid) == before and _ticket(tid).technician_id == ids.bruno
+    at.button(key="t_take_over").click().run()
+    assert messages(at, "success") == [f"Você assumiu o chamado #{tid}."]
+    assert _ticket(tid).technician_id == ids.tiago and "t_take_over" not in [b.key for b in at.button]
+    at.text_area(key="reply_text").input("Oi, aqui é o Tiago")
+    at.button(key="reply_send").click().run()
+    assert messages(at, "success") == ["Resposta enviada ao cliente."] and len(rasa.calls) == 1
+
+
+def test_a_manager_replies_without_taking_over(ids: dataset.Ids, rasa: RasaRecorder) -> None:
+    tid = ids.tickets["t5"]
+    at = goto(login("marta@teste.dev", dataset.PASSWORD), "chamado", id=tid)
+    assert not messages(at, "info")
+    at.text_area(key="reply_text").input("Aqui é a gestora")
+    at.button(key="reply_send").click().run()
+    assert messages(at, "success") == ["Resposta enviada ao cliente."]
+    assert _ticket(tid).technician_id == ids.bruno
+
+
 def test_reply_reaches_rasa_and_is_recorded(ids: dataset.Ids, rasa: RasaRecorder) -> None:
     tid = ids.tickets["t5"]
     at = goto(login("bruno@teste.dev", dataset.PASSWORD), "chamado", id=tid)
@@ -253,6 +411,15 @@ def test_ticket_actions_are_recorded_with_who_and_when(ids: dataset.Ids, rasa: R
     t = _ticket(tid)
     assert (t.level, t.technician_id) == (2, ids.tiago)
 
+    # Tiago holds it now: Bruno closes it only after an explicit "Assumir", which names Tiago.
+    at.text_area(key="sol_text").input("Pinpad reconfigurado.")
+    at.button(key="sol_send").click().run()
+    assert messages(at, "error") == [f"O chamado #{tid} está com Tiago Técnico. Para concluir o chamado, use "
+                                     "\"Assumir\" no chamado primeiro (fica registrado no histórico)."]
+    assert _ticket(tid).status == "em_atendimento" and rasa.calls == []
+    at.button(key="t_take_over").click().run()
+    assert messages(at, "success") == [f"Você assumiu o chamado #{tid}."]
+    assert any(t.endswith("assumido: de Tiago Técnico") for t in texts(at))
     at.text_area(key="sol_text").input("Pinpad reconfigurado.")
     at.button(key="sol_send").click().run()
     assert messages(at, "success") == [f"Chamado #{tid} concluído. O assistente vai pedir a avaliação ao cliente."]
@@ -268,8 +435,10 @@ def test_ticket_actions_are_recorded_with_who_and_when(ids: dataset.Ids, rasa: R
         evs = list(s.scalars(select(TicketEvent).where(TicketEvent.ticket_id == tid).order_by(TicketEvent.id)))
     recorded = [(e.kind, e.actor) for e in evs if e.kind != "created"]
     assert recorded == [("system_update", "Bruno Técnico"), ("fields_changed", "Bruno Técnico"),
-                        ("escalated", "Bruno Técnico"), ("solution", "Bruno Técnico"), ("status", "Bruno Técnico"),
-                        ("status", "Bruno Técnico")]
+                        ("escalated", "Bruno Técnico"), ("assigned", "Bruno Técnico"), ("solution", "Bruno Técnico"),
+                        ("status", "Bruno Técnico"), ("status", "Bruno Técnico")]
+    taken = next(e for e in evs if e.kind == "assigned")
+    assert taken.data["from_technician_id"] == ids.tiago and taken.data["technician_id"] == ids.bruno
     assert all(e.at is not None and e.technician_id == ids.bruno for e in evs if e.kind != "created")
 
 
@@ -428,8 +597,26 @@ def test_users_page_creates_users_and_resets_passwords(ids: dataset.Ids) -> None
     at.selectbox(key="p_user").set_value(ids.tiago)
     at.text_input(key="p_password").input("nova-senha-tiago")
     at.button(key="p_save").click().run()
-    assert messages(at, "success") == ["Senha redefinida."]
+    assert messages(at, "success") == ["Senha redefinida. As sessões abertas desse usuário foram encerradas."]
     assert not messages(login("tiago@teste.dev", "nova-senha-tiago", new_app().run()), "error")
+
+
+def test_users_page_changes_profile_and_access(ids: dataset.Ids) -> None:
+    tiago = login("tiago@teste.dev", dataset.PASSWORD)
+    at = goto(login("marta@teste.dev", dataset.PASSWORD), "usuarios")
+    at.selectbox(key="a_user").set_value(ids.manager).run()
+    at.selectbox(key=f"a_active_{ids.manager}").set_value("desativado")
+    at.button(key="a_save").click().run()
+    assert messages(at, "error") == ["Você não pode desativar a sua própria conta."]
+    at.selectbox(key="a_user").set_value(ids.tiago).run()
+    assert at.selectbox(key=f"a_role_{ids.tiago}").value == "technician"
+    at.selectbox(key=f"a_active_{ids.tiago}").set_value("desativado")
+    at.button(key="a_save").click().run()
+    assert messages(at, "success") == ["Acesso de Tiago Técnico atualizado: técnico, desativado (sessões abertas encerradas)."]
+    assert list(at.dataframe[0].value["Situação"]) == ["ativo", "ativo", "desativado"]
+    tiago.run()
+    assert messages(tiago, "warning") == ["Sua conta foi desativada. Fale com um gestor."]
+    assert "auth" not in tiago.session_state
 
 
 def test_assume_from_the_ticket_screen(ids: dataset.Ids) -> None:

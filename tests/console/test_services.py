@@ -147,6 +147,23 @@ def test_whatsapp_131047_failure_is_surfaced(data: dataset.Ids, foreign_tables: 
     assert "131047" in failures[0].message_pt and "24 horas" in failures[0].message_pt and "template" in failures[0].message_pt
 
 
+def test_rejected_rows_report_neutralises_formula_cells(data: dataset.Ids) -> None:
+    import csv
+    import io
+
+    rows = ['Ana;"=HYPERLINK(""http://mal.example"";""Clique"")";;04.252.011/0001-11;simples;;;;;;',
+            "Bia;@SUM(1+1)*cmd|' /C calc'!A0;;33.000.167/0001-02;simples;;;;;;",
+            "Cid;-2+3;;60.746.948/0001-13;simples;;;;;;",
+            "Dan;Delta Ltda;;04.252.011/0001-19;simples;;;;;;"]
+    with session_scope() as s:
+        report = customer_import.import_csv(s, (HEADER + "\n".join(rows) + "\n").encode("utf-8"))
+    assert not report.created and len(report.rejected) == 4
+    cells = list(csv.reader(io.StringIO(report.rejected_csv()), delimiter=";"))
+    assert [c[1] for c in cells[1:]] == ["'=HYPERLINK(\"http://mal.example\";\"Clique\")",
+                                         "'@SUM(1+1)*cmd|' /C calc'!A0", "'-2+3", "Delta Ltda"]
+    assert all(not cell.startswith(customer_import.FORMULA_PREFIXES) for row in cells for cell in row)
+
+
 def _events(tid: int) -> list[tuple[str, str]]:
     with session_scope() as s:
         return [(e.kind, e.text) for e in s.scalars(select(TicketEvent).where(TicketEvent.ticket_id == tid)

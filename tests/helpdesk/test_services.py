@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -13,6 +12,7 @@ from helpdesk.models import Customer, Technician, Ticket, TicketEvent
 from helpdesk.services import catalog, customers, outcomes, technicians, tickets
 
 from helpdesk.demo import load_catalog
+from tests.console.apphelpers import FakeClock
 
 VALID_CNPJ = "11.222.333/0001-81"
 
@@ -198,7 +198,7 @@ def test_escalate_update_and_change_fields(world: dict[str, int]) -> None:
             tickets.escalate(s, tid, technician_id=world["tech1"], level=7, to_technician_id=None, reason="x")
 
 
-def test_technician_login_lock_and_roles(world: dict[str, int]) -> None:
+def test_technician_login_backoff_and_roles(world: dict[str, int], clock: FakeClock) -> None:
     with session_scope() as s:
         tech = technicians.authenticate(s, "rafael@x.com", "segredo-123")
         assert tech.password_hash.startswith("$argon2")
@@ -207,11 +207,13 @@ def test_technician_login_lock_and_roles(world: dict[str, int]) -> None:
     for _ in range(5):
         with pytest.raises(errors.AuthenticationFailed), session_scope() as s:
             technicians.authenticate(s, "rafael@x.com", "errada")
-    with pytest.raises(errors.AccountLocked), session_scope() as s:
-        technicians.authenticate(s, "rafael@x.com", "segredo-123")
-    with session_scope() as s:
+    with pytest.raises(errors.AccountLocked) as refused, session_scope() as s:
+        technicians.authenticate(s, "rafael@x.com", "segredo-123")  # inside the backoff window
+    assert refused.value.message_pt == "Muitas tentativas de login. Aguarde 1 segundo e tente novamente."
+    with session_scope() as s:  # nothing was written: no lock to clear by hand
         tech = s.get(Technician, world["tech1"])
-        tech.locked_until = tech.locked_until - timedelta(hours=1)  # type: ignore[operator]
+        assert (tech.failed_logins, tech.locked_until) == (0, None)
+    clock.advance(1)
     with session_scope() as s:
         assert technicians.authenticate(s, "rafael@x.com", "segredo-123").id == world["tech1"]
 
