@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import statistics
 import subprocess
 import sys
@@ -42,9 +43,18 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from helpdesk.services.rasa_client import api_token  # noqa: E402
 from ops import endpoints, procs  # noqa: E402
 from ops.paths import APP_PYTHON, CREDENTIALS  # noqa: E402
 from ops.train import train_if_changed  # noqa: E402
+
+
+# Rasa's HTTP API takes a bearer JWT signed with RASA_JWT_SECRET (as the console sends it).
+API_SECRET = secrets.token_urlsafe(32)
+
+
+def api_headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_token(API_SECRET)}"}
 
 
 SESSION_START = [{"event": "action", "name": "action_session_start"}, {"event": "session_started"},
@@ -53,7 +63,8 @@ SESSION_START = [{"event": "action", "name": "action_session_start"}, {"event": 
 
 def open_session(url: str, sender: str) -> None:
     """Start the conversation's session without running the (custom) action_session_start."""
-    resp = requests.post(f"{url}/conversations/{sender}/tracker/events", json=SESSION_START, timeout=60)
+    resp = requests.post(f"{url}/conversations/{sender}/tracker/events", json=SESSION_START,
+                         headers=api_headers(), timeout=60)
     resp.raise_for_status()
 
 
@@ -116,7 +127,8 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="assistant-bench-"))
     db_url = args.database_url or f"sqlite:///{work / 'atende.db'}"
-    env = {"DATABASE_URL": db_url, "OPENAI_API_KEY": ""}
+    env = {"DATABASE_URL": db_url, "OPENAI_API_KEY": "", "RASA_JWT_SECRET": API_SECRET,
+           "ATENDE_ATTESTATION_SECRET": secrets.token_urlsafe(32)}
     run_env = dict(os.environ, **env, PYTHONPATH=str(ROOT))
     print("Preparing the database and the model...", flush=True)
     subprocess.run([str(APP_PYTHON), "-m", "helpdesk", "migrate"], cwd=ROOT, env=run_env, check=True,
@@ -160,7 +172,7 @@ def main() -> int:
         # Check the paths really are what we claim, then warm both servers up.
         probe = requests.post(f"{ours_url}/webhooks/rest/webhook", json={"sender": "probe", "message": "oi"}).json()
         assert probe and "Olá" in probe[0]["text"], probe
-        tracker = requests.get(f"{ours_url}/conversations/probe/tracker").json()
+        tracker = requests.get(f"{ours_url}/conversations/probe/tracker", headers=api_headers()).json()
         assert "action_greet" in [e.get("name") for e in tracker["events"]], "custom action not in the path"
         open_session(alone_url, "probe")
         probe = requests.post(f"{alone_url}/webhooks/rest/webhook", json={"sender": "probe", "message": "obrigado"}).json()

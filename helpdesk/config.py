@@ -38,7 +38,7 @@ def normalize_database_url(url: str) -> str:
 class Settings:
     database_url: str = field(default_factory=_default_db_url)
     rasa_url: str = "http://localhost:5005"
-    rasa_token: str = ""
+    rasa_jwt_secret: str = ""
     webchat_jwt_secret: str = ""
     session_ttl_minutes: int = 480
     login_max_failures: int = 5
@@ -50,7 +50,7 @@ class Settings:
         return cls(
             database_url=normalize_database_url(env.get("DATABASE_URL") or _default_db_url()),
             rasa_url=env.get("RASA_URL", "http://localhost:5005").rstrip("/"),
-            rasa_token=env.get("RASA_TOKEN", ""),
+            rasa_jwt_secret=env.get("RASA_JWT_SECRET", ""),
             webchat_jwt_secret=env.get("WEBCHAT_JWT_SECRET", ""),
             session_ttl_minutes=int(env.get("CONSOLE_SESSION_TTL_MINUTES", "480")),
             login_max_failures=int(env.get("CONSOLE_LOGIN_MAX_FAILURES", "5")),

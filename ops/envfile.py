@@ -31,7 +31,19 @@ def load_dotenv(path: Path | None = None) -> None:
         os.environ.setdefault(key, value)
 
 
-def ensure_dev_secrets(names: tuple[str, ...] = ("RASA_TOKEN", "WEBCHAT_JWT_SECRET")) -> None:
+# Secrets that `make run` / `make run-prod` generate when unset (compose requires them in .env):
+# RASA_JWT_SECRET signs the console's bearer tokens for Rasa's HTTP API; ATENDE_ATTESTATION_SECRET
+# keys the HMAC with which the connectors (Rasa server, WhatsApp gateway) attest an identity to
+# the action server; WEBCHAT_JWT_SECRET is shared with the vendor's site (the demo site here).
+DEV_SECRETS = ("RASA_JWT_SECRET", "ATENDE_ATTESTATION_SECRET", "WEBCHAT_JWT_SECRET")
+
+
+def new_secret() -> str:
+    """A random secret of 43 URL-safe characters (32 random bytes)."""
+    return secrets.token_urlsafe(32)
+
+
+def ensure_dev_secrets(names: tuple[str, ...] = DEV_SECRETS) -> None:
     """Give each unset secret a random value, generated once and kept in var/secrets.env."""
     store = VAR / "secrets.env"
     saved = parse(store)
@@ -40,7 +52,7 @@ def ensure_dev_secrets(names: tuple[str, ...] = ("RASA_TOKEN", "WEBCHAT_JWT_SECR
         if os.environ.get(name):
             continue
         if name not in saved:
-            saved[name] = secrets.token_urlsafe(32)
+            saved[name] = new_secret()
             changed = True
         os.environ[name] = saved[name]
     if changed:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from .paths import APP_PYTHON, APP_VENV, BOT_PYTHON, CREDENTIALS, RASA_BIN, ROOT
+from .paths import APP_PYTHON, APP_VENV, BOT_PYTHON, CREDENTIALS, ROOT
 
 
 def free_port() -> int:
@@ -41,6 +41,7 @@ class Proc:
         env.setdefault("HF_HUB_OFFLINE", "1")
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         env.setdefault("RASA_TELEMETRY_ENABLED", "false")
+        env.setdefault("PYTHONUNBUFFERED", "1")  # logs reach var/logs as they are written
         if self.log is not None:
             self.log.parent.mkdir(parents=True, exist_ok=True)
             self._log_file = open(self.log, "ab")
@@ -93,18 +94,25 @@ class Proc:
             self.popen.wait(5)
 
 
-def action_server(port: int, *, env: dict[str, str] | None = None, log: Path | None = None) -> Proc:
+def action_server(port: int, *, host: str = "127.0.0.1", env: dict[str, str] | None = None,
+                  log: Path | None = None) -> Proc:
+    """The rasa-sdk action server. rasa-sdk has no `--host`: it binds to $SANIC_HOST (its default
+    is 0.0.0.0), so the host goes there."""
     return Proc("action server", [str(APP_PYTHON), "-m", "rasa_sdk", "--actions", "actions", "-p", str(port)],
-                f"http://127.0.0.1:{port}/health", env or {}, log)
+                f"http://127.0.0.1:{port}/health", {**(env or {}), "SANIC_HOST": host}, log)
 
 
 def rasa_server(port: int, model: Path, endpoints: Path, *, credentials: Path = CREDENTIALS,
-                auth_token: str | None = None, env: dict[str, str] | None = None,
-                log: Path | None = None, extra: list[str] | None = None) -> Proc:
-    cmd = [str(RASA_BIN), "run", "--model", str(model), "--endpoints", str(endpoints),
-           "--credentials", str(credentials), "--port", str(port), "--enable-api", "--cors", "*"]
-    if auth_token:
-        cmd += ["--auth-token", auth_token]
+                env: dict[str, str] | None = None, log: Path | None = None,
+                extra: list[str] | None = None) -> Proc:
+    """`rasa run` with its HTTP API, through ops/rasa_launch.py: the API's JWT secret
+    (RASA_JWT_SECRET, from `env` or the environment) reaches Rasa without being on a command line.
+
+    No `--cors`: the website channel's socket.io answers CORS itself, per allowed origin, and the
+    widget script is loaded by a `<script>` tag (no CORS); Rasa's own CORS with `*` would let any
+    site call the HTTP API from a visitor's browser."""
+    cmd = [str(BOT_PYTHON), "-m", "ops.rasa_launch", "run", "--model", str(model), "--endpoints", str(endpoints),
+           "--credentials", str(credentials), "--port", str(port), "--enable-api"]
     cmd += extra or []
     return Proc("rasa server", cmd, f"http://127.0.0.1:{port}/", env or {}, log)
 
@@ -118,9 +126,10 @@ def whatsapp_gateway(port: int, wake_urls: list[str], *, host: str = "127.0.0.1"
                 f"http://127.0.0.1:{port}/health", env or {}, log)
 
 
-def console(port: int, *, env: dict[str, str] | None = None, log: Path | None = None) -> Proc:
+def console(port: int, *, host: str = "127.0.0.1", env: dict[str, str] | None = None,
+            log: Path | None = None) -> Proc:
     return Proc("console", [str(APP_VENV / "bin" / "streamlit"), "run", "console/app.py",
-                            "--server.port", str(port), "--server.headless", "true",
+                            "--server.address", host, "--server.port", str(port), "--server.headless", "true",
                             "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal"],
                 f"http://127.0.0.1:{port}/_stcore/health", env or {}, log)
 

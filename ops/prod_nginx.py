@@ -6,15 +6,24 @@ the same way:
 
 - every request that belongs to a conversation goes to one Rasa replica, chosen by a consistent
   hash of the conversation id: the socket.io `session_id` query argument (the widget's persistent
-  session id, also the Rasa sender id), or the id in `/conversations/<id>/...` (the console's agent
-  replies reach the replica that holds the visitor's socket); requests without one hash on the
-  client address, which keeps socket.io long-polling on one replica;
+  session id), or the id in `/conversations/<id>/...` without its channel namespace (`web:<session
+  id>` hashes as `<session id>`: the console's agent replies reach the replica that holds the
+  visitor's socket); requests without one hash on the client address, which keeps socket.io
+  long-polling on one replica;
 - WhatsApp webhooks go to the WhatsApp gateway (connectors/wa_gateway.py), which acknowledges
   them off Rasa's event loop; the Rasa replicas serve the same webhook as backup servers (the
   connector stores deliveries in the durable inbox, unique by message id), so a failed gateway or
   replica is retried on the next one, POST included. The gateway's wake call to Rasa
   (`/webhooks/whatsapp/wake`) is not reachable through the proxy;
 - Rasa's HTTP API (`/conversations`, `/model`, `/status`) answers only private networks;
+- Rasa's REST channel (`/webhooks/rest/`) is answered 404: production has no REST channel (it
+  takes the client's word for the sender), and the proxy refuses it even if one were configured;
+- the public locations (socket.io, the widget, the webhooks) are limited per client address
+  (`limit_req` with a burst, `limit_conn`); the excess is answered 429;
+- no query string is ever logged (Z-API's `token=`, the widget's `session_id=`): the access log
+  has its own format with the path only, and request-level errors, whose nginx message always
+  carries the full request line, are not written to the error log (the access log records the
+  upstream address, status and time of every request instead);
 - the console (Streamlit, with its websocket) has its own listener.
 """
 from __future__ import annotations
@@ -43,6 +52,15 @@ class ProxyLayout:
     daemon: bool = True
     worker_processes: str = "auto"
     fail_timeout_s: int = 10
+    # Per client address: requests per second (burst on top, then 429) and concurrent requests
+    # (a websocket counts for as long as it is open). Chat: socket.io, the widget, the other pages.
+    chat_rate: int = 20
+    chat_burst: int = 100
+    chat_conn: int = 100
+    # Webhooks come from a few provider addresses (Meta, Z-API): generous, they must not be lost.
+    webhook_rate: int = 100
+    webhook_burst: int = 500
+    webhook_conn: int = 200
     extra_http: list[str] = field(default_factory=list)
 
 
@@ -67,6 +85,10 @@ def render(layout: ProxyLayout) -> str:
         temp = "".join(f"    {name}_temp_path {t}/{name};\n"
                        for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
     extra = "".join(f"    {line}\n" for line in layout.extra_http)
+    chat_limits = f"""            limit_req zone=atende_chat burst={layout.chat_burst} nodelay;
+            limit_conn atende_chat_conn {layout.chat_conn};"""
+    webhook_limits = f"""            limit_req zone=atende_webhooks burst={layout.webhook_burst} nodelay;
+            limit_conn atende_webhooks_conn {layout.webhook_conn};"""
     proxied = """            proxy_http_version 1.1;
             proxy_set_header Host $host;
             proxy_set_header X-Real-IP $remote_addr;
@@ -84,10 +106,25 @@ events {{
 }}
 
 http {{
-    access_log {layout.access_log};
+    # No query strings in the logs (Z-API's `token=`, the widget's `session_id=`): the path only.
+    log_format atende '$remote_addr [$time_iso8601] "$request_method $uri $server_protocol" $status '
+                      '$body_bytes_sent $request_time upstream=$upstream_addr status=$upstream_status '
+                      'time=$upstream_response_time "$http_user_agent"';
+    access_log {layout.access_log} atende;
+    # nginx writes the full request line (query string included) into every request-level error
+    # message: those stay out (the access log has the upstream's address, status and time).
+    error_log {layout.error_log} crit;
 {temp}    client_max_body_size 2m;
     server_tokens off;
 {extra}
+    # Abuse limits per client address; the excess gets 429 (see the locations below).
+    limit_req_zone $binary_remote_addr zone=atende_chat:10m rate={layout.chat_rate}r/s;
+    limit_req_zone $binary_remote_addr zone=atende_webhooks:10m rate={layout.webhook_rate}r/s;
+    limit_conn_zone $binary_remote_addr zone=atende_chat_conn:10m;
+    limit_conn_zone $binary_remote_addr zone=atende_webhooks_conn:10m;
+    limit_req_status 429;
+    limit_conn_status 429;
+
     map $http_upgrade $connection_upgrade {{
         default upgrade;
         ""      close;
@@ -99,9 +136,11 @@ http {{
         ""      $remote_addr;
         default $arg_session_id;
     }}
+    # A conversation id is `<channel namespace>:<local id>` (`web:<session id>`): the local id is
+    # what the socket.io URL carries, so both hash alike.
     map $uri $atende_conversation {{
-        "~^/conversations/(?<conv>[^/]+)/" $conv;
-        default                            $atende_session;
+        "~^/conversations/(?:[a-z]+:)?(?<conv>[^/]+)/" $conv;
+        default                                        $atende_session;
     }}
 
     upstream rasa {{
@@ -132,6 +171,7 @@ http {{
 
         # socket.io: websocket or long-polling, pinned to one replica per conversation.
         location /socket.io/ {{
+{chat_limits}
             proxy_pass http://rasa;
 {proxied}
             proxy_buffering off;
@@ -147,6 +187,7 @@ http {{
 
         # WhatsApp Cloud API: the inbox makes a repeated POST a no-op, so retry on the next server.
         location /webhooks/whatsapp/ {{
+{webhook_limits}
             proxy_pass http://whatsapp;
 {proxied}
             proxy_next_upstream error timeout http_502 http_503 non_idempotent;
@@ -163,8 +204,14 @@ http {{
             proxy_next_upstream error timeout;
         }}
 
+        # Rasa's REST channel takes the sender from the client: never from outside.
+        location ^~ /webhooks/rest {{
+            return 404;
+        }}
+
         # Widget script, health and the other webhooks.
         location / {{
+{chat_limits}
             proxy_pass http://rasa;
 {proxied}
             proxy_next_upstream error timeout http_502 http_503;

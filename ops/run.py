@@ -53,9 +53,13 @@ def main() -> int:
     console_port = int(os.environ.get("CONSOLE_PORT", "8501"))
     demo_port = int(os.environ.get("DEMO_SITE_PORT", "8080"))
     gateway_port = int(os.environ.get("WHATSAPP_GATEWAY_PORT", "5006"))
+    # The action server and the console answer only this machine unless told otherwise.
+    bind_host = os.environ.get("ATENDE_BIND_HOST", "127.0.0.1").strip() or "127.0.0.1"
+    shown_host = "localhost" if bind_host in ("127.0.0.1", "0.0.0.0", "::", "::1") else bind_host
+    action_host = "127.0.0.1" if bind_host in ("127.0.0.1", "0.0.0.0") else shown_host
     rasa_url = f"http://localhost:{rasa_port}"
     os.environ.setdefault("RASA_URL", rasa_url)
-    os.environ.setdefault("ACTION_SERVER_URL", f"http://localhost:{action_port}/webhook")
+    os.environ.setdefault("ACTION_SERVER_URL", f"http://{action_host}:{action_port}/webhook")
 
     _step("Database: upgrading the schema and loading the demo data (once)")
     subprocess.run([str(APP_PYTHON), "-m", "helpdesk", "demo"], cwd=ROOT, check=True)
@@ -69,12 +73,13 @@ def main() -> int:
 
     logs = VAR / "logs"
     processes = [
-        procs.action_server(action_port, log=logs / "actions.log"),
-        procs.rasa_server(rasa_port, model, endpoints_file, auth_token=os.environ["RASA_TOKEN"],
-                          log=logs / "rasa.log"),
+        procs.action_server(action_port, host=bind_host, log=logs / "actions.log"),
+        # RASA_JWT_SECRET (API) and ATENDE_ATTESTATION_SECRET reach every process through the
+        # environment (ensure_dev_secrets), never through a command line.
+        procs.rasa_server(rasa_port, model, endpoints_file, log=logs / "rasa.log"),
         procs.whatsapp_gateway(gateway_port, [f"http://127.0.0.1:{rasa_port}/webhooks/whatsapp/wake"],
                                log=logs / "whatsapp_gateway.log"),
-        procs.console(console_port, log=logs / "console.log"),
+        procs.console(console_port, host=bind_host, log=logs / "console.log"),
     ]
     if (ROOT / "demo_site" / "__main__.py").exists():
         processes.append(procs.demo_site(demo_port, rasa_url, log=logs / "demo_site.log"))
@@ -102,8 +107,8 @@ def main() -> int:
         print(f"\nAtende is running ({time.monotonic() - started:.0f}s):")
         print(f"  Rasa server (API, webhooks): {rasa_url}")
         print(f"  WhatsApp webhook (gateway):  http://localhost:{gateway_port}/webhooks/whatsapp/webhook")
-        print(f"  Action server:               http://localhost:{action_port}")
-        print(f"  Console (técnicos):          http://localhost:{console_port}")
+        print(f"  Action server:               http://{shown_host}:{action_port}")
+        print(f"  Console (técnicos):          http://{shown_host}:{console_port}")
         if any(p.name == "demo site" for p in processes):
             print(f"  Demo site with the chat:     http://localhost:{demo_port}")
         print("Press Ctrl-C to stop.", flush=True)

@@ -17,11 +17,21 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
-from . import endpoints, prod_nginx, prod_services, procs
-from .envfile import ensure_dev_secrets, load_dotenv
+from . import credentials, endpoints, prod_nginx, prod_services, procs
+from .envfile import DEV_SECRETS, ensure_dev_secrets, load_dotenv, new_secret
 from .paths import APP_PYTHON, BOT_PYTHON, ROOT, VAR
 from .train import train_if_changed
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for printing."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username or ''}:***@{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 @dataclass
@@ -88,7 +98,7 @@ class Topology:
         self.pg = prod_services.postgres(self.workdir, own=cfg.own_services)
         self.database_url = self.pg.ensure_database(cfg.database)
         self.redis = prod_services.redis(self.workdir, own=cfg.own_services)
-        self._say(f"  PostgreSQL: {self.database_url}\n  Redis: {self.redis.url}")
+        self._say(f"  PostgreSQL: {redact(self.database_url)}\n  Redis: {redact(self.redis.url)}")
 
         action_port = procs.free_port()
         self.env = {
@@ -103,6 +113,11 @@ class Topology:
             "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
             **cfg.env,
         }
+        # Every process gets the shared secrets through its environment (bench/load starts a
+        # topology without ensure_dev_secrets: each such topology gets its own random ones).
+        for name in DEV_SECRETS:
+            if not self.env.get(name) and not os.environ.get(name):
+                self.env[name] = new_secret()
         self._say("==> Database schema, demo data and documentation index")
         self._setup_job()
         subprocess.run([str(BOT_PYTHON), "-m", "ops.prod_bot_setup"], cwd=ROOT, check=True,
@@ -113,11 +128,12 @@ class Topology:
             raise FileNotFoundError(f"model {model} not found")
         endpoints_file = endpoints.write(self.workdir / "endpoints.yml", database_url=self.database_url,
                                          action_url=self.env["ACTION_SERVER_URL"], redis_url=self.redis.url)
-        token = self.env.get("RASA_TOKEN") or os.environ.get("RASA_TOKEN")
+        # Production channels: no REST channel (it takes the sender from the client).
+        credentials_file = credentials.write_production(self.workdir / "credentials.yml")
         self.actions = procs.action_server(action_port, env=self.env, log=self.logs / "actions.log")
         for i in range(cfg.replicas):
             port = procs.free_port()
-            proc = procs.rasa_server(port, model, endpoints_file, auth_token=token, env=self.env,
+            proc = procs.rasa_server(port, model, endpoints_file, credentials=credentials_file, env=self.env,
                                      log=self.logs / f"rasa{i + 1}.log", extra=["--interface", "127.0.0.1"])
             proc.name = f"rasa{i + 1}"
             self.rasa.append(proc)

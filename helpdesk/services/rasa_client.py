@@ -3,15 +3,23 @@
 The console never talks to a customer directly: it triggers an external intent on the customer's
 Rasa conversation with ``output_channel=latest``, and the channel connector (WhatsApp or website)
 delivers the bot's utterance on the channel the customer last used. See docs/contracts.md.
+
+Authentication: an ``Authorization: Bearer <JWT>`` header, HS256 with RASA_JWT_SECRET (Rasa runs
+with ``--jwt-secret``, see ops/rasa_launch.py), never a token in the query string (URLs end up in
+proxy and server logs). Each call signs a fresh token valid for a minute, with the ``admin`` role
+that Rasa 3.6 requires to act on any conversation (``user.role``; a ``user`` role only reaches the
+conversation named by ``user.username``).
 """
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import httpx
+import jwt
 
 from ..config import get_settings
 from ..errors import DomainError
@@ -21,6 +29,15 @@ log = logging.getLogger(__name__)
 AGENT_REPLY_INTENT = "EXTERNAL_agent_reply"
 TICKET_CLOSED_INTENT = "EXTERNAL_ticket_closed"
 DEFAULT_TIMEOUT_S = 10.0
+TOKEN_LIFETIME_S = 60
+CONSOLE_USERNAME = "atende-console"
+
+
+def api_token(secret: str, *, lifetime_s: int = TOKEN_LIFETIME_S, now: float | None = None) -> str:
+    """A bearer JWT for Rasa 3.6's HTTP API: admin role, short expiry."""
+    issued = int(time.time() if now is None else now)
+    payload = {"user": {"username": CONSOLE_USERNAME, "role": "admin"}, "iat": issued, "exp": issued + lifetime_s}
+    return jwt.encode(payload, secret, algorithm="HS256")
 
 
 class RasaUnavailable(DomainError):
@@ -33,26 +50,28 @@ class RasaUnavailable(DomainError):
 @dataclass(frozen=True)
 class RasaClient:
     base_url: str
-    token: str = ""
+    jwt_secret: str = ""
     timeout_s: float = DEFAULT_TIMEOUT_S
 
     @classmethod
     def from_settings(cls) -> "RasaClient":
         settings = get_settings()
-        return cls(base_url=settings.rasa_url, token=settings.rasa_token)
+        return cls(base_url=settings.rasa_url, jwt_secret=settings.rasa_jwt_secret)
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {api_token(self.jwt_secret)}"} if self.jwt_secret else {}
 
     def trigger_intent(self, conversation_id: str, name: str, entities: dict[str, Any]) -> dict[str, Any]:
         """POST /conversations/{id}/trigger_intent; returns Rasa's JSON answer or raises RasaUnavailable."""
         if not conversation_id:
             raise RasaUnavailable("no conversation id",
                                   "Este chamado não está ligado a uma conversa do assistente.")
-        url = f"{self.base_url.rstrip('/')}/conversations/{quote(conversation_id, safe='')}/trigger_intent"
-        params = {"output_channel": "latest"}
-        if self.token:
-            params["token"] = self.token
+        # Rasa (Sanic) does not percent-decode the id in the path: a namespaced id (`web:<session>`,
+        # `whatsapp:<wa_id>`) must keep its `:`, or the call reaches another, empty conversation.
+        url = f"{self.base_url.rstrip('/')}/conversations/{quote(conversation_id, safe=':@')}/trigger_intent"
         try:
-            response = httpx.post(url, params=params, json={"name": name, "entities": entities},
-                                  timeout=self.timeout_s)
+            response = httpx.post(url, params={"output_channel": "latest"}, headers=self.headers(),
+                                  json={"name": name, "entities": entities}, timeout=self.timeout_s)
         except httpx.HTTPError as err:
             log.warning("Rasa trigger_intent %s for %s failed: %s", name, conversation_id, err)
             raise RasaUnavailable(f"Rasa at {self.base_url} unreachable: {err}") from err

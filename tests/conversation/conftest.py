@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from ops.train import train_if_changed
-from tests.support.stack import RASA_TOKEN, Stack, start_stack
+from tests.support.stack import Stack, rasa_auth_headers, start_stack
 
 pytestmark = pytest.mark.integration
 
@@ -52,14 +52,14 @@ class Chat:
 
     def trigger(self, name: str, entities: dict[str, Any]) -> list[dict[str, Any]]:
         resp = requests.post(f"{self.stack.rasa_url}/conversations/{self.sender}/trigger_intent",
-                             params={"token": RASA_TOKEN, "output_channel": "latest"},
+                             params={"output_channel": "latest"}, headers=rasa_auth_headers(),
                              json={"name": name, "entities": entities}, timeout=120)
         assert resp.status_code == 200, resp.text
         return list(resp.json().get("messages") or [])
 
     def tracker(self) -> dict[str, Any]:
         resp = requests.get(f"{self.stack.rasa_url}/conversations/{self.sender}/tracker",
-                            params={"token": RASA_TOKEN}, timeout=60)
+                            headers=rasa_auth_headers(), timeout=60)
         assert resp.status_code == 200
         return dict(resp.json())
 

@@ -11,7 +11,8 @@ import yaml
 from ops.paths import ROOT
 
 CI_ENV = ROOT / "docker" / "ci.env"
-SECRETS = ("POSTGRES_PASSWORD", "DATABASE_URL", "RASA_TOKEN", "WEBCHAT_JWT_SECRET", "WEBCHAT_ALLOWED_ORIGINS")
+SECRETS = ("POSTGRES_PASSWORD", "DATABASE_URL", "RASA_JWT_SECRET", "ATENDE_ATTESTATION_SECRET", "WEBCHAT_JWT_SECRET",
+           "WEBCHAT_ALLOWED_ORIGINS", "RASA_TOKEN")
 
 
 def compose_cmd() -> list[str]:
@@ -98,3 +99,34 @@ def test_dockerfiles_reference_existing_files() -> None:
                     if src != ".":
                         assert (ROOT / src).exists(), f"{name}: {src} does not exist"
     assert "rasa/rasa:3.6.21" in (ROOT / "docker" / "Dockerfile.bot").read_text(encoding="utf-8")
+
+
+def test_shared_secrets_reach_the_processes_that_use_them(config: dict) -> None:
+    services = config["services"]
+    placeholder = "ci-placeholder-ci-placeholder-ci-placeholder"
+    # the attestation key: signed by the connectors (Rasa, gateway), checked by the action server
+    for name in ("rasa1", "rasa2", "whatsapp-gateway", "actions"):
+        assert services[name]["environment"]["ATENDE_ATTESTATION_SECRET"] == placeholder, name
+    # Rasa's API secret: Rasa checks the console's bearer tokens
+    for name in ("rasa1", "rasa2", "console"):
+        assert services[name]["environment"]["RASA_JWT_SECRET"] == placeholder, name
+    # no query-string token any more
+    assert not any("RASA_TOKEN" in (svc.get("environment") or {}) for svc in services.values())
+
+
+@pytest.mark.parametrize("secret", ["RASA_JWT_SECRET", "ATENDE_ATTESTATION_SECRET"])
+def test_each_new_secret_is_required(tmp_path, secret: str) -> None:
+    env_file = tmp_path / "partial.env"
+    env_file.write_text("".join(line + "\n" for line in CI_ENV.read_text(encoding="utf-8").splitlines()
+                                if not line.startswith(f"{secret}=")), encoding="utf-8")
+    done = run_config(str(env_file))
+    assert done.returncode != 0
+    assert f"set {secret} in .env" in (done.stderr + done.stdout)
+
+
+def test_the_bot_image_serves_the_production_channels() -> None:
+    entrypoint = (ROOT / "docker" / "bot-entrypoint.sh").read_text(encoding="utf-8")
+    assert "python -m ops.credentials /app/var/credentials.yml" in entrypoint
+    assert "--credentials /app/var/credentials.yml" in entrypoint
+    assert "ops.rasa_launch run" in entrypoint
+    assert "--auth-token" not in entrypoint and "--jwt-secret" not in entrypoint and "--cors" not in entrypoint

@@ -2,15 +2,18 @@
 
 A real nginx from Debian (`nginx -t -c`, then started) in front of two small HTTP servers that
 say who they are: one conversation always reaches one replica, whatever the path; a dead replica
-hands its conversations to the other; WhatsApp webhooks are retried on the next replica.
+hands its conversations to the other; WhatsApp webhooks are retried on the next replica. And the
+public surface: no REST channel, no query string in any log, per-client limits that answer 429.
 """
 from __future__ import annotations
 
+import http.client
 import http.server
 import os
 import shutil
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -29,8 +32,13 @@ def nginx_or_skip() -> None:
         pytest.skip("nginx not installed (apt-get install nginx)")
 
 
+# The routing tests send hundreds of requests from one address at once: not what the per-client
+# limits are for (their own tests below use the real defaults).
+UNLIMITED = {"chat_rate": 10000, "chat_burst": 10000, "webhook_rate": 10000, "webhook_burst": 10000}
+
+
 def layout_for(tmp: Path, rasa: tuple[str, ...], console: str, port: int, console_port: int,
-               whatsapp: tuple[str, ...] = ()) -> prod_nginx.ProxyLayout:
+               whatsapp: tuple[str, ...] = (), **limits: int) -> prod_nginx.ProxyLayout:
     (tmp / "tmp").mkdir(parents=True, exist_ok=True)
     for d in (tmp, tmp / "tmp"):
         d.chmod(0o777)
@@ -38,7 +46,7 @@ def layout_for(tmp: Path, rasa: tuple[str, ...], console: str, port: int, consol
                                   console_listen=f"127.0.0.1:{console_port}", pid=str(tmp / "nginx.pid"),
                                   error_log=str(tmp / "error.log"), access_log=str(tmp / "access.log"),
                                   temp_dir=str(tmp / "tmp"), daemon=False, worker_processes="1",
-                                  fail_timeout_s=30)
+                                  fail_timeout_s=30, **limits)
 
 
 def test_committed_docker_config_is_the_rendered_one() -> None:
@@ -69,8 +77,9 @@ def test_render_refuses_no_replicas() -> None:
 class Backend:
     """An HTTP server that answers its name and counts the requests it saw."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, delay_s: float = 0.0) -> None:
         self.name = name
+        self.delay_s = delay_s
         self.seen: list[str] = []
         backend = self
 
@@ -80,6 +89,8 @@ class Backend:
                 if length:
                     self.rfile.read(length)
                 backend.seen.append(f"{self.command} {self.path}")
+                if backend.delay_s:
+                    time.sleep(backend.delay_s)
                 body = backend.name.encode()
                 self.send_response(200)
                 self.send_header("content-length", str(len(body)))
@@ -108,7 +119,7 @@ def proxy(tmp_path: Path) -> Iterator[tuple[str, list[Backend], str]]:
     console = Backend("console")
     port, console_port = procs.free_port(), procs.free_port()
     layout = layout_for(tmp_path, tuple(f"127.0.0.1:{b.port}" for b in backends), f"127.0.0.1:{console.port}",
-                        port, console_port)
+                        port, console_port, **UNLIMITED)
     conf = prod_nginx.write(tmp_path / "nginx.conf", layout)
     proc = prod_services.nginx_proc(conf, port, tmp_path / "nginx.log").start()
     try:
@@ -135,6 +146,9 @@ def test_a_conversation_stays_on_one_replica(proxy: tuple[str, list[Backend], st
             assert get(f"{base}/socket.io/?EIO=4&transport=polling&session_id={sid}&sid=x{_}") == first
         # the console's hand-off call for the same conversation reaches the same replica
         assert get(f"{base}/conversations/{sid}/trigger_intent?token=t", b"{}") == first
+        # ... also under its namespaced id (`web:<session id>`), as the console sends it, encoded or not
+        assert get(f"{base}/conversations/web:{sid}/trigger_intent", b"{}") == first
+        assert get(f"{base}/conversations/web%3A{sid}/tracker") == first
         owners[sid] = first
     spread = Counter(owners.values())
     assert set(spread) == {"rasa1", "rasa2"} and min(spread.values()) >= 8, spread
@@ -161,7 +175,7 @@ def test_whatsapp_webhooks_go_to_the_gateway_with_the_replicas_as_backup(tmp_pat
     gateway, console = Backend("gateway"), Backend("console")
     port = procs.free_port()
     layout = layout_for(tmp_path, tuple(f"127.0.0.1:{b.port}" for b in backends), f"127.0.0.1:{console.port}",
-                        port, procs.free_port(), whatsapp=(f"127.0.0.1:{gateway.port}",))
+                        port, procs.free_port(), whatsapp=(f"127.0.0.1:{gateway.port}",), **UNLIMITED)
     proc = prod_services.nginx_proc(prod_nginx.write(tmp_path / "nginx.conf", layout), port,
                                     tmp_path / "nginx.log").start()
     base = f"http://127.0.0.1:{port}"
@@ -185,3 +199,131 @@ def test_whatsapp_webhooks_go_to_the_gateway_with_the_replicas_as_backup(tmp_pat
         proc.stop()
         for b in [*backends, console]:
             b.stop()
+
+
+# ---- the public surface: REST absent, no query strings in the logs, per-client limits ----------
+class Nginx:
+    """nginx in front of two replicas, a gateway and a console, with its log files in `tmp`."""
+
+    def __init__(self, tmp: Path, delay_s: float = 0.0, **limits: int) -> None:
+        self.tmp = tmp
+        self.backends = [Backend("rasa1", delay_s), Backend("rasa2", delay_s)]
+        self.gateway, self.console = Backend("gateway"), Backend("console")
+        self.port = procs.free_port()
+        layout = layout_for(tmp, tuple(f"127.0.0.1:{b.port}" for b in self.backends),
+                            f"127.0.0.1:{self.console.port}", self.port, procs.free_port(),
+                            whatsapp=(f"127.0.0.1:{self.gateway.port}",), **limits)
+        self.proc = prod_services.nginx_proc(prod_nginx.write(tmp / "nginx.conf", layout), self.port,
+                                             tmp / "nginx.log")
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> "Nginx":
+        self.proc.start()
+        try:
+            self.proc.wait_ready(20)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.proc.stop()
+        for b in [*self.backends, self.gateway, self.console]:
+            try:
+                b.stop()
+            except OSError:
+                pass
+
+    def status(self, path: str, data: bytes | None = None) -> int:
+        try:
+            with urllib.request.urlopen(urllib.request.Request(self.base + path, data=data), timeout=20) as resp:
+                return resp.status
+        except urllib.error.HTTPError as err:
+            return err.code
+
+    def logs(self) -> str:
+        return "".join(p.read_text(encoding="utf-8", errors="replace")
+                       for p in (self.tmp / "access.log", self.tmp / "error.log", self.tmp / "nginx.log") if p.exists())
+
+
+def test_the_rest_channel_is_not_reachable(tmp_path: Path) -> None:
+    nginx_or_skip()
+    with Nginx(tmp_path) as nginx:
+        body = b'{"sender": "5511987654321", "message": "oi", "input_channel": "whatsapp"}'
+        for path in ("/webhooks/rest/webhook", "/webhooks/rest/webhook?stream=true", "/webhooks/rest/",
+                     "/webhooks/rest", "/webhooks/%72est/webhook", "//webhooks/rest/webhook",
+                     "/webhooks/./rest/webhook", "/webhooks/whatsapp/../rest/webhook"):
+            assert nginx.status(path, body) == 404, path
+            assert nginx.status(path) == 404, path
+        # the rest of the public surface still works
+        assert nginx.status("/webhooks/website/widget.js") == 200
+        assert nginx.status("/socket.io/?EIO=4&transport=polling&session_id=abc") == 200
+        seen = [s for b in [*nginx.backends, nginx.gateway] for s in b.seen]
+    assert not any("rest" in s for s in seen), seen
+
+
+def test_no_query_string_reaches_the_logs(tmp_path: Path) -> None:
+    nginx_or_skip()
+    query = "token=secret123&session_id=abc"
+    paths = [f"/socket.io/?EIO=4&transport=polling&{query}", f"/webhooks/whatsapp/zapi?{query}",
+             f"/webhooks/whatsapp/webhook?{query}", f"/webhooks/website/widget.js?{query}",
+             f"/conversations/c1/trigger_intent?{query}", f"/webhooks/rest/webhook?{query}",
+             f"/webhooks/whatsapp/wake?{query}", f"/nothing-here?{query}"]
+    with Nginx(tmp_path) as nginx:
+        for path in paths:
+            assert nginx.status(path, b"{}") in (200, 404), path
+        # upstream failures are where nginx writes the whole request line: none of it is logged
+        for b in [*nginx.backends, nginx.gateway]:
+            b.stop()
+        for path in paths:
+            assert nginx.status(path, b"{}") in (404, 502), path
+    logs = nginx.logs()
+    access = (tmp_path / "access.log").read_text(encoding="utf-8")
+    assert '"POST /socket.io/ HTTP/1.1" 200' in access and '"POST /webhooks/whatsapp/zapi HTTP/1.1" 502' in access
+    assert "upstream=127.0.0.1:" in access
+    for needle in ("secret123", "abc", "token=", "session_id="):
+        assert needle not in logs, f"{needle!r} in the nginx logs:\n{logs}"
+
+
+def _statuses(nginx: Nginx, path: str, n: int) -> list[int]:
+    """n requests in a row on one keep-alive connection, as one client would send them."""
+    conn = http.client.HTTPConnection("127.0.0.1", nginx.port, timeout=20)
+    out = []
+    try:
+        for _ in range(n):
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            resp.read()
+            out.append(resp.status)
+    finally:
+        conn.close()
+    return out
+
+
+def test_a_burst_from_one_client_is_cut_with_429(tmp_path: Path) -> None:
+    nginx_or_skip()
+    layout = prod_nginx.ProxyLayout(rasa=("r:1",), console="c:1")
+    with Nginx(tmp_path) as nginx:
+        statuses = _statuses(nginx, "/webhooks/website/widget.js", 3 * layout.chat_burst)
+        # the burst passes at once, then the excess is refused (at the sustained rate some pass)
+        assert statuses[:layout.chat_burst] == [200] * layout.chat_burst
+        assert set(statuses) == {200, 429}
+        assert statuses.count(429) >= layout.chat_burst, statuses
+        # a fresh session id does not reset the client's bucket: socket.io shares it
+        assert nginx.status("/socket.io/?EIO=4&transport=polling&session_id=brand-new") == 429
+        # webhooks have their own, larger budget (Meta's few addresses must not be cut by chat traffic)
+        assert nginx.status("/webhooks/whatsapp/webhook", b"{}") == 200
+        # the console's listener and the health check are not limited
+        assert nginx.status("/healthz") == 200
+        time.sleep(1.0)
+        assert nginx.status("/webhooks/website/widget.js") == 200  # the bucket refills
+    assert "limiting requests" not in nginx.logs()
+
+
+def test_concurrent_requests_from_one_client_are_capped(tmp_path: Path) -> None:
+    nginx_or_skip()
+    with Nginx(tmp_path, delay_s=2.0, chat_conn=4) as nginx:
+        with ThreadPoolExecutor(max_workers=10) as pool:
+            statuses = list(pool.map(lambda i: nginx.status(f"/socket.io/?EIO=4&session_id=s{i}"), range(10)))
+        assert sorted(statuses) == [200] * 4 + [429] * 6, statuses
+        assert nginx.status("/socket.io/?EIO=4&session_id=later") == 200

@@ -3,26 +3,40 @@
 A Rasa server (bot env, the project's trained model, SQL tracker store) and the action server
 (app env) on free loopback ports, over a fresh SQLite database with the demo data, a knowledge
 index of the demo documentation, and the fake Graph API standing in for Meta.
+
+Secrets are random for each test process (and the attestation key for each stack), long enough
+for every check, so a test can grep the logs for them (tests/ops/test_secrets_in_logs.py). Rasa's
+HTTP API takes the bearer JWT of `rasa_auth_headers()`, as the console sends it.
 """
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from helpdesk.services.rasa_client import api_token
 from ops import endpoints, procs
 from ops.paths import APP_PYTHON, ROOT
 from ops.train import train_if_changed
 
 from .fake_graph import FakeGraph
 
-WHATSAPP_SECRET = "test-app-secret"
-WHATSAPP_VERIFY = "test-verify-token"
-WHATSAPP_TOKEN = "test-token"
+WHATSAPP_SECRET = f"test-app-secret-{secrets.token_hex(16)}"
+WHATSAPP_VERIFY = f"test-verify-token-{secrets.token_hex(8)}"
+WHATSAPP_TOKEN = f"test-access-token-{secrets.token_hex(16)}"
 WHATSAPP_PHONE_ID = "1122334455667"
-WEBCHAT_SECRET = "test-webchat-secret"
-RASA_TOKEN = "test-rasa-token"
+WEBCHAT_SECRET = f"test-webchat-secret-{secrets.token_hex(16)}"
+RASA_JWT_SECRET = f"test-rasa-jwt-secret-{secrets.token_hex(16)}"
+# Secret environment variables of a stack (their values must never reach a log).
+SECRET_VARS = ("RASA_JWT_SECRET", "ATENDE_ATTESTATION_SECRET", "WEBCHAT_JWT_SECRET", "WHATSAPP_APP_SECRET",
+               "WHATSAPP_VERIFY_TOKEN", "WHATSAPP_ACCESS_TOKEN")
+
+
+def rasa_auth_headers(secret: str = RASA_JWT_SECRET) -> dict[str, str]:
+    """Headers for Rasa's HTTP API: the console's short-lived bearer JWT (no token in the URL)."""
+    return {"Authorization": f"Bearer {api_token(secret)}"}
 
 
 @dataclass
@@ -70,7 +84,9 @@ def start_stack(workdir: Path, *, extra_env: dict[str, str] | None = None) -> St
         "DATABASE_URL": database_url,
         "KNOWLEDGE_INDEX_DIR": str(workdir / "knowledge"),
         "RASA_URL": f"http://127.0.0.1:{rasa_port}",
-        "RASA_TOKEN": RASA_TOKEN,
+        "RASA_JWT_SECRET": RASA_JWT_SECRET,
+        # shared by the Rasa server (connectors) and the action server: random per stack
+        "ATENDE_ATTESTATION_SECRET": f"test-attestation-{secrets.token_hex(16)}",
         "WEBCHAT_JWT_SECRET": WEBCHAT_SECRET,
         "WEBCHAT_ALLOWED_ORIGINS": "",  # localhost origins, any port
         "WHATSAPP_APP_SECRET": WHATSAPP_SECRET,
@@ -89,8 +105,7 @@ def start_stack(workdir: Path, *, extra_env: dict[str, str] | None = None) -> St
                                          action_url=f"http://127.0.0.1:{action_port}/webhook", redis_url="")
         actions = procs.action_server(action_port, env=env, log=workdir / "actions.log")
         started.append(actions.start())
-        rasa = procs.rasa_server(rasa_port, model, endpoints_file, auth_token=RASA_TOKEN, env=env,
-                                 log=workdir / "rasa.log")
+        rasa = procs.rasa_server(rasa_port, model, endpoints_file, env=env, log=workdir / "rasa.log")
         started.append(rasa.start())
         actions.wait_ready(120)
         rasa.wait_ready(240)
