@@ -12,6 +12,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends libpq5 \
     && rm -rf /var/lib/apt/lists/*
 # torch first, from the CPU wheel index, so nothing pulls CUDA wheels
 RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
+COPY contract/ contract/
+RUN pip install --no-cache-dir ./contract
 COPY pyproject.toml ./
 COPY actions/ actions/
 COPY helpdesk/ helpdesk/

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from atende_contract import attestation, dburl
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -21,17 +23,9 @@ def normalize_database_url(url: str) -> str:
     """Map a plain URL to the driver of the app env (psycopg 3 for PostgreSQL).
 
     A relative SQLite path is taken relative to the repository root, so every process started from
-    anywhere opens the same file.
+    anywhere opens the same file. (One rule for both environments: atende_contract.dburl.)
     """
-    if url.startswith("postgres://"):
-        url = "postgresql://" + url[len("postgres://"):]
-    if url.startswith("postgresql://"):
-        return "postgresql+psycopg://" + url[len("postgresql://"):]
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-        rel = url[len("sqlite:///"):]
-        if rel and rel != ":memory:" and not rel.startswith("/"):
-            return f"sqlite:///{REPO_ROOT / rel}"
-    return url
+    return dburl.app_url(url, REPO_ROOT)
 
 
 @dataclass(frozen=True)
@@ -40,6 +34,10 @@ class Settings:
     rasa_url: str = "http://localhost:5005"
     rasa_jwt_secret: str = ""
     webchat_jwt_secret: str = ""
+    # Key of the per-turn identity attestation signed by the connectors (atende_contract);
+    # None: no turn is ever identified.
+    attestation_key: bytes | None = None
+    attestation_max_age_s: int = 300
     session_ttl_minutes: int = 480
     login_max_failures: int = 5
     login_lock_minutes: int = 15
@@ -52,6 +50,8 @@ class Settings:
             rasa_url=env.get("RASA_URL", "http://localhost:5005").rstrip("/"),
             rasa_jwt_secret=env.get("RASA_JWT_SECRET", ""),
             webchat_jwt_secret=env.get("WEBCHAT_JWT_SECRET", ""),
+            attestation_key=attestation.key_from_env(env),
+            attestation_max_age_s=int(env.get("ATENDE_ATTESTATION_MAX_AGE_S", "300")),
             session_ttl_minutes=int(env.get("CONSOLE_SESSION_TTL_MINUTES", "480")),
             login_max_failures=int(env.get("CONSOLE_LOGIN_MAX_FAILURES", "5")),
             login_lock_minutes=int(env.get("CONSOLE_LOGIN_LOCK_MINUTES", "15")),

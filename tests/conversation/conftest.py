@@ -38,6 +38,8 @@ class Chat:
     def __init__(self, stack: Stack, sender: str) -> None:
         self.stack = stack
         self.sender = sender
+        # The REST channel puts every sender in its own namespace (connectors/rest.py).
+        self.conversation = f"rest:{sender}"
 
     def say(self, text: str, metadata: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         body: dict[str, Any] = {"sender": self.sender, "message": text}
@@ -51,14 +53,14 @@ class Chat:
         return [m.get("text", "") for m in self.say(text, metadata)]
 
     def trigger(self, name: str, entities: dict[str, Any]) -> list[dict[str, Any]]:
-        resp = requests.post(f"{self.stack.rasa_url}/conversations/{self.sender}/trigger_intent",
+        resp = requests.post(f"{self.stack.rasa_url}/conversations/{self.conversation}/trigger_intent",
                              params={"output_channel": "latest"}, headers=rasa_auth_headers(),
                              json={"name": name, "entities": entities}, timeout=120)
         assert resp.status_code == 200, resp.text
         return list(resp.json().get("messages") or [])
 
     def tracker(self) -> dict[str, Any]:
-        resp = requests.get(f"{self.stack.rasa_url}/conversations/{self.sender}/tracker",
+        resp = requests.get(f"{self.stack.rasa_url}/conversations/{self.conversation}/tracker",
                             headers=rasa_auth_headers(), timeout=60)
         assert resp.status_code == 200
         return dict(resp.json())
