@@ -24,7 +24,7 @@ from helpdesk.config import reset_settings
 from helpdesk.db import dispose_engines, session_scope, upgrade
 from ops import procs
 from tests.console import dataset
-from tests.console.conftest import RasaRecorder
+from tests.console.conftest import JWT_SECRET, RasaRecorder, bearer_claims
 
 pytestmark = pytest.mark.browser
 
@@ -145,7 +145,8 @@ def test_reply_leaves_the_console_for_rasa(tmp_path: Path, browser_page: Any) ->
         os.environ.pop("DATABASE_URL", None)
         reset_settings()
     rasa = RasaRecorder().start()
-    console, console_url = _start_console(tmp_path, {"DATABASE_URL": url, "RASA_URL": rasa.url, "RASA_TOKEN": "tok"})
+    console, console_url = _start_console(tmp_path, {"DATABASE_URL": url, "RASA_URL": rasa.url,
+                                                     "RASA_JWT_SECRET": JWT_SECRET})
     try:
         page = browser_page
         _login(page, console_url, "bruno@teste.dev", dataset.PASSWORD)
@@ -156,9 +157,10 @@ def test_reply_leaves_the_console_for_rasa(tmp_path: Path, browser_page: Any) ->
         text = "Olá! Reinicie o pinpad e me diga se voltou. <b>ok</b>"
         _reply(page, text)
         assert rasa.calls == [{"path": "/conversations/web-sess-c5/trigger_intent",
-                               "query": {"output_channel": ["latest"], "token": ["tok"]},
+                               "query": {"output_channel": ["latest"]},
                                "body": {"name": "EXTERNAL_agent_reply",
                                         "entities": {"agent_text": text, "agent_name": "Bruno Técnico"}}}]
+        assert bearer_claims(rasa.authorizations[0])["user"]["role"] == "admin"
     finally:
         console.stop()
         rasa.stop()

@@ -18,6 +18,18 @@ from . import dataset
 from .apphelpers import FakeClock
 
 
+JWT_SECRET = "console-tests-rasa-jwt-secret-0123456789"
+
+
+def bearer_claims(authorization: str, secret: str = JWT_SECRET) -> dict[str, Any]:
+    """The claims of the bearer JWT the console sent to Rasa (checked with the shared secret)."""
+    import jwt
+
+    scheme, _, token = authorization.partition(" ")
+    assert scheme == "Bearer"
+    return jwt.decode(token, secret, algorithms=["HS256"])
+
+
 @pytest.fixture(autouse=True)
 def _fresh_login_throttle() -> Iterator[None]:
     """The login throttle lives in the process: no test sees another's failures."""
@@ -45,6 +57,7 @@ class RasaRecorder:
 
     status: int = 200
     calls: list[dict[str, Any]] = field(default_factory=list)
+    authorizations: list[str] = field(default_factory=list)  # the Authorization header of each call
     server: ThreadingHTTPServer | None = None
 
     @property
@@ -61,6 +74,7 @@ class RasaRecorder:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
                 recorder.calls.append({"path": parsed.path, "query": parse_qs(parsed.query), "body": body})
+                recorder.authorizations.append(self.headers.get("Authorization") or "")
                 payload = json.dumps({"tracker": {"sender_id": parsed.path.split("/")[2]}, "messages": []}).encode()
                 self.send_response(recorder.status)
                 self.send_header("Content-Type", "application/json")
@@ -85,7 +99,7 @@ class RasaRecorder:
 def rasa(monkeypatch: pytest.MonkeyPatch) -> Iterator[RasaRecorder]:
     recorder = RasaRecorder().start()
     monkeypatch.setenv("RASA_URL", recorder.url)
-    monkeypatch.setenv("RASA_TOKEN", "tok-test")
+    monkeypatch.setenv("RASA_JWT_SECRET", JWT_SECRET)
     reset_settings()
     try:
         yield recorder

@@ -17,7 +17,7 @@ from helpdesk.services import customer_import, handoff, transcripts
 from helpdesk.services.rasa_client import RasaClient, RasaUnavailable
 
 from . import dataset
-from .conftest import RasaRecorder
+from .conftest import RasaRecorder, bearer_claims
 
 HEADER = "responsavel;razao_social;nome_fantasia;cnpj;regime_tributario;telefones;emails;modulos;maquinas;cidade;uf\n"
 
@@ -181,9 +181,10 @@ def test_reply_goes_through_rasa_then_is_recorded(data: dataset.Ids, rasa: RasaR
                             client=RasaClient.from_settings())
     assert out.ok and out.message_pt == "Resposta enviada ao cliente."
     assert rasa.calls == [{"path": "/conversations/web-sess-c5/trigger_intent",
-                           "query": {"output_channel": ["latest"], "token": ["tok-test"]},
+                           "query": {"output_channel": ["latest"]},
                            "body": {"name": "EXTERNAL_agent_reply",
                                     "entities": {"agent_text": "Pode reiniciar o pinpad?", "agent_name": "Bruno Técnico"}}}]
+    assert bearer_claims(rasa.authorizations[0])["user"]["role"] == "admin"  # a bearer JWT, no token in the URL
     assert _events(tid)[-1] == ("message_out", "Pode reiniciar o pinpad?")
 
 
