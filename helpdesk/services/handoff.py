@@ -67,6 +67,8 @@ def reply(s: Session, ticket_id: int, *, technician_id: int, text: str, client: 
         raise IllegalTransition(f"ticket {ticket_id} closed", "Chamado concluído: reabra-o para responder.")
     if ticket.status == "novo" or ticket.technician_id is None:
         raise IllegalTransition(f"ticket {ticket_id} not assumed", "Assuma o chamado antes de responder.")
+    # Before anything leaves for the customer: a colleague's ticket needs an explicit "Assumir".
+    tickets.require_holder(s, ticket_id, technician_id)
     if not can_reply(ticket.channel, ticket.conversation_id):
         raise InvalidInput(f"ticket {ticket_id} has no bot conversation",
                            "Este chamado não tem conversa com o cliente pelo WhatsApp ou pelo site.")

@@ -188,6 +188,19 @@ def test_reply_goes_through_rasa_then_is_recorded(data: dataset.Ids, rasa: RasaR
     assert _events(tid)[-1] == ("message_out", "Pode reiniciar o pinpad?")
 
 
+def test_a_colleague_cannot_reply_on_a_held_ticket_and_nothing_reaches_the_customer(
+        data: dataset.Ids, rasa: RasaRecorder) -> None:
+    from helpdesk.errors import AlreadyAssigned
+
+    tid = _open_t5(data)  # held by Bruno
+    before = _events(tid)
+    with session_scope() as s:
+        with pytest.raises(AlreadyAssigned):
+            handoff.reply(s, tid, technician_id=data.tiago, text="oi", client=RasaClient.from_settings())
+    assert rasa.calls == []  # refused before Rasa was called
+    assert _events(tid) == before
+
+
 @pytest.mark.parametrize("failure", ["http_500", "down"])
 def test_failed_reply_is_recorded_as_failed_and_not_as_sent(data: dataset.Ids, rasa: RasaRecorder, failure: str) -> None:
     tid = _open_t5(data)
