@@ -9,7 +9,7 @@ import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -17,6 +17,9 @@ from sqlalchemy import create_engine, text
 from helpdesk.config import normalize_database_url, reset_settings
 from helpdesk.db import dispose_engines, upgrade
 from helpdesk.models import Base
+
+if TYPE_CHECKING:
+    from tests.support.stack import Stack
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -93,3 +96,25 @@ def atende_stack(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-u
         yield stack
     finally:
         stack.stop()
+
+
+@pytest.fixture(scope="session")
+def model() -> Path:
+    """The project's trained Rasa model (trained once if the data changed)."""
+    from ops.train import train_if_changed
+
+    return train_if_changed(quiet=True)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, model: Path) -> Iterator["Stack"]:
+    """One real Rasa server and action server over the demo data, shared by tests/conversation and
+    tests/security (each test uses conversation ids of its own)."""
+    from tests.support.stack import start_stack
+
+    st = start_stack(tmp_path_factory.mktemp("conversation"),
+                     extra_env={"WEBCHAT_ALLOWED_ORIGINS": "http://127.0.0.1"})
+    try:
+        yield st
+    finally:
+        st.stop()

@@ -5,31 +5,18 @@ processes on free loopback ports over a fresh SQLite database with the demo data
 """
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import requests
 
-from ops.train import train_if_changed
-from tests.support.stack import Stack, rasa_auth_headers, start_stack
+from tests.support.stack import Stack, rasa_auth_headers
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="session")
-def model() -> Path:
-    return train_if_changed(quiet=True)
-
-
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory, model: Path) -> Iterator[Stack]:
-    st = start_stack(tmp_path_factory.mktemp("conversation"),
-                     extra_env={"WEBCHAT_ALLOWED_ORIGINS": "http://127.0.0.1"})
-    try:
-        yield st
-    finally:
-        st.stop()
+# `model` and `stack` (one real Rasa + action server for the whole run) are in tests/conftest.py,
+# shared with tests/security.
 
 
 class Chat:
