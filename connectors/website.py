@@ -160,6 +160,7 @@ class WebsiteInput(SocketIOInput):
         self.store = SessionStore(settings)
         self.limits = AddressLimits(settings)
         self.socket_address: Dict[str, str] = {}
+        self.app: Any = None  # the Sanic app, for the tracker store (set when the server starts)
         # socket id -> the ``session_id`` its connection URL carried (what the proxy pins on).
         # It only names the session the socket will ask for; it grants nothing by itself.
         self.query_session: Dict[str, str] = {}
@@ -196,6 +197,10 @@ class WebsiteInput(SocketIOInput):
             await self._on_user_uttered(sid, data, on_new_message)
 
         sio.on(self.user_message_evt, user_uttered, namespace=self.namespace)
+
+        @webhook.listener("after_server_start")
+        async def _keep_app(app: Any, _loop: Any) -> None:
+            self.app = app
 
         @webhook.route("/widget.js", methods=["GET"], name="website_widget_js")
         async def widget_js(request: Request) -> HTTPResponse:
@@ -257,6 +262,13 @@ class WebsiteInput(SocketIOInput):
         metadata = parse_metadata(data.get(self.metadata_key) or data.get("metadata"))
         check = verify_token(metadata.get("auth_token"), self.settings.token_policy)
         known = self.store.peek(session_id)
+        if known is None:
+            # Not in this process's memory (a restart, another replica): the owner is the subject
+            # of the conversation's last attested message, kept in the tracker store.
+            owner = await self._stored_owner(channels.conversation_id(channels.WEBSITE, session_id))
+            if owner is not None:
+                known = self.store.get(session_id)
+                known.owner = owner
         if known is not None and not known.admits(check.subject if check.ok else None):
             # A session that carries a verified customer's conversation: only a socket proving the
             # same subject joins it (no replay, no technician replies for a mere session id).
@@ -273,6 +285,26 @@ class WebsiteInput(SocketIOInput):
         state = self.store.get(session_id)
         for message in state.replay_after(self.store.epoch, data.get("last_mid")):
             await sio.emit(self.bot_message_evt, message, room=sid)
+
+    async def _stored_owner(self, conversation: str) -> Optional[str]:
+        """The subject of the last attested message of a stored conversation, or None."""
+        agent = getattr(getattr(self.app, "ctx", None), "agent", None)
+        store = getattr(agent, "tracker_store", None)
+        if store is None:
+            return None
+        try:
+            tracker = await store.retrieve(conversation)
+        except Exception:  # the owner check must never break the chat; fail closed below
+            logger.exception("website chat: could not read the tracker of a resumed session")
+            return "unknown"
+        if tracker is None:
+            return None
+        for event in reversed(tracker.events):
+            proof = (getattr(event, "metadata", None) or {}).get(attestation.METADATA_KEY)
+            if getattr(event, "type_name", "") == "user" and isinstance(proof, dict):
+                subject = proof.get("sub")
+                return subject if isinstance(subject, str) else "unknown"
+        return None
 
     @staticmethod
     def _auth_payload(check: TokenCheck) -> Dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
 import pytest
@@ -185,3 +186,34 @@ def test_rest_is_namespaced_and_ignores_the_clients_channel_and_metadata(rasa: R
                 {"sender": "ok", "message": 5}, {"sender": ["x"], "message": "oi"}):
         assert post(bad) == 400, bad
 
+
+
+def test_session_ownership_survives_a_restart(tmp_path: Path) -> None:
+    """After a restart the owner comes from the tracker store: a known session id still gets nothing."""
+    import json
+
+    endpoints = tmp_path / "endpoints.yml"
+    endpoints.write_text(json.dumps({"tracker_store": {"type": "SQL", "dialect": "sqlite",
+                                                       "db": str(tmp_path / "tracker.db")}}))
+    maria = token(sub="42", name="Maria")
+    sid = widget_session_id()
+
+    async def first_visit(url: str) -> None:
+        owner = Visitor(url)
+        assert await owner.connect(session_id=sid, token=maria) == sid
+        await owner.say("oi", client_id="o1", token=maria)
+        await owner.wait_for("bot_uttered")
+        await owner.close()
+
+    async def after_restart(url: str) -> None:
+        thief = Visitor(url, url_session_id=sid)
+        assert await thief.connect(session_id=sid) != sid
+        await thief.close()
+        back = Visitor(url, url_session_id=sid)
+        assert await back.connect(session_id=sid, token=maria) == sid
+        await back.close()
+
+    with RasaServer(fixture_model(), website={"allowed_origins": [ALLOWED]}, endpoints=endpoints) as first:
+        run(first_visit(first.url))
+    with RasaServer(fixture_model(), website={"allowed_origins": [ALLOWED]}, endpoints=endpoints) as second:
+        run(after_restart(second.url))
