@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 import uuid
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
@@ -201,6 +202,7 @@ class WebsiteInput(SocketIOInput):
         @webhook.listener("after_server_start")
         async def _keep_app(app: Any, _loop: Any) -> None:
             self.app = app
+            _leave_socketio_cors_to_engineio(app, self.settings.socketio_path)
 
         @webhook.route("/widget.js", methods=["GET"], name="website_widget_js")
         async def widget_js(request: Request) -> HTTPResponse:
@@ -461,6 +463,31 @@ class WebsiteInput(SocketIOInput):
             content_type="application/javascript; charset=utf-8",
             headers={"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"},
         )
+
+
+def _leave_socketio_cors_to_engineio(app: Any, socketio_path: str) -> None:
+    """Make engine.io the only CORS authority of the socket.io path.
+
+    Rasa always installs Sanic-CORS on ``/*`` (with the origins of ``--cors``, none by default)
+    with automatic ``OPTIONS`` answers: it would answer socket.io preflights itself, without any
+    allowed origin, and with ``--cors`` it adds a second ``Access-Control-Allow-Origin`` next to
+    engine.io's. Its resource patterns are narrowed here so they never match the socket.io path;
+    engine.io answers there with our origin check (``cors_allowed_origins``).
+    """
+    context = getattr(getattr(app, "ctx", None), "sanic_cors", None)
+    resources = getattr(context, "resources", None)
+    if not isinstance(resources, list):
+        return
+    path = "/" + socketio_path.strip("/")
+    guard = r"(?!%s(?:/|$))" % re.escape(path)
+    narrowed = []
+    for pattern, options in resources:
+        source = pattern.pattern if isinstance(pattern, re.Pattern) else str(pattern)
+        if source.startswith(guard):
+            narrowed.append((pattern, options))  # already narrowed (a second listener run)
+            continue
+        narrowed.append((re.compile(guard + source), options))
+    context.resources = narrowed
 
 
 def _js_string(value: str) -> str:
