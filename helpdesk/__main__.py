@@ -1,4 +1,5 @@
-"""Command line: `python -m helpdesk migrate | demo [--reset] | create-manager | create-technician`."""
+"""Command line: `python -m helpdesk migrate | demo [--reset] | create-manager | create-technician |
+privacy export|erase`."""
 from __future__ import annotations
 
 import argparse
@@ -23,6 +24,38 @@ def _password(args: argparse.Namespace) -> str:
     return first
 
 
+def _privacy(args: argparse.Namespace) -> int:
+    from . import privacy
+
+    selector = next(k for k in privacy.SELECTORS if getattr(args, k) is not None)
+    value = getattr(args, selector)
+    upgrade()
+    if args.privacy_cmd == "export":
+        with session_scope() as s:
+            doc = privacy.export(s, selector, value, actor=args.actor)
+        body = privacy.to_json(doc)
+        if args.out:
+            with open(args.out, "w", encoding="utf-8") as fh:
+                fh.write(body + "\n")
+            print(f"Exportação gravada em {args.out}.", file=sys.stderr)
+        else:
+            print(body)
+        return 0
+    if not args.yes:
+        with session_scope() as s:
+            held = privacy.plan(s, selector, value)
+            s.rollback()
+        print("Simulação: nada foi apagado. Seriam apagados ou anonimizados:")
+        print("\n".join(privacy.describe_counts(held)))
+        print("Repita com --yes para apagar definitivamente.")
+        return 0
+    with session_scope() as s:
+        held = privacy.erase(s, selector, value, actor=args.actor)
+    print("Dados do titular apagados ou anonimizados:")
+    print("\n".join(privacy.describe_counts(held)))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m helpdesk", description="Atende help-desk administration")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -35,6 +68,21 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--email", required=True)
         p.add_argument("--password", help="or ATENDE_NEW_PASSWORD, or prompted")
         p.add_argument("--level", type=int, default=1)
+    p_priv = sub.add_parser("privacy", help="LGPD: export or erase everything held about one person")
+    priv_sub = p_priv.add_subparsers(dest="privacy_cmd", required=True)
+    for name, help_text in (("export", "write one JSON document with the person's data"),
+                            ("erase", "delete or anonymise the person's data in every store")):
+        p = priv_sub.add_parser(name, help=help_text)
+        who = p.add_mutually_exclusive_group(required=True)
+        who.add_argument("--customer", metavar="ID")
+        who.add_argument("--phone", metavar="P")
+        who.add_argument("--email", metavar="E")
+        who.add_argument("--conversation", metavar="ID")
+        p.add_argument("--actor", help="who asked (audit record); default cli:<login name>")
+        if name == "export":
+            p.add_argument("--out", metavar="FILE", help="write here instead of standard output")
+        else:
+            p.add_argument("--yes", action="store_true", help="really erase (without it: only show the counts)")
     args = parser.parse_args(argv)
 
     try:
@@ -55,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
             print("Loaded: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
             print(f"Console logins: mariana@atende.demo (manager), rafael@atende.demo (technician); "
                   f"password {demo.DEMO_PASSWORD}")
+        elif args.cmd == "privacy":
+            return _privacy(args)
         else:
             from .services import technicians
 

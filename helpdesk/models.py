@@ -226,3 +226,17 @@ class KnowledgeQuery(Base):
     answered: Mapped[bool] = mapped_column(Boolean, default=False)
     grounded: Mapped[bool] = mapped_column(Boolean, default=False)
     at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class PrivacyRequest(Base):
+    """Audit of an LGPD export or erasure (0005). Holds no personal data: the selector's kind, never
+    its value; the customer id only (that row is anonymised by the erasure)."""
+    __tablename__ = "privacy_requests"
+    __table_args__ = (Index("ix_privacy_requests_at", "at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    action: Mapped[str] = mapped_column(String(20))  # export | erase
+    actor: Mapped[str] = mapped_column(String(200))
+    selector: Mapped[str] = mapped_column(String(20))  # customer | phone | email | conversation
+    customer_id: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
