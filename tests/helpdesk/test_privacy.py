@@ -453,3 +453,14 @@ def test_cli_end_to_end(db_url: str, foreign_tables: None, tmp_path: Path) -> No
     assert r.returncode == 0, r.stderr
     assert "apagados" in r.stdout
     assert _traces(JOANA_NEEDLES) == []
+
+
+def test_connector_tables_of_these_tests_are_the_connectors_own() -> None:
+    """The erasure writes columns of the bot env's WhatsApp tables (not pinned in atende_contract):
+    the tables built here must be the connector's, so a renamed column fails this test."""
+    wa_store = pytest.importorskip("connectors.wa_store")
+    for ours, theirs in ((INBOX, wa_store.inbox), (OUTBOX, wa_store.outbox), (LEASES, wa_store.leases)):
+        assert ours.name == theirs.name
+        assert [c.name for c in ours.c] == [c.name for c in theirs.c]
+    assert {"sender", "state", "text", "button_id", "data", "reason"} <= set(wa_store.inbox.c.keys())
+    assert {"recipient", "body", "options", "send_state"} <= set(wa_store.outbox.c.keys())
