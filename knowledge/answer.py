@@ -189,9 +189,14 @@ def map_citations(reply: str, hits: Sequence[Hit]) -> tuple[str, list[Hit]]:
     return text, [hits[n - 1] for n in order]
 
 
-def llm_answer(question: str, hits: Sequence[Hit], settings: Settings) -> Answer:
+def llm_answer(question: str, hits: Sequence[Hit], settings: Settings, timeout_s: float | None = None) -> Answer:
+    """timeout_s: what is left of the question's overall deadline; then the call gets that long,
+    without a retry, so it can never outlast the deadline (an exception falls back to extractive)."""
     hits = _dedupe(hits)[:MAX_PASSAGES]
-    response = _client(settings).chat.completions.create(
+    client = _client(settings)
+    if timeout_s is not None:
+        client = client.with_options(timeout=min(timeout_s, settings.openai_timeout_s), max_retries=0)
+    response = client.chat.completions.create(
         model=settings.openai_model, messages=build_messages(question, hits), temperature=0,
     )
     reply = (response.choices[0].message.content or "").strip() if response.choices else ""

@@ -25,6 +25,8 @@ QUERY_THREADS = max(1, int(os.environ.get("KNOWLEDGE_QUERY_THREADS", "1")))
 BATCH_THREADS = max(1, int(os.environ.get("KNOWLEDGE_EMBED_THREADS", "0")) or os.cpu_count() or 1)
 _models: dict[str, "Embedder"] = {}
 _models_lock = threading.Lock()
+# how many models this process has loaded (tests check that a preloaded model is not loaded again)
+model_loads = 0
 
 
 @contextmanager
@@ -123,10 +125,14 @@ class Embedder:
 
 
 def get_embedder(name: str) -> Embedder:
+    """The process-wide model of that name. Concurrent first callers wait for one load (the lock
+    is held while loading); every later call only reads the dict under the lock."""
+    global model_loads
     with _models_lock:
         emb = _models.get(name)
         if emb is None:
             log.info("loading embedding model %s", name)
             emb = Embedder(name)
             _models[name] = emb
+            model_loads += 1
         return emb

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -19,6 +20,8 @@ from .retrieve import Hit, search
 log = logging.getLogger(__name__)
 
 RETRIEVE_K = 8
+# an LLM call is not started with less than this left of the question's deadline: extractive instead
+MIN_LLM_TIME_S = 0.5
 
 
 class Runtime:
@@ -28,6 +31,7 @@ class Runtime:
         self.store = IndexStore(index_dir)
         self._lock = threading.Lock()
         self._index: LoadedIndex | None = None
+        self.index_loads = 0  # index versions loaded by this process (checked by the warm-start tests)
 
     def current(self) -> LoadedIndex | None:
         version = self.store.current_version()
@@ -40,6 +44,7 @@ class Runtime:
             if self._index is None or self._index.version != version:
                 try:
                     self._index = self.store.load(version)
+                    self.index_loads += 1
                     log.info("knowledge index %s loaded (%d chunks)", version, len(self._index.chunks))
                 except (IndexNotFound, OSError, ValueError, RuntimeError) as exc:
                     log.error("cannot load knowledge index %s: %s", version, exc)
@@ -57,6 +62,19 @@ class Runtime:
         return index, search(index, self.embedder(index, settings), question, products, k=k)
 
 
+    def preload(self, settings: Settings) -> bool:
+        """Load the live index and its embedding model now, and run one query through them (torch's
+        first forward pass is slow), so the first customer question is as fast as the others.
+        False when there is no index yet (nothing to warm: the model to load is the index's)."""
+        index = self.current()
+        if index is None:
+            return False
+        embedder = self.embedder(index, settings)
+        if index.chunks:
+            search(index, embedder, "como instalar", None, k=1)
+        return True
+
+
 _runtimes: dict[Path, Runtime] = {}
 _runtimes_lock = threading.Lock()
 
@@ -70,12 +88,32 @@ def get_runtime(index_dir: Path) -> Runtime:
         return rt
 
 
+def preload(index_dir: str | Path | None = None) -> bool:
+    """Warm start: load the index and its model (knowledge/runtime.py `Runtime.preload`). Never raises."""
+    started = time.monotonic()
+    try:
+        settings = Settings.from_env(index_dir)
+        done = get_runtime(settings.index_dir).preload(settings)
+    except Exception:  # noqa: BLE001 - a failed preload only means the first question loads lazily
+        log.exception("knowledge preload failed; the first question will load the model and index")
+        return False
+    if done:
+        log.info("knowledge model and index preloaded in %.1f s", time.monotonic() - started)
+    else:
+        log.info("knowledge preload: no index yet in %s", settings.index_dir)
+    return done
+
+
 def answer(question: str, products: list[str] | None = None, *, index_dir: str | Path | None = None,
-           conversation_id: str | None = None) -> Answer:
+           conversation_id: str | None = None, timeout_s: float | None = None) -> Answer:
     """Answer a customer question from the documentation (see docs/contracts.md).
 
     conversation_id: the conversation asking; it gets at most KNOWLEDGE_LLM_CALLS_PER_HOUR LLM
-    calls in any hour, then extractive answers (see knowledge/budget.py). None: no budget."""
+    calls in any hour, then extractive answers (see knowledge/budget.py). None: no budget.
+    timeout_s: overall deadline for the question; the LLM call gets what is left of it (no retry),
+    and with less than MIN_LLM_TIME_S left, or once it runs out, the answer is extractive.
+    Thread-safe: the action server calls it from a thread pool."""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
     settings = Settings.from_env(index_dir)
     mode = "llm" if settings.llm_enabled else "extractive"
     question = (question or "").strip()[:MAX_MESSAGE_CHARS]
@@ -89,9 +127,14 @@ def answer(question: str, products: list[str] | None = None, *, index_dir: str |
     if not found.strong(settings.llm_enabled):
         return not_found(mode)
     if settings.llm_enabled:
-        if conversation_id is None or llm_budget.try_acquire(conversation_id, settings.llm_calls_per_hour):
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left < MIN_LLM_TIME_S:
+            log.warning("%.1f s left of the question's deadline: answering extractively", max(left, 0.0))
+            if not found.strong(False):
+                return not_found("extractive")
+        elif conversation_id is None or llm_budget.try_acquire(conversation_id, settings.llm_calls_per_hour):
             try:
-                return llm_answer(question, hits, settings)
+                return llm_answer(question, hits, settings, timeout_s=left)
             except Exception as exc:  # network, HTTP or API errors: fall back to the extractive answer
                 log.warning("LLM unavailable (%s: %s); answering extractively", type(exc).__name__, exc)
         else:

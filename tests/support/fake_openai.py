@@ -7,6 +7,8 @@ In-process use::
         llm.set_reply("Resposta citando [1].")       # next reply (queued, used once)
         llm.default_reply = "..."                     # reply when the queue is empty
         llm.reply_fn = lambda body: "..."            # or compute the reply from the request
+        llm.default_delay_s = 1.0                     # every reply not queued with its own delay waits 1 s
+        llm.max_concurrent                            # most requests seen in flight at once
         ...
         llm.requests[-1].json["messages"]            # every request is recorded
         llm.last_messages()                          # shortcut for the last chat messages
@@ -57,6 +59,10 @@ class FakeOpenAI:
         self.host = host
         self.port = port
         self.default_reply = default_reply
+        # seconds every reply waits before it is sent, unless queued with its own delay_s (a slow LLM)
+        self.default_delay_s = 0.0
+        self.in_flight = 0
+        self.max_concurrent = 0
         self.reply_fn: Optional[Callable[[Any], str]] = None
         self.requests: List[RecordedRequest] = []
         self._queue: Deque[Reply] = deque()
@@ -102,6 +108,8 @@ class FakeOpenAI:
             self._queue.clear()
             self.requests.clear()
             self.reply_fn = None
+            self.default_delay_s = 0.0
+            self.max_concurrent = 0
 
     def chat_requests(self) -> List[RecordedRequest]:
         return [r for r in self.requests if r.path.rstrip("/").endswith("/chat/completions")]
@@ -117,7 +125,16 @@ class FakeOpenAI:
             if self._queue:
                 return self._queue.popleft()
             fn = self.reply_fn
-        return Reply(fn(body) if fn else self.default_reply)
+        return Reply(fn(body) if fn else self.default_reply, delay_s=self.default_delay_s)
+
+    def _enter(self) -> None:
+        with self._lock:
+            self.in_flight += 1
+            self.max_concurrent = max(self.max_concurrent, self.in_flight)
+
+    def _leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
 
 
 def _completion(model: str, content: str) -> Dict[str, Any]:
@@ -138,11 +155,14 @@ def _handler(fake: FakeOpenAI) -> type:
 
         def _send(self, status: int, payload: Any, content_type: str = "application/json") -> None:
             data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):  # the client gave up (its timeout)
+                self.close_connection = True
 
         def _body(self) -> Any:
             length = int(self.headers.get("Content-Length") or 0)
@@ -177,8 +197,13 @@ def _handler(fake: FakeOpenAI) -> type:
                 self._send(404, {"error": {"message": f"unknown path {self.path}"}})
                 return
             reply = fake._next(body)
-            if reply.delay_s:
-                time.sleep(reply.delay_s)
+            delay = reply.delay_s or fake.default_delay_s
+            if delay:
+                fake._enter()
+                try:
+                    time.sleep(delay)
+                finally:
+                    fake._leave()
             if reply.status != 200:
                 self._send(reply.status, {"error": {"message": reply.error or "fake error", "type": "server_error",
                                                     "code": reply.status}})
@@ -204,8 +229,11 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--reply", default=DEFAULT_REPLY, help="default reply content")
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds every reply waits (a slow LLM)")
     args = parser.parse_args()
-    fake = FakeOpenAI(args.host, args.port, args.reply).start()
+    fake = FakeOpenAI(args.host, args.port, args.reply)
+    fake.default_delay_s = args.delay
+    fake.start()
     print(f"FAKE_OPENAI_URL={fake.url}", flush=True)
     try:
         while True:
