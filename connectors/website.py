@@ -26,7 +26,7 @@ import os
 import re
 import time
 import uuid
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Set, Text
 from urllib.parse import parse_qs
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
@@ -69,9 +69,17 @@ class WebsiteOutput(SocketIOOutput):
     def name(cls) -> Text:
         return "website"
 
-    def __init__(self, sio: AsyncServer, bot_message_evt: Text, store: SessionStore) -> None:
+    def __init__(
+        self,
+        sio: AsyncServer,
+        bot_message_evt: Text,
+        store: SessionStore,
+        plain_sockets: Optional[Dict[str, Set[str]]] = None,
+    ) -> None:
         super().__init__(sio, bot_message_evt)
         self.store = store
+        # session id -> sockets of stock Rasa clients (rasa-webchat...): they get Rasa's shapes
+        self.plain_sockets = plain_sockets if plain_sockets is not None else {}
 
     async def _send_message(self, socket_id: Text, response: Any) -> None:
         # Rasa addresses ``web:<session>``; the socket.io room is the session id itself. An id of
@@ -90,7 +98,11 @@ class WebsiteOutput(SocketIOOutput):
         if buttons:
             state.offer_payloads(buttons)
         stamped = state.record_sent(self.store.epoch, response)
-        await self.sio.emit(self.bot_message_evt, stamped, room=socket_id)
+        plain = sorted(self.plain_sockets.get(socket_id, ()))
+        await self.sio.emit(self.bot_message_evt, stamped, room=socket_id, skip_sid=plain or None)
+        for sid in plain:
+            for message in rasa_shaped(stamped):
+                await self.sio.emit(self.bot_message_evt, message, room=sid)
 
     async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
         """One event per bot message: text, quick replies, sources and attachments together."""
@@ -165,6 +177,10 @@ class WebsiteInput(SocketIOInput):
         # socket id -> the ``session_id`` its connection URL carried (what the proxy pins on).
         # It only names the session the socket will ask for; it grants nothing by itself.
         self.query_session: Dict[str, str] = {}
+        # Sockets of stock Rasa clients (no ``last_mid`` in ``session_request``, the replay
+        # cursor only Atende's widget sends): session id -> socket ids, and socket -> session.
+        self.plain_sockets: Dict[str, Set[str]] = {}
+        self.plain_sid: Dict[str, str] = {}
         if not settings.jwt_secret:
             logger.warning(
                 "WEBCHAT_JWT_SECRET is not set: every website visitor is treated as anonymous."
@@ -178,7 +194,7 @@ class WebsiteInput(SocketIOInput):
     def get_output_channel(self) -> Optional[OutputChannel]:
         if self.sio is None:
             return super().get_output_channel()
-        return WebsiteOutput(self.sio, self.bot_message_evt, self.store)
+        return WebsiteOutput(self.sio, self.bot_message_evt, self.store, self.plain_sockets)
 
     # ------------------------------------------------------------------ blueprint
     def blueprint(
@@ -238,7 +254,21 @@ class WebsiteInput(SocketIOInput):
             self.query_session[sid] = values[0]
         return True
 
+    def _mark_plain(self, sid: str, session_id: Optional[str]) -> None:
+        """Record whether socket ``sid`` is a stock Rasa client bound to ``session_id``."""
+        previous = self.plain_sid.pop(sid, None)
+        if previous is not None:
+            sockets = self.plain_sockets.get(previous)
+            if sockets is not None:
+                sockets.discard(sid)
+                if not sockets:
+                    del self.plain_sockets[previous]
+        if session_id is not None:
+            self.plain_sid[sid] = session_id
+            self.plain_sockets.setdefault(session_id, set()).add(sid)
+
     async def _on_disconnect(self, sid: Text, *args: Any) -> None:
+        self._mark_plain(sid, None)
         self.store.socket_session.pop(sid, None)
         self.query_session.pop(sid, None)
         address = self.socket_address.pop(sid, None)
@@ -280,6 +310,8 @@ class WebsiteInput(SocketIOInput):
         if previous and previous != session_id:
             await sio.leave_room(sid, previous)
         self.store.socket_session[sid] = session_id
+        # Rasa's protocol has no replay cursor: a client that sends none is a stock Rasa widget.
+        self._mark_plain(sid, session_id if "last_mid" not in data else None)
         await sio.enter_room(sid, session_id)
         await sio.emit("session_confirm", session_id, room=sid)
         await sio.emit(AUTH_EVENT, self._auth_payload(check), room=sid)
@@ -345,7 +377,7 @@ class WebsiteInput(SocketIOInput):
         else:
             session_id = sid
         state = self.store.get(session_id)
-        output = WebsiteOutput(sio, self.bot_message_evt, self.store)
+        output = WebsiteOutput(sio, self.bot_message_evt, self.store, self.plain_sockets)
 
         if client_id is not None and client_id in state.recent_client_ids:
             await self._ack(sid, client_id, "duplicate")
@@ -375,6 +407,10 @@ class WebsiteInput(SocketIOInput):
             return
 
         quick_reply = data.get("quick_reply") is True
+        if sid in self.plain_sid and "quick_reply" not in data:
+            # Stock Rasa widgets send a clicked button as its bare payload, unflagged: the same
+            # rule applies (only a payload the bot offered to this session, or an allowed one).
+            quick_reply = self.store.payload_allowed(session_id, text.strip())
         if not (quick_reply and self.store.payload_allowed(session_id, text.strip())):
             text = neutralise_typed_text(text)
         else:
@@ -463,6 +499,44 @@ class WebsiteInput(SocketIOInput):
             content_type="application/javascript; charset=utf-8",
             headers={"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"},
         )
+
+
+def rasa_shaped(message: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """One stamped bot message as Rasa's own socket.io channel sends it, for stock clients.
+
+    rasa-webchat tells messages apart by their exact keys (``{text}``, ``{text, quick_replies}``,
+    ``{attachment}``; anything else is a custom component), so Atende's extension fields
+    (``mid``, ``notice``) stay out, sources become a markdown list under the text unless the
+    text already has its ``Fontes:`` block, and other custom JSON goes alone, as Rasa sends it.
+    """
+    out: List[Dict[str, Any]] = []
+    text = message.get("text") if isinstance(message.get("text"), str) else ""
+    custom = message.get("custom") if isinstance(message.get("custom"), dict) else {}
+    sources = custom.get("sources") if isinstance(custom.get("sources"), list) else []
+    lines = []
+    for source in sources:
+        if not isinstance(source, dict):
+            continue
+        url = str(source.get("url") or "")
+        title = re.sub(r"[\[\]\n]", " ", str(source.get("title") or url)).strip()[:200]
+        if re.match(r"^https?://[^\s()<>]+$", url):
+            lines.append(f"- [{title}]({url})")
+        elif title:
+            lines.append(f"- {title}")
+    if lines and "Fontes:" not in text:
+        text = (text.rstrip() + "\n\n" if text else "") + "Fontes:\n" + "\n".join(lines)
+    replies = message.get("quick_replies")
+    if text or replies:
+        shaped: Dict[str, Any] = {"text": text}
+        if replies:
+            shaped["quick_replies"] = replies
+        out.append(shaped)
+    if message.get("attachment"):
+        out.append({"attachment": message["attachment"]})
+    rest = {key: value for key, value in custom.items() if key != "sources"}
+    if rest:
+        out.append(rest)
+    return out
 
 
 def _leave_socketio_cors_to_engineio(app: Any, socketio_path: str) -> None:

@@ -328,3 +328,80 @@ def test_socketio_url_carries_the_stored_session_id_from_the_first_visit(chat: C
     second = stored_id()
     assert second != first and chat.session_id() == second
     assert urls and url_ids() == [[second]] * len(urls), urls
+
+
+# A page where WebSockets cannot open, as behind a proxy that refuses the upgrade: every
+# socket.io WebSocket goes to a closed loopback port, so the browser reports a real error.
+BLOCK_WEBSOCKETS = """
+((closedPort) => {
+  const Native = window.WebSocket;
+  window.__wsAttempts = [];
+  class Blocked extends Native {
+    constructor(url, protocols) {
+      window.__wsAttempts.push(String(url));
+      const target = String(url).includes("/socket.io/") ? `ws://127.0.0.1:${closedPort}/blocked` : url;
+      super(target, protocols);
+    }
+  }
+  window.WebSocket = Blocked;
+})(%d);
+"""
+
+
+def test_falls_back_to_polling_when_websockets_cannot_open(chat: ChatPage) -> None:
+    from ops.procs import free_port
+
+    chat.page.add_init_script(BLOCK_WEBSOCKETS % free_port())
+    requests: list = []
+    chat.page.on("request", lambda r: requests.append(r.url) if "/socket.io/" in r.url else None)
+    transport = "() => window.AtendeChat.__instance.socket.io.engine.transport.name"
+    order = "() => window.AtendeChat.__instance.socket.io.opts.transports"
+
+    chat.goto()
+    chat.open()
+    chat.accept_consent()
+    chat.wait_bot(GREETING)
+    attempts = chat.page.evaluate("() => window.__wsAttempts")
+    assert attempts and "/socket.io/" in attempts[0]  # a WebSocket was tried first, and failed
+    assert chat.page.evaluate(transport) == "polling"
+    assert chat.page.evaluate(order)[0] == "polling"  # reconnects start with polling
+    assert requests and all(parse_qs(urlsplit(u).query).get("transport") == ["polling"]
+                            for u in requests)
+
+    chat.send("quanto custa")
+    chat.wait_bot(PRICE)
+    replies = chat.dialog.locator(".replies .reply")
+    assert replies.all_inner_texts() == ["Quero contratar", "Falar com vendas"]
+    replies.first.click()
+    chat.wait_bot(GREETING, count=2)
+    session = chat.session_id()
+
+    # Network loss over polling: the visitor writes, an agent message comes meanwhile.
+    chat.page.evaluate("() => window.AtendeChat.__instance.socket.io.engine.close()")
+    chat.page.evaluate("() => window.AtendeChat.__instance.socket.disconnect()")
+    chat.dialog.locator(".status").wait_for(state="visible")
+    chat.send("quanto custa")
+    chat.dialog.locator(".msg.user .meta").filter(has_text="enviando").wait_for()
+    chat.stack.rasa.trigger_intent(f"web:{session}", "EXTERNAL_ping")
+    chat.page.evaluate("() => window.AtendeChat.__instance.socket.connect()")
+    chat.wait_bot(PRICE, count=2)
+    chat.wait_bot("Mensagem do atendente chegou.")
+    chat.page.wait_for_timeout(1000)
+    assert chat.page.evaluate(transport) == "polling"
+    assert chat.dialog.locator(".status").is_hidden()
+    bots = chat.bot_messages()
+    assert sum(PRICE in b for b in bots) == 2
+    assert sum("Mensagem do atendente chegou." in b for b in bots) == 1
+    assert chat.user_messages() == ["quanto custa", "Quero contratar", "quanto custa"]
+    assert user_texts(chat.stack, session) == ["/saudacao", "quanto custa", "/saudacao", "quanto custa"]
+
+    # Reload (still no WebSocket): same session, same history, nothing twice.
+    chat.page.reload()
+    chat.page.wait_for_function("() => window.AtendeChat && window.AtendeChat.__instance.confirmed")
+    chat.open()
+    chat.page.wait_for_timeout(800)
+    assert chat.session_id() == session
+    assert chat.page.evaluate(transport) == "polling"
+    assert chat.bot_messages() == bots
+    assert chat.user_messages() == ["quanto custa", "Quero contratar", "quanto custa"]
+    chat.screenshot("widget-polling-fallback")

@@ -8,6 +8,7 @@ import { ChatStore } from "./storage.js";
 const MAX_CHARS = 2000;
 const HUMAN_PAYLOAD = "/request_human";
 const TYPING_TIMEOUT_MS = 15000;
+const CONNECT_TIMEOUT_MS = 10000;
 
 const T = {
   title: "Atendimento",
@@ -307,10 +308,16 @@ class AtendeChat {
   // The session id travels in the socket.io URL (`?session_id=`) of every request, so that a
   // proxy in front of several Rasa servers pins the conversation to one; it is also sent in
   // `session_request`, as Rasa's protocol expects.
+  //
+  // Transports: a WebSocket first; when it cannot open (a proxy or firewall that blocks it), the
+  // same connection attempt goes on with long-polling (`tryAllTransports`), and from then on
+  // every reconnect starts with polling and upgrades to a WebSocket only where one opens.
   connect() {
     const socket = io(this.config.serverUrl, {
       path: this.config.socketPath,
-      transports: this.config.transports,
+      transports: this.config.transports.slice(),
+      tryAllTransports: true,
+      timeout: CONNECT_TIMEOUT_MS,
       reconnection: true,
       reconnectionDelay: 500,
       reconnectionDelayMax: 5000,
@@ -318,6 +325,14 @@ class AtendeChat {
     });
     this.socket = socket;
     socket.io.on("reconnect_attempt", () => this.syncQuery());
+    socket.io.on("open", () => {
+      const engine = socket.io.engine;
+      const name = engine && engine.transport && engine.transport.name;
+      if (name === "polling" && socket.io.opts.transports[0] === "websocket") this.preferPolling();
+    });
+    // A connection attempt that failed or timed out (a WebSocket that never opens hangs
+    // rather than fails behind some proxies): the next one starts with polling.
+    socket.io.on("error", () => this.preferPolling());
     socket.on("connect", () => {
       this.status.hidden = true;
       this.requestSession();
@@ -328,6 +343,13 @@ class AtendeChat {
     socket.on("auth_status", (s) => this.onAuthStatus(s));
     socket.on("message_ack", (a) => this.onAck(a));
     socket.on("bot_uttered", (m) => this.onBotMessage(m));
+  }
+
+  // Long-polling first, upgrading to a WebSocket when one opens (socket.io's own default).
+  preferPolling() {
+    const list = this.socket.io.opts.transports;
+    if (list[0] !== "websocket" || list.indexOf("polling") < 0) return;
+    this.socket.io.opts.transports = ["polling"].concat(list.filter((t) => t !== "polling"));
   }
 
   syncQuery() {
