@@ -191,3 +191,22 @@ def test_widget_script_route_sends_no_cors_header(rasa: RasaServer) -> None:
     # A <script src> needs no CORS; the route must not grow a second authority.
     _, headers, _ = request(rasa, "GET", "/webhooks/website/widget.js", {"Origin": ALLOWED})
     assert values(headers, ACAO) == []
+
+
+class RasaWithBlanketCors(RasaServer):
+    """The old command line (``--cors "*"``), which duplicated the header on socket.io."""
+
+    def _spawn(self, argv: List[str], env: Dict[str, str], name: str) -> None:
+        super()._spawn(argv + ["--cors", "*"], env, name)
+
+
+def test_socketio_keeps_one_header_even_with_a_blanket_cors_flag() -> None:
+    with RasaWithBlanketCors(fixture_model(), website={"allowed_origins": [ALLOWED]}) as server:
+        status, headers, _ = request(server, "GET", HANDSHAKE, {"Origin": ALLOWED})
+        assert status == 200 and values(headers, ACAO) == [ALLOWED]
+        status, headers, _ = request(server, "OPTIONS", HANDSHAKE, {
+            "Origin": ALLOWED, "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type"})
+        assert status in (200, 204) and values(headers, ACAO) == [ALLOWED]
+        status, headers, _ = request(server, "GET", HANDSHAKE, {"Origin": FOREIGN})
+        assert status == 400 and values(headers, ACAO) == []
