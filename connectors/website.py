@@ -17,6 +17,11 @@ Protocol (compatible with other Rasa socket.io widgets):
   ``message_ack {client_id, status, reason?}`` and later ``bot_uttered`` messages;
 - ``bot_uttered {text?, quick_replies?, custom?, attachment?, mid}``; ``mid`` is unique per bot
   message so a widget can drop duplicates after a reconnect.
+
+Stock Rasa clients (rasa-webchat, plain socket.io clients) send no ``last_mid`` in
+``session_request``: they get Rasa's own message shapes (:func:`rasa_shaped`), and a button they
+send back as its bare payload counts as a quick reply. engine.io is the only CORS authority of
+the socket.io path (:func:`_leave_socketio_cors_to_engineio`).
 """
 
 from __future__ import annotations
