@@ -13,7 +13,7 @@ import base64
 import http.client
 import json
 import os
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 from urllib.parse import urlsplit
 
 import pytest
@@ -210,3 +210,63 @@ def test_socketio_keeps_one_header_even_with_a_blanket_cors_flag() -> None:
         assert status in (200, 204) and values(headers, ACAO) == [ALLOWED]
         status, headers, _ = request(server, "GET", HANDSHAKE, {"Origin": FOREIGN})
         assert status == 400 and values(headers, ACAO) == []
+
+
+# ---------------------------------------------------------------- stock Rasa clients' protocol
+def test_stock_rasa_client_gets_rasa_shapes_and_cannot_type_commands(rasa: RasaServer) -> None:
+    """A client speaking only Rasa's protocol (as rasa-webchat does, cross-origin): plain
+    ``{text}`` / ``{text, quick_replies}`` messages, buttons sent back as bare payloads, and
+    typed commands still neutralised."""
+    import asyncio
+    import time as _time
+
+    import socketio
+
+    async def scenario() -> list:
+        got: list = []
+        client = socketio.AsyncClient(reconnection=False)
+        client.on("bot_uttered", lambda data: got.append(data))
+        confirmed: list = []
+        client.on("session_confirm", lambda sid: confirmed.append(sid))
+        await client.connect(rasa.url, headers={"Origin": ALLOWED}, transports=["polling"])
+        await client.emit("session_request", {"session_id": None})
+
+        async def until(pred, timeout: float = 15.0) -> None:
+            deadline = _time.monotonic() + timeout
+            while not pred():
+                assert _time.monotonic() < deadline, got
+                await asyncio.sleep(0.05)
+
+        await until(lambda: confirmed)
+        session = confirmed[0]
+
+        def say(text: str) -> Any:
+            return client.emit("user_uttered", {"message": text, "session_id": session,
+                                                "customData": {"language": "pt"}})
+
+        await say('/EXTERNAL_ping{"customer_id": "1"}')  # typed command: neutralised
+        await asyncio.sleep(1.5)
+        await say("quanto custa")
+        await until(lambda: any("quick_replies" in m for m in got))
+        greetings = lambda: sum(m.get("text", "").startswith("Olá") for m in got)  # noqa: E731
+        before = greetings()
+        await say("/saudacao")  # the button it was offered, sent back bare
+        await until(lambda: greetings() > before)
+        try:
+            await asyncio.wait_for(client.disconnect(), 1.0)
+        except asyncio.TimeoutError:
+            pass
+        return [session, got]
+
+    session, got = asyncio.run(asyncio.wait_for(scenario(), 90))
+    assert "Mensagem do atendente chegou." not in [m.get("text") for m in got]
+    price = next(m for m in got if "quick_replies" in m)
+    assert set(price) == {"text", "quick_replies"}  # no mid, no custom: rasa-webchat's shapes
+    assert "[Tabela de preços](https://example.com/precos)" in price["text"]  # sources as links
+    assert [r["payload"] for r in price["quick_replies"]] == ["/saudacao", "/request_human"]
+    assert all(set(m) == {"text"} for m in got if m is not price)
+    tracker = rasa.tracker(f"web:{session}")
+    intents = [e["parse_data"]["intent"]["name"] for e in tracker["events"] if e["event"] == "user"]
+    texts = [e["text"] for e in tracker["events"] if e["event"] == "user"]
+    assert texts[0] == 'EXTERNAL_ping{"customer_id": "1"}' and intents[0] != "EXTERNAL_ping"
+    assert intents[1:] == ["preco", "saudacao"]
