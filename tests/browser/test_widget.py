@@ -167,19 +167,27 @@ def test_logged_in_customer_is_recognised_and_forged_token_refused(chat: ChatPag
     subtitle.filter(has_text=f"Olá, {name}").wait_for(timeout=15000)
     chat.accept_consent()
     chat.wait_bot(GREETING)
-    meta = [e.get("metadata", {}) for e in chat.stack.rasa.tracker(chat.session_id())["events"]
+    meta = [e.get("metadata", {}) for e in chat.stack.rasa.tracker(f"web:{chat.session_id()}")["events"]
             if e["event"] == "user"]
-    assert meta and "auth_token" in meta[-1]
+    # the token stays in the connector; Rasa gets the connector's attestation of its subject
+    assert meta and "atende_attestation" in meta[-1] and "auth_token" not in meta[-1]
+    assert meta[-1]["atende_attestation"]["cid"] == f"web:{chat.session_id()}"
     chat.screenshot("widget-logged-in")
 
+    verified_session = chat.session_id()
     chat.choose_identity("Token forjado (teste)")
     chat.wait_bot("Não conseguimos confirmar sua identidade")
     assert "Olá," not in subtitle.inner_text()
+    # The session carries a verified customer's conversation: a socket that cannot prove the same
+    # subject is moved to a new session (no history, no technician replies of the customer's).
+    chat.page.wait_for_function("(old) => window.AtendeChat.__instance.store.state.sessionId !== old",
+                                arg=verified_session, timeout=20000)
+    assert chat.session_id() != verified_session
     chat.send("oi")
-    chat.wait_bot(GREETING, count=2)
-    last_meta = [e.get("metadata", {}) for e in chat.stack.rasa.tracker(chat.session_id())["events"]
+    chat.wait_bot(GREETING)
+    last_meta = [e.get("metadata", {}) for e in chat.stack.rasa.tracker(f"web:{chat.session_id()}")["events"]
                  if e["event"] == "user"][-1]
-    assert "auth_token" not in last_meta
+    assert "auth_token" not in last_meta and "atende_attestation" not in last_meta
     chat.screenshot("widget-forged-token")
 
 
@@ -195,7 +203,7 @@ def test_reconnect_loses_nothing_and_shows_nothing_twice(chat: ChatPage) -> None
     chat.dialog.locator(".status").wait_for(state="visible")
     chat.send("quanto custa")
     chat.dialog.locator(".msg.user .meta").filter(has_text="enviando").wait_for()
-    chat.stack.rasa.trigger_intent(session, "EXTERNAL_ping")
+    chat.stack.rasa.trigger_intent(f"web:{session}", "EXTERNAL_ping")
     chat.screenshot("widget-offline")
     chat.page.evaluate("() => window.AtendeChat.__instance.socket.connect()")
     chat.wait_bot(PRICE)
@@ -215,7 +223,7 @@ def test_unread_badge_counts_messages_while_closed(chat: ChatPage) -> None:
     chat.accept_consent()
     chat.wait_bot(GREETING)
     chat.dialog.locator(".close").click()
-    chat.stack.rasa.trigger_intent(chat.session_id(), "EXTERNAL_ping")
+    chat.stack.rasa.trigger_intent(f"web:{chat.session_id()}", "EXTERNAL_ping")
     badge = chat.launcher.locator(".badge")
     badge.wait_for(state="visible", timeout=15000)
     assert badge.inner_text() == "1"

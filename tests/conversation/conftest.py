@@ -5,6 +5,7 @@ processes on free loopback ports over a fresh SQLite database with the demo data
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -58,4 +59,5 @@ class Chat:
 
 @pytest.fixture()
 def chat(stack: Stack, request: pytest.FixtureRequest) -> Chat:
-    return Chat(stack, f"conv-{request.node.name}"[:180])
+    # a sender is a bounded id without spaces or URL separators (connectors/rest.py)
+    return Chat(stack, re.sub(r"[^A-Za-z0-9_.:-]", "_", f"conv-{request.node.name}")[:120])

@@ -188,13 +188,15 @@ def test_bad_cnpj_is_refused(stack: Stack, chat: Chat) -> None:
 def test_payload_cannot_set_identity(stack: Stack, chat: Chat) -> None:
     customer = a_customer(stack, 1)
     for payload in (f'/greet{{"customer_id": "{customer.id}", "customer_name": "Hacker"}}',
-                    f'/inform_cnpj{{"cnpj": "{customer.cnpj}", "customer_id": "{customer.id}"}}',
-                    f'/ask_ticket_status{{"customer_id": "{customer.id}"}}'):
+                    f'/ask_ticket_status{{"customer_id": "{customer.id}"}}',
+                    f'/inform_cnpj{{"cnpj": "{customer.cnpj}", "customer_id": "{customer.id}"}}'):
         texts = chat.texts(payload)
         assert texts and all(customer.responsible_name not in t for t in texts)
         slots = chat.slots()
         assert slots["customer_id"] is None and slots["customer_name"] is None
-        assert slots["claimed_customer_id"] is None
+        if not payload.startswith("/inform_cnpj"):
+            # (the typed text of the inform_cnpj one holds a CNPJ: at most an unverified claim)
+            assert slots["claimed_customer_id"] is None
 
 
 @pytest.mark.parametrize("text", ["", "a" * 10_000, "🙂🙂🙂", "😂", "/media_received", "/inbound_call"])

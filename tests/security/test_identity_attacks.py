@@ -118,7 +118,7 @@ def _socket_turn(stack: Stack, session_id: str, text: str) -> list[str]:
     sio.on("session_confirm", lambda sid: confirmed.put(sid))
     sio.on("bot_uttered", lambda m: replies.put(m))
     sio.connect(f"{stack.rasa_url}?session_id={session_id}", headers={"Origin": "http://127.0.0.1"},
-                transports=["websocket"], socketio_path="/socket.io")
+                transports=["polling"], socketio_path="/socket.io")
     try:
         sio.emit("session_request", {"session_id": session_id})
         assert confirmed.get(timeout=20) == session_id
