@@ -118,3 +118,24 @@ def stack(tmp_path_factory: pytest.TempPathFactory, model: Path) -> Iterator["St
         yield st
     finally:
         st.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_login_throttle() -> Iterator[None]:
+    """The console's login throttle lives in the process: no test sees another's failures."""
+    from helpdesk.services import technicians
+
+    technicians.login_throttle.reset()
+    yield
+    technicians.login_throttle.reset()
+
+
+@pytest.fixture()
+def clock(monkeypatch: pytest.MonkeyPatch) -> object:
+    """A clock the login throttle reads, moved by the test."""
+    from helpdesk.services import technicians
+    from tests.console.apphelpers import FakeClock
+
+    fake = FakeClock()
+    monkeypatch.setattr(technicians.login_throttle, "clock", fake)
+    return fake

@@ -12,10 +12,8 @@ import pytest
 
 from helpdesk.config import reset_settings
 from helpdesk.db import session_scope
-from helpdesk.services import technicians
 
 from . import dataset
-from .apphelpers import FakeClock
 
 
 JWT_SECRET = "console-tests-rasa-jwt-secret-0123456789"
@@ -28,21 +26,6 @@ def bearer_claims(authorization: str, secret: str = JWT_SECRET) -> dict[str, Any
     scheme, _, token = authorization.partition(" ")
     assert scheme == "Bearer"
     return jwt.decode(token, secret, algorithms=["HS256"])
-
-
-@pytest.fixture(autouse=True)
-def _fresh_login_throttle() -> Iterator[None]:
-    """The login throttle lives in the process: no test sees another's failures."""
-    technicians.login_throttle.reset()
-    yield
-    technicians.login_throttle.reset()
-
-
-@pytest.fixture()
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    fake = FakeClock()
-    monkeypatch.setattr(technicians.login_throttle, "clock", fake)
-    return fake
 
 
 @pytest.fixture()

@@ -18,12 +18,8 @@ signatures).
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
-import json
 import re
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +30,9 @@ from sqlalchemy import create_engine, text
 
 from helpdesk.services import rasa_client
 from ops import procs
-from tests.support.stack import RASA_JWT_SECRET, SECRET_VARS, WEBCHAT_SECRET, WHATSAPP_SECRET, Stack, start_stack
+from tests.support.stack import (
+    RASA_JWT_SECRET, SECRET_VARS, WEBCHAT_SECRET, Stack, signed_whatsapp_text, start_stack,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -52,17 +50,7 @@ def _customer_phone(stack: Stack) -> tuple[int, str, str]:
 
 
 def _whatsapp(gateway_url: str, stack: Stack, wa_id: str, body: str) -> None:
-    doc = {"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": {
-        "messaging_product": "whatsapp",
-        "metadata": {"display_phone_number": "551140040000", "phone_number_id": stack.env["WHATSAPP_PHONE_NUMBER_ID"]},
-        "contacts": [{"profile": {"name": "Cliente"}, "wa_id": wa_id}],
-        "messages": [{"from": wa_id, "id": f"wamid.{uuid.uuid4().hex}", "timestamp": str(int(time.time())),
-                      "type": "text", "text": {"body": body}}]}}]}]}
-    raw = json.dumps(doc).encode()
-    sig = "sha256=" + hmac.new(WHATSAPP_SECRET.encode(), raw, hashlib.sha256).hexdigest()
-    resp = requests.post(f"{gateway_url}/webhooks/whatsapp/webhook", data=raw, timeout=30,
-                         headers={"Content-Type": "application/json", "X-Hub-Signature-256": sig})
-    assert resp.status_code == 200, resp.text
+    signed_whatsapp_text(gateway_url, stack, wa_id, body)
 
 
 def _ticket_conversation(stack: Stack, phone: str) -> tuple[int, str] | None:

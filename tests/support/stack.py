@@ -116,3 +116,27 @@ def start_stack(workdir: Path, *, extra_env: dict[str, str] | None = None) -> St
         raise
     return Stack(workdir, database_url, f"http://127.0.0.1:{rasa_port}",
                  f"http://127.0.0.1:{action_port}", graph, env, rasa, actions)
+
+
+def signed_whatsapp_text(base_url: str, stack: Stack, wa_id: str, body: str) -> None:
+    """Post a text message from `wa_id` to the WhatsApp webhook at `base_url` (Rasa or the gateway),
+    signed with the stack's app secret as Meta signs it; asserts the 200."""
+    import hashlib
+    import hmac
+    import json
+    import time
+    import uuid
+
+    import requests
+
+    doc = {"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "551140040000", "phone_number_id": stack.env["WHATSAPP_PHONE_NUMBER_ID"]},
+        "contacts": [{"profile": {"name": "Cliente"}, "wa_id": wa_id}],
+        "messages": [{"from": wa_id, "id": f"wamid.{uuid.uuid4().hex}", "timestamp": str(int(time.time())),
+                      "type": "text", "text": {"body": body}}]}}]}]}
+    raw = json.dumps(doc).encode()
+    sig = "sha256=" + hmac.new(WHATSAPP_SECRET.encode(), raw, hashlib.sha256).hexdigest()
+    resp = requests.post(f"{base_url}/webhooks/whatsapp/webhook", data=raw, timeout=60,
+                         headers={"Content-Type": "application/json", "X-Hub-Signature-256": sig})
+    assert resp.status_code == 200, resp.text
