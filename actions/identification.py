@@ -95,9 +95,25 @@ def find_customer(session: Any, identity: attestation.Identity) -> Any:
             return customers.get(session, int(identity.value)) if identity.value.isdigit() else None
         if identity.kind == "email":
             return customers.find_by_email(session, identity.value)
+        if identity.kind in customers.WHATSAPP_ID_KINDS:
+            # a username-only sender: recognised by the BSUID / LID linked when first seen with the phone
+            return customers.find_by_whatsapp_id(session, identity.kind, identity.value)
     except DomainError:
         return None
-    return None  # business-scoped user ids and LIDs are not linked to customers yet
+    return None
+
+
+def link_alternatives(session: Any, customer: Any, identity: attestation.Identity) -> None:
+    """Link the sender's other attested WhatsApp ids (a BSUID sent with the phone) to the customer."""
+    if identity.channel != "whatsapp" or identity.kind != "phone":
+        return
+    for kind, value in identity.alt:
+        if kind in customers.WHATSAPP_ID_KINDS:
+            try:
+                if customers.link_whatsapp_id(session, customer.id, kind, value):
+                    logger.info("linked a WhatsApp %s to customer %s", kind, customer.id)
+            except DomainError:
+                logger.warning("ignored a malformed WhatsApp %s for customer %s", kind, customer.id)
 
 
 def identify(tracker: Tracker, *, metadata: dict[str, Any] | None = None,
@@ -117,6 +133,7 @@ def identify(tracker: Tracker, *, metadata: dict[str, Any] | None = None,
             with session_scope() as s:
                 customer = find_customer(s, identity)
                 if customer is not None:
+                    link_alternatives(s, customer, identity)
                     if str(customer.id) == str(tracker.get_slot("customer_id") or ""):
                         return []
                     return _identity_events(customer)

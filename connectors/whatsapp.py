@@ -52,12 +52,19 @@ def subject_of(sender: str) -> str:
     return f"bsuid:{sender}"
 
 
-def attest(key: Optional[bytes], conversation: str, sender: str, message_id: str) -> Optional[Dict[str, Any]]:
-    """This turn's identity attestation: the sender of a delivery whose signature was verified."""
+def attest(key: Optional[bytes], conversation: str, sender: str, message_id: str,
+           user_id: Optional[str] = None) -> Optional[Dict[str, Any]]:
+    """This turn's identity attestation: the sender of a delivery whose signature was verified.
+
+    When Meta sent both the phone and the business-scoped user id of the sender, the user id is
+    attested alongside (``alt``): that is how the action server links a BSUID to the customer
+    found by phone, and recognises them later when only the BSUID comes (a username).
+    """
     if key is None:
         return None
+    alt = [f"bsuid:{user_id}"] if user_id and user_id != sender and sender.isdigit() else []
     return attestation.sign(key, channel=CHANNEL_NAME, conversation_id=conversation,
-                            subject=subject_of(sender), message_id=message_id)
+                            subject=subject_of(sender), message_id=message_id, alt=alt)
 
 
 class Runtime:
@@ -250,7 +257,9 @@ class Runtime:
             if replies is None:
                 collector = CollectingOutputChannel()
                 # The delivery's signature was verified when it was stored: attest its sender.
-                proof = attest(self.settings.attestation_key, conversation, row.sender, row.item_id)
+                wa_meta = metadata.get("whatsapp") if isinstance(metadata.get("whatsapp"), dict) else {}
+                user_id = wa_meta.get("user_id") if isinstance(wa_meta.get("user_id"), str) else None
+                proof = attest(self.settings.attestation_key, conversation, row.sender, row.item_id, user_id)
                 if proof is not None:
                     metadata[attestation.METADATA_KEY] = proof
                 await self._run_rasa(UserMessage(text, collector, conversation, input_channel=CHANNEL_NAME,

@@ -14,7 +14,10 @@ namespace is that channel's), the message id is this turn's (when it knows it), 
 recently (``max_age_s``) and has not expired (a website attestation expires with its token).
 
 Subjects: ``phone:<digits>`` and ``bsuid:<id>`` (WhatsApp), ``id:<customer id>`` and
-``email:<address>`` (website). Anything without a valid attestation is anonymous: Rasa's REST
+``email:<address>`` (website). ``alt`` (signed too) lists other identities the same verified
+source vouched for in this message: a WhatsApp delivery that carries both the phone and the
+business-scoped user id attests ``phone:...`` with ``alt: ["bsuid:..."]``, which is how a BSUID
+gets linked to the customer found by phone. Anything without a valid attestation is anonymous: Rasa's REST
 channel, an ``input_channel`` a client wrote, metadata a client wrote, or a slot carried over
 from an earlier turn.
 """
@@ -26,7 +29,7 @@ import hmac
 import json
 import time
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 from . import channels
 
@@ -35,6 +38,7 @@ VERSION = 1
 MIN_SECRET_BYTES = 32
 DEFAULT_MAX_AGE_S = 300
 MAX_FIELD = 256
+MAX_ALT = 4
 SUBJECT_KINDS = ("phone", "bsuid", "lid", "id", "email")
 
 # Why an attestation was refused (logs and tests; never shown to users).
@@ -79,6 +83,7 @@ class Identity:
     value: str
     message_id: str
     expires_at: int
+    alt: tuple = ()  # ((kind, value), ...): other identities of the same sender
 
     @property
     def subject(self) -> str:
@@ -97,6 +102,7 @@ class Verdict:
 
 def _signed_bytes(fields: Mapping[str, Any]) -> bytes:
     body = {k: fields[k] for k in ("v", "ch", "cid", "sub", "mid", "iat", "exp")}
+    body["alt"] = list(fields.get("alt") or [])
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
 
@@ -110,6 +116,7 @@ def sign(
     now: Optional[float] = None,
     expires_at: Optional[int] = None,
     max_age_s: int = DEFAULT_MAX_AGE_S,
+    alt: Sequence[str] = (),
 ) -> dict:
     """An attestation for one message (``expires_at`` defaults to ``now + max_age_s``)."""
     issued = int(time.time() if now is None else now)
@@ -122,6 +129,8 @@ def sign(
         "iat": issued,
         "exp": int(expires_at) if expires_at is not None else issued + max_age_s,
     }
+    if alt:
+        fields["alt"] = [str(a) for a in list(alt)[:MAX_ALT]]
     fields["sig"] = hmac.new(key, _signed_bytes(fields), hashlib.sha256).hexdigest()
     return fields
 
@@ -166,7 +175,22 @@ def verify(
         return Verdict(None, STALE)
     if fields["exp"] <= now:
         return Verdict(None, EXPIRED)
-    kind, sep, value = fields["sub"].partition(":")
-    if not sep or kind not in SUBJECT_KINDS or not value:
+    parsed = [_subject(fields["sub"])]
+    raw_alt = fields.get("alt", [])
+    if not isinstance(raw_alt, list) or len(raw_alt) > MAX_ALT:
         return Verdict(None, MALFORMED)
-    return Verdict(Identity(fields["ch"], fields["cid"], kind, value, fields["mid"], fields["exp"]))
+    parsed += [_subject(a) for a in raw_alt]
+    if any(p is None for p in parsed):
+        return Verdict(None, MALFORMED)
+    (kind, value), alt = parsed[0], tuple(parsed[1:])  # type: ignore[misc]
+    return Verdict(Identity(fields["ch"], fields["cid"], kind, value, fields["mid"], fields["exp"], alt))
+
+
+def _subject(raw: Any) -> Optional[tuple]:
+    """``(kind, value)`` of ``kind:value``, or None when malformed."""
+    if not isinstance(raw, str) or len(raw) > MAX_FIELD:
+        return None
+    kind, sep, value = raw.partition(":")
+    if not sep or kind not in SUBJECT_KINDS or not value:
+        return None
+    return kind, value

@@ -67,6 +67,36 @@ def find_by_cnpj(s: Session, raw: str) -> Customer | None:
     return s.scalar(select(Customer).where(Customer.cnpj == cnpj).options(*_with_details()))
 
 
+# WhatsApp identities other than the phone, kept as contacts: Meta's business-scoped user id
+# (BSUID, `user_id`) and Z-API's LID. Values are the ids exactly as the provider sends them.
+WHATSAPP_ID_KINDS = ("bsuid", "lid")
+_WHATSAPP_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
+
+
+def find_by_whatsapp_id(s: Session, kind: str, value: str) -> Customer | None:
+    """The customer a BSUID / LID is linked to, or None."""
+    if kind not in WHATSAPP_ID_KINDS or not _WHATSAPP_ID_RE.match(value or ""):
+        return None
+    return s.scalar(select(Customer).join(Contact).where(Contact.kind == kind, Contact.value == value).limit(1))
+
+
+def link_whatsapp_id(s: Session, customer_id: int, kind: str, value: str) -> bool:
+    """Link a BSUID / LID to a customer (seen together with the customer's phone in one signed
+    delivery). A link to another customer moves: Meta says this id is this phone's user now.
+    True when something changed."""
+    if kind not in WHATSAPP_ID_KINDS or not _WHATSAPP_ID_RE.match(value or ""):
+        raise InvalidInput(f"bad {kind} {value!r}", "Identificador do WhatsApp inválido.")
+    contact = s.scalar(select(Contact).where(Contact.kind == kind, Contact.value == value))
+    if contact is not None:
+        if contact.customer_id == customer_id:
+            return False
+        contact.customer_id = customer_id
+    else:
+        s.add(Contact(customer_id=customer_id, kind=kind, value=value, name="WhatsApp"))
+    s.flush()
+    return True
+
+
 def find_by_email(s: Session, raw: str) -> Customer | None:
     try:
         email = normalize_email(raw)

@@ -72,12 +72,14 @@ def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Demo]:
 
 
 def attestation_for(conversation: str, subject: str, message_id: str, *, channel: str | None = None,
-                    key: str = ATTESTATION_SECRET, now: float | None = None) -> dict[str, Any]:
+                    key: str = ATTESTATION_SECRET, now: float | None = None,
+                    alt: tuple[str, ...] = ()) -> dict[str, Any]:
     """What a connector attaches after verifying `subject` (as the WhatsApp / website connectors do)."""
     from atende_contract import attestation, channels
 
     return attestation.sign(key.encode(), channel=channel or channels.channel_of(conversation) or "rest",
-                            conversation_id=conversation, subject=subject, message_id=message_id, now=now)
+                            conversation_id=conversation, subject=subject, message_id=message_id, now=now,
+                            alt=alt)
 
 
 def user_event(text: str, intent: str, *, channel: str = "rest", entities: list[dict[str, Any]] | None = None,
@@ -91,7 +93,8 @@ def user_event(text: str, intent: str, *, channel: str = "rest", entities: list[
 def make_tracker(text: str = "", intent: str = "greet", *, sender: str = "conv-1", channel: str = "rest",
                  slots: dict[str, Any] | None = None, entities: list[dict[str, Any]] | None = None,
                  metadata: dict[str, Any] | None = None, history: list[dict[str, Any]] | None = None,
-                 active_loop: str | None = None, attest: str | None = None, message_id: str = "m-1") -> Tracker:
+                 active_loop: str | None = None, attest: str | None = None, message_id: str = "m-1",
+                 attest_alt: tuple[str, ...] = ()) -> Tracker:
     """A tracker whose latest message is `text`.
 
     On channel whatsapp, a bare sender (a phone) becomes the conversation `whatsapp:<phone>` and
@@ -105,7 +108,8 @@ def make_tracker(text: str = "", intent: str = "greet", *, sender: str = "conv-1
         attest = attest or f"phone:{sender}"
         sender = f"whatsapp:{sender}"
     if attest is not None:
-        metadata[attestation.METADATA_KEY] = attestation_for(sender, attest, message_id, channel=channel)
+        metadata[attestation.METADATA_KEY] = attestation_for(sender, attest, message_id, channel=channel,
+                                                             alt=attest_alt)
     latest = user_event(text, intent, channel=channel, entities=entities, metadata=metadata, message_id=message_id)
     events = [*(history or []), {"event": "action", "name": "action_listen"}, latest]
     message = {"text": text, "intent": latest["parse_data"]["intent"], "entities": entities or [],

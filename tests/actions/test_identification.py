@@ -111,6 +111,42 @@ def test_identity_slot_carried_over_is_cleared_without_attestation(db: Demo) -> 
     assert responses(messages) == ["utter_greet_visitor"]
 
 
+def test_a_bsuid_seen_with_the_phone_identifies_the_customer_behind_a_username(db: Demo) -> None:
+    from helpdesk.db import session_scope
+    from helpdesk.models import Contact
+
+    bsuid = "BR.1a2b3c4d5e"
+    # Meta sent both the phone and the user id: the connector attests the phone, with the BSUID.
+    _, events = run_action(ActionGreet(), make_tracker("oi", sender=MARIA_PHONE, channel="whatsapp",
+                                                       attest_alt=(f"bsuid:{bsuid}",)))
+    assert slots_of(events)["customer_id"] == str(db.maria_id)
+    # Later only the BSUID comes (the customer adopted a username): still Maria, greeted by name.
+    messages, events = run_action(ActionGreet(), make_tracker("oi", sender=f"whatsapp:{bsuid}", channel="whatsapp",
+                                                              attest=f"bsuid:{bsuid}"))
+    assert slots_of(events)["customer_id"] == str(db.maria_id)
+    assert messages[0]["response"] == "utter_greet_customer" and messages[0]["customer_name"] == "Maria"
+    # Seen later with João's phone (the BSUID's owner changed number hands): the link moves.
+    run_action(ActionGreet(), make_tracker("oi", sender=JOAO_PHONE, channel="whatsapp",
+                                           attest_alt=(f"bsuid:{bsuid}",)))
+    with session_scope() as s:
+        owners = [c.customer_id for c in s.query(Contact).filter_by(kind="bsuid", value=bsuid)]
+    assert owners == [db.joao_id]
+
+
+def test_an_unlinked_or_unattested_bsuid_is_a_visitor(db: Demo) -> None:
+    from helpdesk.db import session_scope
+    from helpdesk.models import Contact
+
+    messages, events = run_action(ActionGreet(), make_tracker("oi", sender="whatsapp:BR.unknown1",
+                                                              channel="whatsapp", attest="bsuid:BR.unknown1"))
+    assert "customer_id" not in slots_of(events) and responses(messages) == ["utter_greet_visitor"]
+    # a BSUID only in client-writable metadata (not attested) links nothing
+    run_action(ActionGreet(), make_tracker("oi", sender=MARIA_PHONE, channel="whatsapp",
+                                           metadata={"whatsapp": {"user_id": "BR.forged99"}}))
+    with session_scope() as s:
+        assert s.query(Contact).filter_by(kind="bsuid").count() == 0
+
+
 def test_metadata_claims_without_token_do_not_identify(db: Demo) -> None:
     meta = {"customer_id": str(db.maria_id), "sub": str(db.maria_id), "email": MARIA_EMAIL}
     _, events = run_action(ActionGreet(), make_tracker("oi", channel="website", metadata=meta))

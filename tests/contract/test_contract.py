@@ -114,3 +114,14 @@ def test_database_url_forms(tmp_path: object) -> None:
     for bad in ("mysql://u@h/d", "not a url", "http://x"):
         with pytest.raises(dburl.BadDatabaseUrl):
             dburl.app_url(bad, root)
+
+
+def test_alternative_identities_are_signed_with_the_subject() -> None:
+    proof = sign(alt=["bsuid:BR.123abc"])
+    verdict = check(proof)
+    assert verdict.ok and verdict.identity is not None and verdict.identity.alt == (("bsuid", "BR.123abc"),)
+    assert check(dict(proof, alt=["bsuid:BR.other"])).reason == attestation.BAD_SIGNATURE
+    assert check(dict(sign(), alt=["bsuid:BR.added"])).reason == attestation.BAD_SIGNATURE
+    for bad in (["nope"], ["bsuid:" + "x" * 300], ["user:1"]):
+        assert check(sign(alt=bad)).reason == attestation.MALFORMED, bad
+    assert len(sign(alt=["bsuid:a"] * 9)["alt"]) == attestation.MAX_ALT  # bounded when signed

@@ -145,3 +145,32 @@ def test_prospect_lead_on_whatsapp_asks_only_the_name(stack: Stack) -> None:
     ticket = ticket_for(stack, f"whatsapp:{phone}")
     assert ticket is not None and f"#{ticket.id}" in " ".join(texts)
     assert (ticket.type, ticket.contact_name, ticket.contact_phone) == ("comercial", "Pedro Alves", phone)
+
+
+def test_a_customer_who_switches_to_a_username_is_still_recognised(stack: Stack) -> None:
+    """Meta sends the phone and the business-scoped user id together; later only the user id (the
+    customer adopted a username). The BSUID linked by the first delivery recognises them."""
+    from helpdesk.models import Contact, Customer, Ticket
+
+    with db(stack) as s:  # a registered number that is not in a hand-off
+        busy = set(s.scalars(select(Ticket.conversation_id).where(Ticket.status != "concluido")))
+        contact = next(c for c in s.scalars(select(Contact).where(Contact.kind == "phone").order_by(Contact.id))
+                       if f"whatsapp:{c.value}" not in busy
+                       and s.scalar(select(Ticket.id).where(Ticket.customer_id == c.customer_id)))
+        customer, phone = s.get(Customer, contact.customer_id), contact.value
+        own = s.scalar(select(Ticket).where(Ticket.customer_id == customer.id).order_by(Ticket.id.desc()).limit(1))
+    first = customer.responsible_name.split()[0]
+    bsuid = f"BR.{uuid.uuid4().hex[:12]}"
+    post(stack, {"contacts": [{"profile": {"name": "Cliente"}, "wa_id": phone, "user_id": bsuid}],
+                 "messages": [{"from": phone, "from_user_id": bsuid, "id": f"wamid.{uuid.uuid4().hex}",
+                               "timestamp": str(int(time.time())), "type": "text", "text": {"body": "oi"}}]})
+    assert wait_texts(stack, phone, 1)[-1] == f"Olá, {first}! Como posso ajudar hoje?"
+    with db(stack) as s:
+        assert s.scalar(select(Contact.customer_id).where(Contact.kind == "bsuid", Contact.value == bsuid)) == customer.id
+    # username only: no phone anywhere in the delivery
+    post(stack, {"contacts": [{"profile": {"name": "Cliente"}, "user_id": bsuid}],
+                 "messages": [{"from_user_id": bsuid, "id": f"wamid.{uuid.uuid4().hex}",
+                               "timestamp": str(int(time.time())), "type": "text",
+                               "text": {"body": f"qual o status do chamado {own.id}?"}}]})
+    replies = stack.graph.wait_texts(bsuid, 1, 60)
+    assert replies[0].startswith(f"Chamado #{own.id} "), replies
