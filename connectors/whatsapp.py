@@ -52,6 +52,12 @@ def subject_of(sender: str) -> str:
     return f"bsuid:{sender}"
 
 
+def address(recipient: str) -> Dict[str, str]:
+    """Where a Cloud API send goes: ``to`` = the phone when the conversation has one, else
+    ``recipient`` = the business-scoped user id (a customer behind a username has no phone)."""
+    return {"to": recipient} if recipient.isdigit() else {"recipient": recipient}
+
+
 def attest(key: Optional[bytes], conversation: str, sender: str, message_id: str,
            user_id: Optional[str] = None) -> Optional[Dict[str, Any]]:
     """This turn's identity attestation: the sender of a delivery whose signature was verified.
@@ -340,8 +346,9 @@ class Runtime:
                                    "stopping its sends", recipient, row.id)
                     return False
                 attempts += 1
-                body = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": recipient,
-                        **row.body, "biz_opaque_callback_data": f"{CALLBACK_PREFIX}{row.id}"}
+                body = {"messaging_product": "whatsapp", "recipient_type": "individual",
+                        **address(recipient), **row.body,
+                        "biz_opaque_callback_data": f"{CALLBACK_PREFIX}{row.id}"}
                 result = await self.graph.post(body)
                 if result.outcome == "ok":
                     if self.settings.fault == "exit_after_send" and attempts == 1:

@@ -178,3 +178,10 @@ def test_crash_mid_send_waits_for_confirmation_then_resends(store: Store) -> Non
     assert store.pending_outbox("55") == []
     time.sleep(0.3)
     assert [r.id for r in store.pending_outbox("55")] == [second.id]
+
+
+def test_a_send_goes_to_the_phone_or_to_the_bsuid_as_recipient() -> None:
+    from connectors.whatsapp import address
+
+    assert address("5511987654321") == {"to": "5511987654321"}
+    assert address("BR.1a2b3c") == {"recipient": "BR.1a2b3c"}  # a customer behind a username

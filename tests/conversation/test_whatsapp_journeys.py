@@ -174,3 +174,6 @@ def test_a_customer_who_switches_to_a_username_is_still_recognised(stack: Stack)
                                "text": {"body": f"qual o status do chamado {own.id}?"}}]})
     replies = stack.graph.wait_texts(bsuid, 1, 60)
     assert replies[0].startswith(f"Chamado #{own.id} "), replies
+    # no phone in this conversation: the reply is addressed to the BSUID as `recipient`
+    sends = [r for r in stack.graph.sent() if r.body.get("recipient") == bsuid]
+    assert sends and all("to" not in r.body and not r.violations for r in sends)

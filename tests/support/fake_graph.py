@@ -372,11 +372,13 @@ class FakeGraph:
             else:
                 wamid = f"wamid.{uuid.uuid4().hex}"
                 to = body.get("to")
+                user_id = body.get("recipient") if to is None else None  # a send to a BSUID
+                contact = {"input": to, "wa_id": to} if to is not None else {"input": user_id, "user_id": user_id}
                 status, payload = 200, {"messaging_product": "whatsapp",
-                                        "contacts": [{"input": to, "wa_id": to}], "messages": [{"id": wamid}]}
+                                        "contacts": [contact], "messages": [{"id": wamid}]}
                 if self._echo is not None:
-                    st: Dict[str, Any] = {"id": wamid, "status": "sent", "timestamp": str(int(time.time())),
-                                          "recipient_id": to}
+                    st: Dict[str, Any] = {"id": wamid, "status": "sent", "timestamp": str(int(time.time()))}
+                    st.update({"recipient_id": to} if to is not None else {"recipient_user_id": user_id})
                     if body.get("biz_opaque_callback_data"):
                         st["biz_opaque_callback_data"] = body["biz_opaque_callback_data"]
                     self._echo_queue.put(st)
@@ -425,7 +427,7 @@ class FakeGraph:
         """The text of every accepted send to one recipient (text body or interactive body)."""
         out: List[str] = []
         for r in self.sent():
-            if r.body.get("to") != to:
+            if (r.body.get("to") or r.body.get("recipient")) != to:
                 continue
             if r.body.get("type") == "text":
                 out.append(r.body["text"]["body"])
