@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -27,6 +28,27 @@ def _non_negative_int(name: str, value: str | None, default: int) -> int:
     if number < 0:
         raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
     return number
+
+
+@dataclass(frozen=True)
+class Threads:
+    """CPU threads per stage: a question's embedding, batch embedding at ingestion, FAISS search."""
+
+    query: int
+    embed: int
+    faiss: int
+
+
+@lru_cache(maxsize=1)
+def threads() -> Threads:
+    """Read once from KNOWLEDGE_QUERY_THREADS / KNOWLEDGE_EMBED_THREADS / KNOWLEDGE_FAISS_THREADS
+    (first use, not import: tests change the environment and call `threads.cache_clear()`)."""
+    env = os.environ
+    return Threads(
+        query=max(1, int(env.get("KNOWLEDGE_QUERY_THREADS", "1"))),
+        embed=max(1, int(env.get("KNOWLEDGE_EMBED_THREADS", "0")) or os.cpu_count() or 1),
+        faiss=max(1, int(env.get("KNOWLEDGE_FAISS_THREADS", "1"))),
+    )
 
 
 def default_embedding_model() -> str:

@@ -10,19 +10,19 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 
 import numpy as np
 
+from .config import threads
+
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 log = logging.getLogger(__name__)
 
 QUERY_CACHE_SIZE = 4096
-# torch intra-op threads, set explicitly on every call: the OpenMP thread count is per calling thread
+# torch intra-op threads (knowledge.config.threads), set explicitly on every call: the OpenMP thread count is per calling thread
 # and shared with FAISS (knowledge.retrieve sets FAISS to one thread, which used to leave torch on one
 # thread too in the importing thread, and on the default in every other thread).
 # One short question is too small a job to split across cores: on a shared 2-core machine a second
 # intra-op thread mostly waits for a busy core (see bench/knowledge_bench.py). Batches use every core.
-QUERY_THREADS = max(1, int(os.environ.get("KNOWLEDGE_QUERY_THREADS", "1")))
-BATCH_THREADS = max(1, int(os.environ.get("KNOWLEDGE_EMBED_THREADS", "0")) or os.cpu_count() or 1)
 _models: dict[str, "Embedder"] = {}
 _models_lock = threading.Lock()
 # how many models this process has loaded (tests check that a preloaded model is not loaded again)
@@ -60,8 +60,8 @@ class Embedder:
         self._e5 = "e5" in lowered
         self._lock = threading.Lock()
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self.query_threads = QUERY_THREADS
-        self.batch_threads = BATCH_THREADS
+        self.query_threads = threads().query
+        self.batch_threads = threads().embed
         # the direct single-text path needs sentence-transformers' preprocess() (>= 5)
         self._direct = callable(getattr(self.model, "preprocess", None))
 

@@ -1,13 +1,13 @@
 """Hybrid retrieval: BM25 (dominant) + dense (FAISS) with weighted score fusion."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import faiss
 import numpy as np
 
+from .config import threads
 from .embed import Embedder
 from .index import LoadedIndex
 from .models import Chunk
@@ -17,7 +17,6 @@ MODES = ("hybrid", "bm25", "dense")
 OVERFETCH = 4
 # one query at a time: OpenMP threads only add contention (measured 3x slower on a busy 2-core box).
 # The OpenMP setting belongs to the calling thread, so every search sets it (a few nanoseconds).
-FAISS_THREADS = max(1, int(os.environ.get("KNOWLEDGE_FAISS_THREADS", "1")))
 
 
 @dataclass(frozen=True)
@@ -75,7 +74,7 @@ def _top(scores: np.ndarray, k: int) -> np.ndarray:
 
 def _dense_search(idx: LoadedIndex, qv: np.ndarray, k: int, filt: tuple[np.ndarray, Any] | None) -> np.ndarray:
     n = len(idx.chunks)
-    faiss.omp_set_num_threads(FAISS_THREADS)
+    faiss.omp_set_num_threads(threads().faiss)
     if filt is None:
         _, ids = idx.faiss_index.search(qv[None, :], min(k, n))
     else:
