@@ -103,6 +103,25 @@ def find_customer(session: Any, identity: attestation.Identity) -> Any:
     return None
 
 
+def follow_number_change(session: Any, identity: attestation.Identity) -> Any:
+    """A new WhatsApp number whose conversation began on an earlier one (the connector attests the
+    earlier number after Meta's signed number change): find the customer by it and move their
+    phone to the new number. None when there is no such earlier number or customer."""
+    if identity.channel != "whatsapp" or identity.kind != "phone":
+        return None
+    for kind, value in identity.alt:
+        if kind != "phone":
+            continue
+        try:
+            customer = customers.find_by_phone(session, value)
+            if customer is not None and customers.change_phone(session, customer.id, value, identity.value):
+                logger.info("customer %s changed WhatsApp number; phone contact moved", customer.id)
+                return customer
+        except DomainError:
+            continue
+    return None
+
+
 def link_alternatives(session: Any, customer: Any, identity: attestation.Identity) -> None:
     """Link the sender's other attested WhatsApp ids (a BSUID sent with the phone) to the customer."""
     if identity.channel != "whatsapp" or identity.kind != "phone":
@@ -131,7 +150,7 @@ def identify(tracker: Tracker, *, metadata: dict[str, Any] | None = None,
     if identity is not None:
         try:
             with session_scope() as s:
-                customer = find_customer(s, identity)
+                customer = find_customer(s, identity) or follow_number_change(s, identity)
                 if customer is not None:
                     link_alternatives(s, customer, identity)
                     if str(customer.id) == str(tracker.get_slot("customer_id") or ""):

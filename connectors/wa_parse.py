@@ -65,7 +65,7 @@ NAME = re.compile(r"[!-~]{1,%d}" % MAX_NAME_CHARS)  # status values and call eve
 UNKNOWN_SENDER = "unknown"  # the sender of a status that names no recipient
 
 ItemKind = Literal["message", "call", "status"]
-ItemAction = Literal["rasa", "status", "ignore"]
+ItemAction = Literal["rasa", "status", "ignore", "alias"]  # alias: the sender changed number
 
 
 class NotificationError(ValueError):
@@ -188,7 +188,7 @@ _MESSAGE = {
     "referral": {"source_type": str, "source_id": str, "headline": str},
     "interactive": {"type": str, "button_reply": _REPLY, "list_reply": _REPLY},
     "button": {"payload": str, "text": str},
-    "system": {"type": str},
+    "system": {"type": str, "wa_id": str, "body": str},
     "errors": [_ERROR],
     **{m: _MEDIA for m in MEDIA_TYPES},
 }
@@ -350,7 +350,18 @@ def _message_item(value: Dict[str, Any], msg: Dict[str, Any]) -> InboundItem:
                            metadata={"whatsapp": wa}, button_id=button_key(payload))
 
     if mtype == "system":
-        stype = (msg.get("system") or {}).get("type")
+        system = msg.get("system") or {}
+        stype = system.get("type")
+        if stype == "user_changed_number" and wa.get("wa_id"):
+            try:
+                new = bounded(system.get("wa_id"), PHONE_ID, "new phone (system.wa_id)")
+            except SkipItem:
+                new = None
+            if new and new != wa["wa_id"]:
+                # Meta says this user's number is now `new`: the conversation goes on (aliases).
+                return InboundItem(mid, "message", sender, "alias", metadata={"whatsapp": wa, "new_wa_id": new},
+                                   reason="the customer changed number; the new one continues the conversation")
+            return ignore("number change without a usable new number")
         return ignore(f"system event {describe(stype)} recorded, nothing for the assistant")
     if mtype == "reaction":
         return ignore("reaction recorded, nothing for the assistant")

@@ -92,6 +92,16 @@ leases = sa.Table(
     sa.Column("claimed_at", sa.Float, nullable=False),
 )
 
+# A customer's number change (Meta's `user_changed_number`): the new number keeps the conversation
+# of the first one (`conversation` = the wa_id the conversation id was made of).
+aliases = sa.Table(
+    "whatsapp_aliases",
+    metadata,
+    sa.Column("wa_id", sa.String(128), primary_key=True),
+    sa.Column("conversation", sa.String(128), nullable=False, index=True),
+    sa.Column("changed_at", sa.Float, nullable=False),
+)
+
 STATUS_RANK = {"sent": 1, "delivered": 2, "read": 3, "played": 4}
 
 
@@ -334,6 +344,30 @@ class Store:
                 source_key, recipient, msgs = outgoing
                 self._queue(conn, source_key, recipient, msgs)
             return True
+
+    # ---- number changes ----------------------------------------------------------------------
+    def conversation_of(self, wa_id: str) -> Optional[str]:
+        """The wa_id whose conversation a changed number continues, or None (not an alias)."""
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(aliases.c.conversation).where(aliases.c.wa_id == wa_id)).scalar()
+
+    def set_alias(self, new: str, old: str) -> str:
+        """Record that `old` is now `new`; returns the conversation's wa_id (chains collapse)."""
+        with self.engine.begin() as conn:
+            root = conn.execute(sa.select(aliases.c.conversation).where(aliases.c.wa_id == old)).scalar() or old
+            if new == root:
+                conn.execute(aliases.delete().where(aliases.c.wa_id == new))  # back to the first number
+            else:
+                conn.execute(aliases.delete().where(aliases.c.wa_id == new))
+                conn.execute(aliases.insert().values(wa_id=new, conversation=root, changed_at=time.time()))
+            return root
+
+    def current_address(self, conversation: str) -> str:
+        """The number a conversation's messages go to now: its latest alias, or its own wa_id."""
+        with self.engine.connect() as conn:
+            latest = conn.execute(sa.select(aliases.c.wa_id).where(aliases.c.conversation == conversation)
+                                  .order_by(aliases.c.changed_at.desc()).limit(1)).scalar()
+        return latest or conversation
 
     def has_item(self, item_id: str) -> bool:
         with self.engine.connect() as conn:

@@ -59,16 +59,20 @@ def address(recipient: str) -> Dict[str, str]:
 
 
 def attest(key: Optional[bytes], conversation: str, sender: str, message_id: str,
-           user_id: Optional[str] = None) -> Optional[Dict[str, Any]]:
+           user_id: Optional[str] = None, previous_phone: Optional[str] = None) -> Optional[Dict[str, Any]]:
     """This turn's identity attestation: the sender of a delivery whose signature was verified.
 
     When Meta sent both the phone and the business-scoped user id of the sender, the user id is
     attested alongside (``alt``): that is how the action server links a BSUID to the customer
-    found by phone, and recognises them later when only the BSUID comes (a username).
+    found by phone, and recognises them later when only the BSUID comes (a username). After a
+    number change (Meta's signed `user_changed_number`), the conversation's first number is
+    attested alongside the new one (``phone:<previous>``), so the customer is found and relinked.
     """
     if key is None:
         return None
     alt = [f"bsuid:{user_id}"] if user_id and user_id != sender and sender.isdigit() else []
+    if previous_phone and previous_phone.isdigit() and previous_phone != sender:
+        alt.append(f"phone:{previous_phone}")
     return attestation.sign(key, channel=CHANNEL_NAME, conversation_id=conversation,
                             subject=subject_of(sender), message_id=message_id, alt=alt)
 
@@ -231,7 +235,14 @@ class Runtime:
 
         metadata: Dict[str, Any] = dict(data.get("metadata") or {})
         metadata.pop(attestation.METADATA_KEY, None)
-        conversation = channels.conversation_id(CHANNEL_NAME, row.sender)
+        if data.get("action") == "alias":
+            # Meta (signed delivery) says the sender's number changed: the new number continues
+            # this conversation, and its messages vouch for the old number (see `attest`).
+            root = await self.db(self.store.set_alias, str(metadata.get("new_wa_id")), row.sender)
+            await self.db(self.store.finish, row.id, "done", f"number changed; conversation {root}")
+            return True
+        root = await self.db(self.store.conversation_of, row.sender) or row.sender
+        conversation = channels.conversation_id(CHANNEL_NAME, root)
         text = row.text or ""
         if row.kind == "message" and row.attempts == 0:
             self._spawn(self._mark_read(row.item_id, row.sender))
@@ -265,7 +276,8 @@ class Runtime:
                 # The delivery's signature was verified when it was stored: attest its sender.
                 wa_meta = metadata.get("whatsapp") if isinstance(metadata.get("whatsapp"), dict) else {}
                 user_id = wa_meta.get("user_id") if isinstance(wa_meta.get("user_id"), str) else None
-                proof = attest(self.settings.attestation_key, conversation, row.sender, row.item_id, user_id)
+                proof = attest(self.settings.attestation_key, conversation, row.sender, row.item_id, user_id,
+                               previous_phone=root if root != row.sender else None)
                 if proof is not None:
                     metadata[attestation.METADATA_KEY] = proof
                 await self._run_rasa(UserMessage(text, collector, conversation, input_channel=CHANNEL_NAME,
@@ -372,6 +384,8 @@ class Runtime:
         """Queue a proactive message (agent replies, trigger_intent) and wake the worker."""
         outgoing = render(message)
         if outgoing:
+            # a conversation whose customer changed number is answered at the current number
+            recipient = await self.db(self.store.current_address, recipient)
             await self.db(self.store.queue, f"push:{uuid.uuid4().hex}", recipient, outgoing)
             self.wake.set()
 

@@ -44,6 +44,7 @@ FORMAT = "atende-privacy-export/1"
 SELECTORS = ("customer", "phone", "email", "conversation")
 WA_INBOX = "whatsapp_inbox"
 WA_LEASES = "whatsapp_leases"
+WA_ALIASES = "whatsapp_aliases"  # number changes: wa_id (new number) -> conversation (first number)
 REMOVED_NAME = "Titular removido"
 REMOVED_TEXT = "[removido a pedido do titular]"
 # Actors of ticket events that name nobody (a technician's name is kept: it is not the subject).
@@ -263,6 +264,7 @@ _FOREIGN = (
     ("whatsapp_inbox", WA_INBOX, "sender", "wa_ids"),
     ("whatsapp_outbox", tables.WHATSAPP_OUTBOX, "recipient", "wa_ids"),
     ("whatsapp_leases", WA_LEASES, "sender", "wa_ids"),
+    ("whatsapp_aliases", WA_ALIASES, "wa_id", "wa_ids"),
 )
 
 
@@ -325,7 +327,8 @@ def export(s: Session, selector: str, value: str, *, actor: str | None = None) -
         if not _has(s, table):
             doc["transcripts" if store == "events" else store] = None
             continue
-        order = "timestamp, id" if store == "events" else ("sender" if store == "whatsapp_leases" else "id")
+        order = "timestamp, id" if store == "events" else {
+            "whatsapp_leases": "sender", "whatsapp_aliases": "wa_id"}.get(store, "id")
         rows = [_parse_json_columns(r) for r in _rows_in(s, table, column, getattr(scope, attr), order)]
         if store == "events":
             transcripts: dict[str, list[dict[str, Any]]] = {}
@@ -420,6 +423,9 @@ def _erase_whatsapp(s: Session, scope: Scope, pseudo: _Pseudonyms) -> None:
     if _has(s, WA_LEASES):
         s.execute(text(f"DELETE FROM {WA_LEASES} WHERE sender IN :v").bindparams(
             bindparam("v", expanding=True)), {"v": sorted(scope.wa_ids)})
+    if _has(s, WA_ALIASES):  # both sides of a number change are the person's numbers
+        s.execute(text(f"DELETE FROM {WA_ALIASES} WHERE wa_id IN :v OR conversation IN :v").bindparams(
+            bindparam("v", expanding=True)), {"v": sorted(scope.wa_ids)})
 
 
 def _erase_queries_and_outcomes(s: Session, scope: Scope, pseudo: _Pseudonyms) -> None:
@@ -505,6 +511,7 @@ STORE_LABELS_PT = {
     "whatsapp_inbox": "mensagens recebidas pelo WhatsApp (conteúdo removido)",
     "whatsapp_outbox": "mensagens enviadas pelo WhatsApp (conteúdo removido)",
     "whatsapp_leases": "travas de processamento do WhatsApp (apagadas)",
+    "whatsapp_aliases": "trocas de número do WhatsApp (apagadas)",
 }
 
 

@@ -97,6 +97,22 @@ def link_whatsapp_id(s: Session, customer_id: int, kind: str, value: str) -> boo
     return True
 
 
+def change_phone(s: Session, customer_id: int, old: str, new: str) -> bool:
+    """Meta reported that the customer's number `old` is now `new` (a signed `user_changed_number`):
+    the phone contact moves, and the old number no longer identifies them (carriers recycle
+    numbers). False when `old` is not this customer's or `new` is already someone's."""
+    old_c, new_c = normalize_phone(old), normalize_phone(new)
+    if s.scalar(select(Contact.id).where(Contact.kind == "phone", Contact.value == new_c)) is not None:
+        return False
+    contact = s.scalar(select(Contact).where(Contact.kind == "phone", Contact.value == old_c,
+                                             Contact.customer_id == customer_id))
+    if contact is None:
+        return False
+    contact.value = new_c
+    s.flush()
+    return True
+
+
 def find_by_email(s: Session, raw: str) -> Customer | None:
     try:
         email = normalize_email(raw)

@@ -360,3 +360,30 @@ def test_zapi_ids_are_bounded() -> None:
         assert result.items == [] and "skipped" in result.ignored[0], bad
     st = parse_callback({"type": "MessageStatusCallback", "status": "READ", "ids": ["A", "B" * 200], "phone": "5511"})
     assert [i.item_id for i in st.items] == ["A#status:read"]
+
+
+def test_a_number_change_becomes_an_alias_of_the_conversation() -> None:
+    """pywa's system.json (Meta's `user_changed_number`): the old number's conversation goes on."""
+    doc = json.loads((PYWA / "system.json").read_text())
+    [item] = parse_notification(doc["phone_number_change"]).items
+    assert (item.action, item.sender, item.metadata["new_wa_id"]) == ("alias", "972987654321", "972912345678")
+    # an identity change (security code) is only recorded
+    [other] = parse_notification(doc["identity_change"]).items
+    assert other.action == "ignore"
+    # a new number that is not a phone is not an alias
+    bad = json.loads(json.dumps(doc["phone_number_change"]))
+    bad["entry"][0]["changes"][0]["value"]["messages"][0]["system"]["wa_id"] = "x" * 10
+    assert parse_notification(bad).items[0].action == "ignore"
+
+
+def test_number_change_aliases_chain_to_the_first_conversation(tmp_path: Path) -> None:
+    from connectors.wa_store import Store, make_engine
+
+    store = Store(make_engine(f"sqlite:///{tmp_path / 'a.db'}"))
+    store.create_tables()
+    assert store.conversation_of("5511900000002") is None
+    assert store.set_alias("5511900000002", "5511900000001") == "5511900000001"
+    assert store.set_alias("5511900000003", "5511900000002") == "5511900000001"  # chains collapse
+    assert store.conversation_of("5511900000003") == "5511900000001"
+    assert store.current_address("5511900000001") == "5511900000003"
+    assert store.current_address("5511977777777") == "5511977777777"

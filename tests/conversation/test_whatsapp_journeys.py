@@ -13,7 +13,7 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from tests.support.stack import WHATSAPP_SECRET, Stack
+from tests.support.stack import WHATSAPP_SECRET, Stack, rasa_auth_headers
 
 from .test_journeys import db, ticket_for
 
@@ -177,3 +177,39 @@ def test_a_customer_who_switches_to_a_username_is_still_recognised(stack: Stack)
     # no phone in this conversation: the reply is addressed to the BSUID as `recipient`
     sends = [r for r in stack.graph.sent() if r.body.get("recipient") == bsuid]
     assert sends and all("to" not in r.body and not r.violations for r in sends)
+
+
+def test_a_number_change_keeps_the_conversation_and_the_customer(stack: Stack) -> None:
+    """Meta's signed `user_changed_number`: the new number continues the conversation of the old
+    one, the customer is still greeted by name, and the phone on record moves to the new number."""
+    from helpdesk.models import Contact, Customer, Ticket
+
+    with db(stack) as s:  # a registered number that is not in a hand-off and has no other test's state
+        busy = set(s.scalars(select(Ticket.conversation_id).where(Ticket.status != "concluido")))
+        contact = next(c for c in s.scalars(select(Contact).where(Contact.kind == "phone").order_by(Contact.id.desc()))
+                       if f"whatsapp:{c.value}" not in busy)
+        customer, old = s.get(Customer, contact.customer_id), contact.value
+    first = customer.responsible_name.split()[0]
+    new = "55119" + str(uuid.uuid4().int)[:8]
+    message(stack, old, {"type": "text", "text": {"body": "oi"}})
+    assert wait_texts(stack, old, 1)[-1] == f"Olá, {first}! Como posso ajudar hoje?"
+    post(stack, {"contacts": [{"profile": {"name": "Cliente"}, "wa_id": old}],
+                 "messages": [{"from": old, "id": f"wamid.{uuid.uuid4().hex}", "timestamp": str(int(time.time())),
+                               "type": "system", "system": {"body": f"User changed from {old} to {new}",
+                                                            "wa_id": new, "type": "user_changed_number"}}]})
+    deadline = time.time() + 30
+    with db(stack) as s:
+        from sqlalchemy import text as sql
+
+        while time.time() < deadline and not s.execute(
+                sql("select 1 from whatsapp_aliases where wa_id = :n"), {"n": new}).first():
+            time.sleep(0.3)
+    message(stack, new, {"type": "text", "text": {"body": "oi"}})
+    assert wait_texts(stack, new, 1)[-1] == f"Olá, {first}! Como posso ajudar hoje?"
+    tracker = requests.get(f"{stack.rasa_url}/conversations/whatsapp:{old}/tracker",
+                           headers=rasa_auth_headers(), timeout=60).json()
+    assert [e["text"] for e in tracker["events"] if e["event"] == "user"][-2:] == ["oi", "oi"]
+    with db(stack) as s:
+        phones = set(s.scalars(select(Contact.value).where(Contact.customer_id == customer.id,
+                                                           Contact.kind == "phone")))
+    assert new in phones and old not in phones  # the old number (recyclable) no longer identifies them

@@ -66,6 +66,10 @@ LEASES = sa.Table(
     "whatsapp_leases", _foreign, sa.Column("sender", sa.String(128), primary_key=True),
     sa.Column("owner", sa.String(255), nullable=False), sa.Column("expires_at", sa.Float, nullable=False),
     sa.Column("claimed_at", sa.Float, nullable=False))
+ALIASES = sa.Table(
+    "whatsapp_aliases", _foreign, sa.Column("wa_id", sa.String(128), primary_key=True),
+    sa.Column("conversation", sa.String(128), nullable=False, index=True),
+    sa.Column("changed_at", sa.Float, nullable=False))
 
 JOANA_PHONE = "5511987654321"
 JOANA_WA = "551187654321"  # the same mobile as WhatsApp sends it, without the ninth digit
@@ -188,6 +192,8 @@ def _load(with_foreign: bool = True) -> Ids:
                     status="delivered", needs_template=False, attempts=1, created_at=_epoch("2026-03-02T10:00:02"),
                     updated_at=_epoch("2026-03-02T10:00:03")))
                 s.execute(LEASES.insert().values(sender=who, owner="host:1:abc", expires_at=1.0, claimed_at=0.5))
+                # a number change seen by the connector (the person's numbers on both sides)
+                s.execute(ALIASES.insert().values(wa_id=who, conversation=f"{who}0", changed_at=1.0))
         return Ids(joana.id, carlos.id, [t1.id, t2.id], lead.id)
 
 
@@ -459,7 +465,8 @@ def test_connector_tables_of_these_tests_are_the_connectors_own() -> None:
     """The erasure writes columns of the bot env's WhatsApp tables (not pinned in atende_contract):
     the tables built here must be the connector's, so a renamed column fails this test."""
     wa_store = pytest.importorskip("connectors.wa_store")
-    for ours, theirs in ((INBOX, wa_store.inbox), (OUTBOX, wa_store.outbox), (LEASES, wa_store.leases)):
+    for ours, theirs in ((INBOX, wa_store.inbox), (OUTBOX, wa_store.outbox), (LEASES, wa_store.leases),
+                         (ALIASES, wa_store.aliases)):
         assert ours.name == theirs.name
         assert [c.name for c in ours.c] == [c.name for c in theirs.c]
     assert {"sender", "state", "text", "button_id", "data", "reason"} <= set(wa_store.inbox.c.keys())
