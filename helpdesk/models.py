@@ -240,3 +240,19 @@ class PrivacyRequest(Base):
     selector: Mapped[str] = mapped_column(String(20))  # customer | phone | email | conversation
     customer_id: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
     counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class MachineAccess(Base):
+    """Audit of a console user revealing a machine's AnyDesk code (0006): who, when, which customer
+    and machine, from which ticket if any. Ids only, never the code or a name: an LGPD erasure that
+    removes the machine leaves the row (``machine_id`` set to NULL) without personal data."""
+    __tablename__ = "machine_accesses"
+    __table_args__ = (Index("ix_machine_accesses_customer_at", "customer_id", "at"),
+                      Index("ix_machine_accesses_technician_at", "technician_id", "at"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    technician_id: Mapped[int] = mapped_column(ForeignKey("technicians.id"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    machine_id: Mapped[Optional[int]] = mapped_column(ForeignKey("machines.id", ondelete="SET NULL"), nullable=True)
+    ticket_id: Mapped[Optional[int]] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"), nullable=True)
+    action: Mapped[str] = mapped_column(String(20), default="reveal")

@@ -4,6 +4,8 @@ Customer text is always shown with st.text / st.code / st.dataframe, or escaped 
 where only a Markdown element fits (the subheader, alerts): never as HTML or Markdown.
 A ticket that another technician holds shows "Assumir": replying, closing and escalating need it
 (the rule lives in helpdesk.services.tickets; managers act on any ticket).
+AnyDesk codes are masked until "Mostrar código", which records the reveal with this ticket
+(``clientes.anydesk_panel``, ``helpdesk.services.machine_access``).
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import streamlit as st
 
 from console import ui
 from console.auth import User
+from console.views.clientes import anydesk_panel
 from helpdesk.cnpj import format_cnpj
 from helpdesk.db import session_scope
 from helpdesk.errors import DomainError
@@ -83,13 +86,14 @@ def load(ticket_id: int) -> View:
                               "Versão": lic.version or "—", "Situação": lic.status,
                               "Validade": lic.valid_until.strftime("%d/%m/%Y") if lic.valid_until else "—"}
                              for lic in cust.licenses]
-            view.machines = [{"name": m.name, "anydesk": m.anydesk_code, "notes": m.notes} for m in cust.machines]
+            view.machines = [{"id": m.id, "name": m.name, "anydesk": m.anydesk_code, "notes": m.notes}
+                             for m in cust.machines]
         if t.channel == "whatsapp" and t.conversation_id:
             view.failures = transcripts.whatsapp_failures(s, t.conversation_id, since=t.opened_at)
     return view
 
 
-def _customer(view: View) -> None:
+def _customer(view: View, user: User) -> None:
     c = view.customer
     if view.unverified_cnpj:
         ui.alert("warning", f"Contato não verificado: a pessoa informou o CNPJ {view.unverified_cnpj} na conversa, "
@@ -120,12 +124,7 @@ def _customer(view: View) -> None:
         st.markdown("**Máquinas (AnyDesk)**")
         if not view.machines:
             st.caption("Nenhuma máquina cadastrada.")
-        for m in view.machines:
-            a, b = st.columns([3, 2])
-            a.text(f"{m['name']} — {m['notes']}" if m["notes"] else m["name"])
-            if m["anydesk"]:
-                a.code(m["anydesk"], language=None)  # the code block has a copy button
-                b.link_button("Abrir no AnyDesk", f"anydesk:{m['anydesk']}")
+        anydesk_panel(view.machines, user, ticket_id=view.id, prefix="t")  # masked until "Mostrar código"
 
 
 def _transcript(view: View) -> None:
@@ -329,7 +328,7 @@ def render(user: User) -> None:
         ui.alert("error", f"{failure.at.strftime('%d/%m %H:%M')} · {failure.message_pt}")
         if failure.text:
             st.text(f"Mensagem não entregue: {failure.text}")
-    _customer(view)
+    _customer(view, user)
     st.divider()
     left, right = st.columns([3, 2])
     with left:

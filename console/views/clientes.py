@@ -1,4 +1,8 @@
-"""Clientes: registry with search; create and edit; licenses, machines, contacts; CSV import."""
+"""Clientes: registry with search; create and edit; licenses, machines, contacts; CSV import.
+
+Machines show their AnyDesk code masked until "Mostrar código" (recorded by
+``helpdesk.services.machine_access``; the Chamado screen uses the same ``anydesk_panel``); managers
+see who revealed a customer's codes and export that log."""
 from __future__ import annotations
 
 from typing import Any
@@ -12,7 +16,9 @@ from helpdesk.cnpj import format_cnpj
 from helpdesk.db import session_scope
 from helpdesk.errors import DomainError
 from helpdesk.models import TAX_REGIME_LABELS, TAX_REGIMES
-from helpdesk.services import catalog, customer_import, customers
+from helpdesk.services import catalog, customer_import, customers, machine_access
+
+REVEALED_KEY = "ad_revealed"  # (machine id, ticket id or None) revealed in this console session
 
 
 def _save(customer_id: int) -> str:
@@ -63,11 +69,55 @@ def _create_customer() -> str:
     return f"Cliente {legal} cadastrado."
 
 
+def _reveal(machine_id: int, ticket_id: int | None, user: User) -> str:
+    """Callback of "Mostrar código": recorded server-side first, shown after."""
+    with session_scope() as s:
+        machine_access.reveal(s, technician_id=user.id, machine_id=machine_id, ticket_id=ticket_id)
+    st.session_state.setdefault(REVEALED_KEY, set()).add((machine_id, ticket_id))
+    return "Código AnyDesk exibido. O acesso foi registrado."
+
+
+def anydesk_panel(machines: list[dict[str, Any]], user: User, *, ticket_id: int | None, prefix: str) -> None:
+    """The machines with their AnyDesk codes masked; "Mostrar código" reveals one (and records it).
+
+    A revealed code (per machine and ticket, for this console session) is shown in a code block,
+    which has a copy button, next to "Abrir no AnyDesk"; the raw code never reaches the page before.
+    ``machines``: dicts with id, name, notes and anydesk (read server-side, never rendered masked-off)."""
+    revealed = st.session_state.get(REVEALED_KEY, set())
+    for m in machines:
+        a, b = st.columns([3, 2])
+        a.text(f"{m['name']} — {m['notes']}" if m["notes"] else m["name"])
+        if not m["anydesk"]:
+            a.caption("Sem código AnyDesk.")
+        elif (m["id"], ticket_id) in revealed:
+            a.code(m["anydesk"], language=None)  # the code block has a copy button
+            b.link_button("Abrir no AnyDesk", f"anydesk:{m['anydesk']}")
+        else:
+            a.text(f"AnyDesk: {machine_access.mask(m['anydesk'])}")
+            b.button("Mostrar código", key=f"{prefix}_ad_show_{m['id']}", on_click=ui.action,
+                     args=(lambda mid=m["id"]: _reveal(mid, ticket_id, user),))
+
+
+def _access_log(customer_id: int, user: User) -> None:
+    """Managers: who revealed this customer's AnyDesk codes, with a CSV export."""
+    with session_scope() as s:
+        entries = machine_access.history(s, customer_id, viewer_id=user.id)
+    st.markdown("**Quem viu os códigos AnyDesk**")
+    if not entries:
+        st.caption("Nenhum código AnyDesk deste cliente foi exibido até agora.")
+        return
+    st.dataframe(pd.DataFrame([{"Quando": ui.fmt_dt(e.at), "Técnico": e.technician, "Máquina": e.machine,
+                                "Chamado": e.ticket or "—"} for e in entries]), hide_index=True, width="stretch")
+    st.download_button("Exportar acessos (CSV)", machine_access.history_csv(entries).encode("utf-8"),
+                       file_name=f"acessos_anydesk_cliente_{customer_id}.csv", mime="text/csv",
+                       key=f"ad_log_csv_{customer_id}")
+
+
 def _on(fn: Any, *args: Any) -> dict[str, Any]:
     return {"on_click": ui.action, "args": (lambda: fn(*args),)}
 
 
-def _search() -> None:
+def _search(user: User) -> None:
     text = st.text_input("Buscar por razão social, nome fantasia, responsável ou CNPJ", key="c_search")
     with session_scope() as s:
         found = [{"id": c.id, "Razão social": c.legal_name, "Nome fantasia": c.trade_name,
@@ -80,10 +130,10 @@ def _search() -> None:
     st.dataframe(pd.DataFrame(found).drop(columns=["id"]), hide_index=True, width="stretch")
     names = {r["id"]: f"{r['Razão social']} · {r['CNPJ']}" for r in found}
     chosen = st.selectbox("Cliente", list(names), format_func=names.get, key="c_pick")
-    _detail(int(chosen))
+    _detail(int(chosen), user)
 
 
-def _detail(customer_id: int) -> None:
+def _detail(customer_id: int, user: User) -> None:
     with session_scope() as s:
         c = customers.get(s, customer_id)
         data = {"responsible_name": c.responsible_name, "legal_name": c.legal_name, "trade_name": c.trade_name,
@@ -91,7 +141,7 @@ def _detail(customer_id: int) -> None:
                 "notes": c.notes}
         contacts = [{"Tipo": "telefone" if k.kind == "phone" else "e-mail", "Contato": k.value, "Nome": k.name}
                     for k in c.contacts]
-        machines = [{"Máquina": m.name, "AnyDesk": m.anydesk_code, "Observações": m.notes} for m in c.machines]
+        machines = [{"id": m.id, "name": m.name, "anydesk": m.anydesk_code, "notes": m.notes} for m in c.machines]
         licenses = [{"Módulo": lic.module.name, "Licenças": lic.seats, "Versão": lic.version, "Situação": lic.status}
                     for lic in c.licenses]
         modules = {m.code: f"{m.product.name} · {m.name}" for m in catalog.modules(s)}
@@ -120,13 +170,14 @@ def _detail(customer_id: int) -> None:
             st.text_input("Nome do contato", key="k_name")
             st.form_submit_button("Adicionar contato", key="k_save", **_on(_add_contact, customer_id))
     with t2:
-        if machines:
-            st.dataframe(pd.DataFrame(machines), hide_index=True, width="stretch")
+        anydesk_panel(machines, user, ticket_id=None, prefix="c")
         with st.form(f"machine_{customer_id}", clear_on_submit=True):
             st.text_input("Nome da máquina", key="m_name")
             st.text_input("Código AnyDesk", key="m_code")
             st.text_input("Observações", key="m_notes")
             st.form_submit_button("Adicionar máquina", key="m_save", **_on(_add_machine, customer_id))
+        if user.is_manager:
+            _access_log(customer_id, user)
     with t3:
         if licenses:
             st.dataframe(pd.DataFrame(licenses), hide_index=True, width="stretch")
@@ -187,7 +238,7 @@ def render(user: User) -> None:
     st.header("Clientes")
     t1, t2, t3 = st.tabs(["Buscar e editar", "Novo cliente", "Importar CSV"])
     with t1:
-        _search()
+        _search(user)
     with t2:
         _create()
     with t3:

@@ -27,22 +27,26 @@ class Report:
     per_type: list[tuple[str, int]]
     per_technician: list[tuple[str, int, int]]
     bot: metrics.BotSummary
+    resolution: metrics.BotResolution
     ratings: list[tuple[int, int]]
     gaps: list[tuple[str, int, Any]]
 
 
-def build(s: Any, period: metrics.Period) -> Report:
+def build(s: Any, period: metrics.Period, window_days: int = metrics.DURABLE_WINDOW_DAYS) -> Report:
     """Every figure of the page (SQL aggregates only); the benchmark times this too."""
     per_type, per_module = metrics.tickets_per_type(s, period), metrics.tickets_per_module(s, period)
     per_customer, per_technician = metrics.tickets_per_customer(s, period), metrics.tickets_per_technician(s, period)
     summary = metrics.summarize(metrics.ticket_totals(s, period), per_type, per_module, per_customer, per_technician)
     return Report(period=period, summary=summary, per_day=metrics.tickets_per_day(s, period), per_module=per_module,
                   per_customer=per_customer, per_type=per_type, per_technician=per_technician,
-                  bot=metrics.bot_summary(s, period), ratings=metrics.ratings(s, period),
+                  bot=metrics.bot_summary(s, period),
+                  resolution=metrics.bot_resolution(s, period, window_days=window_days),
+                  ratings=metrics.ratings(s, period),
                   gaps=metrics.documentation_gaps(s, period))
 
 
-def build_concurrently(period: metrics.Period, url: str | None = None, workers: int = 4) -> Report:
+def build_concurrently(period: metrics.Period, url: str | None = None, workers: int = 4,
+                       window_days: int = metrics.DURABLE_WINDOW_DAYS) -> Report:
     """Like ``build``, with the independent queries on ``workers`` connections at once (each its own
     read-only unit of work), so PostgreSQL spreads a long period's scans over its cores."""
     from concurrent.futures import ThreadPoolExecutor
@@ -51,10 +55,14 @@ def build_concurrently(period: metrics.Period, url: str | None = None, workers: 
         with session_scope(url) as s:
             return fn(s, period, *args)
 
+    def resolution(s: Any, p: metrics.Period) -> metrics.BotResolution:
+        return metrics.bot_resolution(s, p, window_days=window_days)
+
     jobs = {"totals": (metrics.ticket_totals,), "per_type": (metrics.tickets_per_type,),
             "per_module": (metrics.tickets_per_module,), "per_customer": (metrics.tickets_per_customer,),
             "per_technician": (metrics.tickets_per_technician,), "per_day": (metrics.tickets_per_day,),
-            "bot": (metrics.bot_summary,), "ratings": (metrics.ratings,), "gaps": (metrics.documentation_gaps,)}
+            "bot": (metrics.bot_summary,), "resolution": (resolution,), "ratings": (metrics.ratings,),
+            "gaps": (metrics.documentation_gaps,)}
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {key: pool.submit(run, *job) for key, job in jobs.items()}
         got = {key: f.result() for key, f in futures.items()}
@@ -62,7 +70,7 @@ def build_concurrently(period: metrics.Period, url: str | None = None, workers: 
                                 got["per_technician"])
     return Report(period=period, summary=summary, per_day=got["per_day"], per_module=got["per_module"],
                   per_customer=got["per_customer"], per_type=got["per_type"], per_technician=got["per_technician"],
-                  bot=got["bot"], ratings=got["ratings"], gaps=got["gaps"])
+                  bot=got["bot"], resolution=got["resolution"], ratings=got["ratings"], gaps=got["gaps"])
 
 
 def figures(r: Report) -> dict[str, Any]:
@@ -100,6 +108,13 @@ def to_csv(r: Report) -> str:
                        ("ofertas_sem_humano", bot.offers_without_human), ("avaliacoes", bot.rated),
                        ("nota_media", None if bot.rating_avg is None else round(bot.rating_avg, 2))):
         rows.append(["bot", key, "" if value is None else value])
+    res = r.resolution
+    durable_pct = res.pct(res.durable)
+    for key, value in (("janela_duravel_dias", res.window_days), ("resolucao_contida", res.contained),
+                       ("resolucao_verificada", res.verified), ("resolucao_duravel", res.durable),
+                       ("pct_resolucao_duravel", None if durable_pct is None else round(durable_pct, 1)),
+                       ("verificada_menos_duravel", res.gap), ("duravel_ainda_na_janela", res.pending)):
+        rows.append(["bot", key, "" if value is None else value])
     rows += [["avaliacoes", rating, c] for rating, c in r.ratings]
     rows += [["lacunas_documentacao", q, c] for q, c, _last in r.gaps]
     return csv_text(["secao", "item", "valor"], rows)
@@ -108,12 +123,15 @@ def to_csv(r: Report) -> str:
 def render(user: User) -> None:
     st.header("Relatórios")
     today = utcnow().date()
-    c1, c2, _ = st.columns([1, 1, 3])
+    c1, c2, c3, _ = st.columns([1, 1, 1, 2])
     first = c1.date_input("De", value=today - timedelta(days=29), format="DD/MM/YYYY", key="r_from")
     last = c2.date_input("Até", value=today, format="DD/MM/YYYY", key="r_to")
+    window = c3.number_input("Janela da resolução durável (dias)", min_value=1,
+                             max_value=metrics.MAX_DURABLE_WINDOW_DAYS, value=metrics.DURABLE_WINDOW_DAYS, step=1,
+                             key="r_window")
     try:
         period = metrics.Period.from_dates(first, last)
-        r = build_concurrently(period)
+        r = build_concurrently(period, window_days=int(window))
     except DomainError as err:
         ui.alert("error", err.message_pt)
         return
@@ -151,7 +169,22 @@ def render(user: User) -> None:
     m[2].metric("Ofertas de produto sem humano", bot.offers_without_human)
     m[3].metric("Nota média", "—" if bot.rating_avg is None else f"{bot.rating_avg:.2f}".replace(".", ","),
                 f"{bot.rated} avaliações", delta_color="off")
-    st.caption("Conversas com transferência para humano nunca contam como resolvidas pelo bot.")
+    res = r.resolution
+    m = st.columns(4)
+    m[0].metric("Resolução contida", ui.pct(res.pct(res.contained)),
+                f"{res.contained} de {res.conversations} conversas sem humano", delta_color="off")
+    m[1].metric("Resolução verificada", ui.pct(res.pct(res.verified)),
+                f"{res.verified} com \"sim\" em \"Isso resolveu?\"", delta_color="off")
+    m[2].metric(f"Resolvidas pelo bot (durável, {res.window_days} dias)", ui.pct(res.pct(res.durable)),
+                f"{res.durable} de {res.conversations} conversas", delta_color="off")
+    m[3].metric("Verificadas que voltaram", res.gap, f"{res.gap} de {res.verified} verificadas", delta_color="off")
+    st.caption("Conversas com transferência para humano nunca contam como resolvidas pelo bot. "
+               "Contida: terminou sem transferência para humano. Verificada: o cliente respondeu \"sim\" a "
+               "\"Isso resolveu?\" (é o número de \"Resolvidas pelo bot sem humano\"). Durável: verificada e, até "
+               f"{res.window_days} dias após a conversa, o mesmo cliente (ou, sem cadastro, a mesma conversa) não "
+               "abriu chamado nem foi transferido para um técnico."
+               + (f" {res.pending} resolução(ões) ainda dentro da janela podem deixar de ser duráveis."
+                  if res.pending else ""))
     a, b = st.columns(2)
     a.plotly_chart(figs["avaliacoes"], key="fig_avaliacoes")
     with b:

@@ -13,6 +13,11 @@ Definitions (the console shows them next to the figures):
 - Bot figures cover conversations *started* in the period (``conversation_outcomes``) and questions
   asked in it (``knowledge_queries``). A conversation with a hand-off never counts as resolved by
   the bot, whatever its ``resolved_by_bot`` flag says.
+- Bot resolution, three ways (``bot_resolution``): *contida* — no human involved (no hand-off);
+  *verificada* — the customer said "sim" to "Isso resolveu?" (``resolved_by_bot``, no hand-off),
+  the figure reported so far; *durável* — verified, and within ``window_days`` (default 7) after
+  the conversation's last turn the same customer (or, for an anonymous conversation, the same
+  conversation id) opened no ticket and had no conversation handed off to a person.
 """
 from __future__ import annotations
 
@@ -20,14 +25,16 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Date, Float, Integer, and_, case, cast, func, literal_column, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Date, Float, Integer, and_, case, cast, exists, func, literal_column, or_, select
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import ColumnElement
 
 from ..errors import InvalidInput
-from ..models import ConversationOutcome, Customer, KnowledgeQuery, Technician, Ticket
+from ..models import ConversationOutcome, Customer, KnowledgeQuery, Technician, Ticket, utcnow
 
 MAX_PERIOD_DAYS = 3660
+DURABLE_WINDOW_DAYS = 7
+MAX_DURABLE_WINDOW_DAYS = 90
 NO_MODULE = "sem módulo"
 
 
@@ -256,6 +263,76 @@ def bot_summary(s: Session, period: Period) -> BotSummary:
                       handed_off=int(handed or 0), offers_without_human=int(offers or 0),
                       questions=int(questions or 0), answered_from_docs=int(answered or 0),
                       rated=int(rated or 0), rating_avg=None if avg is None else float(avg))
+
+
+@dataclass(frozen=True)
+class BotResolution:
+    """Conversations started in the period, resolved by the bot in three senses (module docstring)."""
+    conversations: int
+    contained: int  # no human involved
+    verified: int  # "sim" to "Isso resolveu?", no human involved
+    durable: int  # verified, and no ticket or hand-off of the same customer within the window
+    pending: int  # durable so far, but their window is not over yet (counted in ``durable``)
+    window_days: int
+
+    @property
+    def gap(self) -> int:
+        """Verified resolutions that came back within the window."""
+        return self.verified - self.durable
+
+    def pct(self, count: int) -> float | None:
+        return None if not self.conversations else 100.0 * count / self.conversations
+
+
+def _window_end_before(s: Session, at: Any, anchor: Any, days: int) -> ColumnElement[bool]:
+    """``at <= anchor + days`` on either engine."""
+    if _dialect(s) == "sqlite":
+        return func.julianday(at) <= func.julianday(anchor) + float(days)
+    return at <= anchor + timedelta(days=days)
+
+
+def bot_resolution(s: Session, period: Period, *, window_days: int = DURABLE_WINDOW_DAYS,
+                   now: datetime | None = None) -> BotResolution:
+    """Contained, verified and durable bot resolutions of the conversations started in ``period``.
+
+    A verified resolution stops being durable when, after the conversation started and up to
+    ``window_days`` after its last turn, a ticket is opened for the same customer or on the same
+    conversation id, or another conversation of that customer or id is handed off. One SQL
+    statement: four NOT EXISTS probes (by customer and by conversation id, for tickets and for
+    hand-offs), each on an index of its table."""
+    if isinstance(window_days, bool) or not isinstance(window_days, int) \
+            or not 1 <= window_days <= MAX_DURABLE_WINDOW_DAYS:
+        raise InvalidInput(f"durable window {window_days!r}",
+                           f"Janela inválida: informe de 1 a {MAX_DURABLE_WINDOW_DAYS} dias.")
+    o, later = ConversationOutcome, aliased(ConversationOutcome)
+    no_human = o.handed_off.is_(False)
+    verified = and_(o.resolved_by_bot.is_(True), no_human)
+
+    def ticket_after(match: ColumnElement[bool]) -> ColumnElement[bool]:
+        return exists().where(match, Ticket.opened_at >= o.started_at,
+                              _window_end_before(s, Ticket.opened_at, o.updated_at, window_days))
+
+    def handoff_after(match: ColumnElement[bool]) -> ColumnElement[bool]:
+        return exists().where(match, later.id != o.id, later.handed_off.is_(True), later.started_at >= o.started_at,
+                              _window_end_before(s, later.started_at, o.updated_at, window_days))
+
+    came_back = or_(
+        ticket_after(and_(o.customer_id.is_not(None), Ticket.customer_id == o.customer_id)),
+        ticket_after(Ticket.conversation_id == o.conversation_id),
+        handoff_after(and_(o.customer_id.is_not(None), later.customer_id == o.customer_id)),
+        handoff_after(later.conversation_id == o.conversation_id),
+    )
+    durable = and_(verified, ~came_back)
+    cutoff = (now or utcnow()) - timedelta(days=window_days)
+    conv, contained, n_verified, n_durable, pending = s.execute(select(
+        func.count(),
+        func.coalesce(func.sum(case((no_human, 1), else_=0)), 0),
+        func.coalesce(func.sum(case((verified, 1), else_=0)), 0),
+        func.coalesce(func.sum(case((durable, 1), else_=0)), 0),
+        func.coalesce(func.sum(case((and_(durable, o.updated_at > cutoff), 1), else_=0)), 0),
+    ).where(_in_period(o.started_at, period))).one()
+    return BotResolution(conversations=int(conv or 0), contained=int(contained or 0), verified=int(n_verified or 0),
+                         durable=int(n_durable or 0), pending=int(pending or 0), window_days=window_days)
 
 
 def ratings(s: Session, period: Period) -> list[tuple[int, int]]:

@@ -8,10 +8,11 @@ from typing import Iterator
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import select
+from streamlit.testing.v1 import AppTest
 
 from helpdesk.config import reset_settings
 from helpdesk.db import dispose_engines, get_engine, session_scope
-from helpdesk.models import Contact, Customer, License, Machine, Technician, Ticket, TicketEvent
+from helpdesk.models import Contact, Customer, License, Machine, MachineAccess, Technician, Ticket, TicketEvent
 from helpdesk.services import technicians
 
 from . import dataset
@@ -37,6 +38,27 @@ def ids(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dataset.Id
 def _ticket(tid: int) -> Ticket:
     with session_scope() as s:
         return s.get(Ticket, tid)
+
+
+def _page(at: AppTest) -> str:
+    """Everything the page sends to the browser, element by element (protos, table data included)."""
+    return "\n".join(str(node.proto) for node in at._tree if getattr(node, "proto", None) is not None)
+
+
+def _machine_id(customer_id: int) -> int:
+    with session_scope() as s:
+        return s.scalars(select(Machine.id).where(Machine.customer_id == customer_id)).one()
+
+
+def _accesses() -> list[tuple[int, int, int | None, int | None, str]]:
+    with session_scope() as s:
+        return [(a.technician_id, a.customer_id, a.machine_id, a.ticket_id, a.action)
+                for a in s.scalars(select(MachineAccess).order_by(MachineAccess.id))]
+
+
+def _access_log(at: AppTest):  # type: ignore[no-untyped-def]
+    """The customer screen's table of who revealed the AnyDesk codes."""
+    return next(d.value for d in at.dataframe if "Técnico" in d.value.columns)
 
 
 def _event_kinds(tid: int) -> list[str]:
@@ -204,9 +226,23 @@ def test_ticket_screen_shows_the_customer_at_a_glance(ids: dataset.Ids) -> None:
         assert value in shown
     licenses = at.dataframe[0].value
     assert set(licenses["Módulo"]) == {"PDV", "Gestor"} and set(licenses["Licenças"]) == {3, 1}
+    # the AnyDesk code is masked until "Mostrar código", and nothing of it but the last digits is on the page
+    assert "AnyDesk: ••• ••• 789" in shown and not at.code and not at.get("link_button")
+    assert "123456789" not in _page(at)
+    assert _accesses() == []
+    machine = _machine_id(ids.a)
+    at.button(key=f"t_ad_show_{machine}").click().run()
+    assert messages(at, "success") == ["Código AnyDesk exibido. O acesso foi registrado."]
     assert [c.value for c in at.code] == ["123456789"]  # st.code carries the copy button
+    assert "123456789" in _page(at)  # (what the masked checks above look through)
     link = at.get("link_button")[0].proto
     assert (link.label, link.url) == ("Abrir no AnyDesk", "anydesk:123456789")
+    assert _accesses() == [(ids.tiago, ids.a, machine, ids.tickets["t1"], "reveal")]
+    at.run()  # a rerun keeps the code shown without another record
+    assert [c.value for c in at.code] == ["123456789"] and len(_accesses()) == 1
+    # another ticket of the same customer is another context: masked again
+    at = goto(at, "chamado", id=ids.tickets["t2"])
+    assert not at.code and "123456789" not in _page(at)
 
 
 def test_ticket_screen_shows_a_leads_contact_and_an_unverified_claim(ids: dataset.Ids) -> None:
@@ -501,6 +537,43 @@ def test_customer_contacts_machines_and_licenses(ids: dataset.Ids) -> None:
         assert s.scalar(select(License.seats).where(License.customer_id == ids.b)) == 2
 
 
+def test_customer_screen_masks_anydesk_and_the_manager_sees_who_revealed(ids: dataset.Ids) -> None:
+    machine = _machine_id(ids.a)
+    tiago = goto(login("tiago@teste.dev", dataset.PASSWORD), "clientes")
+    tiago.text_input(key="c_search").input("alfa").run()
+    assert "AnyDesk: ••• ••• 789" in texts(tiago) and not tiago.code
+    assert "123456789" not in _page(tiago)
+    assert not [m for m in tiago.markdown if "Quem viu" in m.value]  # the log is the managers'
+    tiago.button(key=f"c_ad_show_{machine}").click().run()
+    assert [c.value for c in tiago.code] == ["123456789"]
+    assert _accesses() == [(ids.tiago, ids.a, machine, None, "reveal")]
+
+    marta = goto(login("marta@teste.dev", dataset.PASSWORD), "clientes")
+    marta.text_input(key="c_search").input("alfa").run()
+    assert "123456789" not in _page(marta)  # the log names who and when, never the code
+    log = _access_log(marta)
+    assert list(log["Técnico"]) == ["Tiago Técnico"] and list(log["Máquina"]) == ["CAIXA-01"]
+    assert list(log["Chamado"]) == ["—"]
+    assert [b.proto.label for b in marta.get("download_button")] == ["Exportar acessos (CSV)"]
+    # a reveal from a ticket names the ticket in the log
+    goto(tiago, "chamado", id=ids.tickets["t1"]).button(key=f"t_ad_show_{machine}").click().run()
+    marta = goto(marta, "clientes")
+    marta.text_input(key="c_search").input("alfa").run()
+    log = _access_log(marta)
+    assert list(log["Chamado"]) == [f"#{ids.tickets['t1']}", "—"]
+
+
+def test_a_deactivated_technician_cannot_reveal_a_code(ids: dataset.Ids) -> None:
+    machine = _machine_id(ids.a)
+    at = goto(login("tiago@teste.dev", dataset.PASSWORD), "chamado", id=ids.tickets["t1"])
+    with session_scope() as s:
+        technicians.set_active(s, ids.tiago, False, by=ids.manager)
+    at.button(key=f"t_ad_show_{machine}").click().run()
+    assert messages(at, "warning") == ["Sua conta foi desativada. Fale com um gestor."]
+    assert "auth" not in at.session_state and not at.code and "123456789" not in _page(at)
+    assert _accesses() == []
+
+
 def test_create_customer_validates_and_normalises(ids: dataset.Ids) -> None:
     at = goto(login("tiago@teste.dev", dataset.PASSWORD), "clientes")
     at.text_input(key="n_resp").input("Rita Cruz")
@@ -559,6 +632,24 @@ def test_reports_page_shows_the_hand_computed_figures(ids: dataset.Ids) -> None:
     assert messages(at, "error") == ["Período inválido: a data final é anterior à inicial."]
 
 
+def test_reports_page_shows_contained_verified_and_durable_resolution(ids: dataset.Ids) -> None:
+    with session_scope() as s:  # conv-o1 (resolved by the bot on 03-04 12:00) comes back 8 days and 1 h later
+        s.add(Ticket(customer_id=None, channel="web", type="duvida", conversation_id="conv-o1",
+                     opened_at=datetime(2026, 3, 12, 13), updated_at=datetime(2026, 3, 12, 13)))
+    at = goto(login("marta@teste.dev", dataset.PASSWORD), "relatorios")
+    at.date_input(key="r_from").set_value(date(2026, 3, 1))
+    at.date_input(key="r_to").set_value(date(2026, 3, 10)).run()
+    m = metrics(at)
+    assert m["Resolvidas pelo bot sem humano"] == "25,0%"
+    assert m["Resolução contida"] == "50,0%" and m["Resolução verificada"] == "25,0%"
+    assert m["Resolvidas pelo bot (durável, 7 dias)"] == "25,0%" and m["Verificadas que voltaram"] == "0"
+    assert any("Durável: verificada e, até 7 dias após a conversa" in c.value for c in at.caption)
+    at.number_input(key="r_window").set_value(9).run()
+    m = metrics(at)
+    assert m["Resolvidas pelo bot (durável, 9 dias)"] == "0,0%" and m["Verificadas que voltaram"] == "1"
+    assert m["Resolução verificada"] == "25,0%"
+
+
 def test_report_csv_export(ids: dataset.Ids) -> None:
     from console.views import relatorios
     from helpdesk.services import metrics as m
@@ -571,7 +662,9 @@ def test_report_csv_export(ids: dataset.Ids) -> None:
     assert lines[0] == "secao;item;valor"
     for expected in ("resumo;total_chamados;7", "resumo;tempo_medio_resolucao_h;4.0",
                      "resumo;tempo_mediano_resolucao_h;3.0", "resumo;cliente_mais_chamados;Alfa Comércio Ltda (3)",
-                     "por_dia;2026-03-02;3", "bot;pct_resolvidas_pelo_bot;25.0", "lacunas_documentacao;Tem app para iPad?;1"):
+                     "por_dia;2026-03-02;3", "bot;pct_resolvidas_pelo_bot;25.0", "lacunas_documentacao;Tem app para iPad?;1",
+                     "bot;janela_duravel_dias;7", "bot;resolucao_contida;2", "bot;resolucao_verificada;1",
+                     "bot;resolucao_duravel;1", "bot;pct_resolucao_duravel;25.0", "bot;verificada_menos_duravel;0"):
         assert expected in lines
 
 
