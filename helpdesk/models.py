@@ -202,7 +202,9 @@ class TicketEvent(Base):
 class ConversationOutcome(Base):
     __tablename__ = "conversation_outcomes"
     __table_args__ = (Index("ix_outcomes_conversation_updated", "conversation_id", "updated_at"),
-                      Index("ix_outcomes_started", "started_at"))
+                      Index("ix_outcomes_started", "started_at"),
+                      # durable bot resolution: a customer's later conversations (migration 0006)
+                      Index("ix_outcomes_customer_started", "customer_id", "started_at"))
     id: Mapped[int] = mapped_column(primary_key=True)
     conversation_id: Mapped[str] = mapped_column(String(200))
     channel: Mapped[Optional[str]] = mapped_column(String(20), nullable=True)

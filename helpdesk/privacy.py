@@ -32,6 +32,7 @@ from .models import (
     ConversationOutcome,
     Customer,
     KnowledgeQuery,
+    MachineAccess,
     PrivacyRequest,
     Ticket,
     TicketEvent,
@@ -323,6 +324,10 @@ def export(s: Session, selector: str, value: str, *, actor: str | None = None) -
                     for t in tickets if t.contact_phone or t.contact_email]
     doc["conversation_outcomes"] = [_model_dict(o) for o in _outcomes(s, scope)]
     doc["knowledge_queries"] = [_model_dict(q) for q in _queries(s, scope)]
+    # who in the support team saw the AnyDesk codes of the person's machines (ids only)
+    doc["machine_accesses"] = ([_model_dict(a) for a in s.scalars(
+        select(MachineAccess).where(MachineAccess.customer_id == scope.customer.id).order_by(MachineAccess.id))]
+        if scope.customer is not None else [])
     for store, table, column, attr in _FOREIGN:
         if not _has(s, table):
             doc["transcripts" if store == "events" else store] = None

@@ -471,3 +471,18 @@ def test_connector_tables_of_these_tests_are_the_connectors_own() -> None:
         assert [c.name for c in ours.c] == [c.name for c in theirs.c]
     assert {"sender", "state", "text", "button_id", "data", "reason"} <= set(wa_store.inbox.c.keys())
     assert {"recipient", "body", "options", "send_state"} <= set(wa_store.outbox.c.keys())
+
+
+def test_export_says_who_saw_the_anydesk_codes(db_url: str, foreign_tables: None) -> None:
+    from helpdesk.models import Machine
+    from helpdesk.services import machine_access, technicians
+
+    ids = _load()
+    with session_scope() as s:
+        tech = technicians.create(s, name="Rafa Técnico", email="rafa@teste.dev", password="senha-forte-123")
+        machine = s.scalar(sa.select(Machine).where(Machine.customer_id == ids.joana))
+        machine_access.reveal(s, technician_id=tech.id, machine_id=machine.id)
+        tech_id, machine_id = tech.id, machine.id
+    doc = _export("customer", str(ids.joana))
+    assert [(a["technician_id"], a["machine_id"]) for a in doc["machine_accesses"]] == [(tech_id, machine_id)]
+    assert "anydesk_code" not in doc["machine_accesses"][0]
