@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from helpdesk.config import reset_settings
-from helpdesk.db import session_scope
+from helpdesk.db import dispose_engines, session_scope
 
 from . import dataset
 
@@ -89,3 +89,16 @@ def rasa(monkeypatch: pytest.MonkeyPatch) -> Iterator[RasaRecorder]:
     finally:
         recorder.stop()
         reset_settings()
+
+
+@pytest.fixture()
+def ids(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dataset.Ids]:
+    """The fixed data set on SQLite (AppTest runs the console in this process)."""
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("CONSOLE_SESSION_TTL_MINUTES", "30")
+    reset_settings()
+    with session_scope() as s:
+        built = dataset.build(s)
+    yield built
+    dispose_engines()
+    reset_settings()

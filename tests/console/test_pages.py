@@ -3,15 +3,13 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime, timedelta, timezone
-from typing import Iterator
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from helpdesk.config import reset_settings
-from helpdesk.db import dispose_engines, get_engine, session_scope
+from helpdesk.db import get_engine, session_scope
 from helpdesk.models import Contact, Customer, License, Machine, MachineAccess, Technician, Ticket, TicketEvent
 from helpdesk.services import technicians
 
@@ -20,19 +18,6 @@ from .apphelpers import (
     EVIL, FakeClock, assert_no_markup_from, assert_plain, goto, login, messages, metrics, new_app, shown, texts,
 )
 from .conftest import RasaRecorder
-
-
-@pytest.fixture()
-def ids(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dataset.Ids]:
-    """The fixed data set on SQLite (AppTest runs the console in this process)."""
-    monkeypatch.setenv("DATABASE_URL", sqlite_url)
-    monkeypatch.setenv("CONSOLE_SESSION_TTL_MINUTES", "30")
-    reset_settings()
-    with session_scope() as s:
-        built = dataset.build(s)
-    yield built
-    dispose_engines()
-    reset_settings()
 
 
 def _ticket(tid: int) -> Ticket:

