@@ -1,0 +1,21 @@
+"""LGPD: consent records, privacy notices, correction log, purge runs (issue 17)
+
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-12-02 03:00:00
+
+Placeholder reserved so that the revision chain stays linear while this work is in progress;
+it changes nothing until its tables are added here.
+"""
+revision = "0007"
+down_revision = "0006"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
