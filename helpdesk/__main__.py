@@ -1,5 +1,5 @@
 """Command line: `python -m helpdesk migrate | demo [--reset] | create-manager | create-technician |
-privacy export|erase`."""
+privacy export|erase | worker`."""
 from __future__ import annotations
 
 import argparse
@@ -57,9 +57,15 @@ def _privacy(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["worker"]:  # the periodic jobs have their own options (helpdesk/worker.py)
+        from . import worker
+
+        return worker.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m helpdesk", description="Atende help-desk administration")
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("migrate", help="upgrade the database schema to the latest version")
+    sub.add_parser("worker", help="run the periodic jobs (SLA, notifications, retention); see --help")
     p_demo = sub.add_parser("demo", help="load the demo data once (no-op when already loaded)")
     p_demo.add_argument("--reset", action="store_true", help="delete all help-desk data first")
     for name in ("create-manager", "create-technician"):

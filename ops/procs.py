@@ -134,6 +134,13 @@ def console(port: int, *, host: str = "127.0.0.1", env: dict[str, str] | None = 
                 f"http://127.0.0.1:{port}/_stcore/health", env or {}, log)
 
 
+def worker(port: int, *, env: dict[str, str] | None = None, log: Path | None = None) -> Proc:
+    """The help-desk worker (helpdesk/worker.py): SLA clocks, notifications, retention purge.
+    Its health endpoint listens on loopback only."""
+    return Proc("worker", [str(APP_PYTHON), "-m", "helpdesk", "worker", "--host", "127.0.0.1", "--port", str(port)],
+                f"http://127.0.0.1:{port}/health", env or {}, log)
+
+
 def demo_site(port: int, rasa_url: str, *, env: dict[str, str] | None = None, log: Path | None = None) -> Proc:
     return Proc("demo site", [str(APP_PYTHON), "-m", "demo_site", "--port", str(port), "--rasa-url", rasa_url],
                 f"http://127.0.0.1:{port}/", env or {}, log)

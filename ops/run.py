@@ -80,6 +80,7 @@ def main() -> int:
         procs.whatsapp_gateway(gateway_port, [f"http://127.0.0.1:{rasa_port}/webhooks/whatsapp/wake"],
                                log=logs / "whatsapp_gateway.log"),
         procs.console(console_port, host=bind_host, log=logs / "console.log"),
+        procs.worker(procs.free_port(), log=logs / "worker.log"),
     ]
     if (ROOT / "demo_site" / "__main__.py").exists():
         processes.append(procs.demo_site(demo_port, rasa_url, log=logs / "demo_site.log"))

@@ -43,6 +43,7 @@ class ProdConfig:
     database: str = "atende"
     own_services: bool = False       # always start our own PostgreSQL and Redis
     console: bool = True
+    worker: bool = True              # helpdesk worker: SLA clocks, notifications, retention purge
     demo_data: bool = True
     env: dict[str, str] = field(default_factory=dict)
     quiet: bool = False
@@ -62,6 +63,7 @@ class Topology:
         self.actions: procs.Proc | None = None
         self.console: procs.Proc | None = None
         self.gateway: procs.Proc | None = None
+        self.worker: procs.Proc | None = None
         self.nginx: procs.Proc | None = None
         self.database_url = ""
         self.env: dict[str, str] = {}
@@ -79,7 +81,7 @@ class Topology:
             print(msg, flush=True)
 
     def processes(self) -> list[procs.Proc]:
-        return [p for p in [self.actions, *self.rasa, self.gateway, self.console, self.nginx] if p is not None]
+        return [p for p in [self.actions, *self.rasa, self.gateway, self.console, self.worker, self.nginx] if p is not None]
 
     # ---- start -----------------------------------------------------------------------------
     def start(self) -> "Topology":
@@ -144,6 +146,8 @@ class Topology:
         console_port = procs.free_port()
         if cfg.console:
             self.console = procs.console(console_port, env=self.env, log=self.logs / "console.log")
+        if cfg.worker:
+            self.worker = procs.worker(procs.free_port(), env=self.env, log=self.logs / "worker.log")
         self.nginx = self._nginx(console_port)
 
         self._say(f"==> Starting {cfg.replicas} Rasa server(s), the WhatsApp gateway, the action server"
