@@ -79,6 +79,8 @@ class Customer(Base):
     state: Mapped[str] = mapped_column(String(2), default="")
     notes: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # Contract tier for SLA policies (0008); NULL: the default policies apply.
+    tier: Mapped[Optional[str]] = mapped_column(String(20), nullable=True)
     contacts: Mapped[list["Contact"]] = relationship(
         back_populates="customer", cascade="all, delete-orphan", order_by="Contact.id")
     machines: Mapped[list["Machine"]] = relationship(
@@ -258,3 +260,55 @@ class MachineAccess(Base):
     machine_id: Mapped[Optional[int]] = mapped_column(ForeignKey("machines.id", ondelete="SET NULL"), nullable=True)
     ticket_id: Mapped[Optional[int]] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"), nullable=True)
     action: Mapped[str] = mapped_column(String(20), default="reveal")
+
+
+class SlaPolicy(Base):
+    """First-response and resolution targets, in business minutes, per priority and optionally per
+    customer contract tier (0008). ``tier`` NULL is the default row of a priority; a customer's
+    tier row, when there is one, wins over it. One row per (tier, priority): the service writes
+    the whole set under the calendar row's lock."""
+    __tablename__ = "sla_policies"
+    __table_args__ = (Index("ix_sla_policies_tier_priority", "tier", "priority"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tier: Mapped[Optional[str]] = mapped_column(String(20), nullable=True)
+    priority: Mapped[str] = mapped_column(String(20))
+    first_response_minutes: Mapped[int] = mapped_column(Integer)
+    resolution_minutes: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(200), default="")
+
+
+class SlaCalendar(Base):
+    """The one business calendar (row id 1, 0008): weekly working intervals in a time zone, and
+    whether Carnaval is observed. ``version`` goes up on every change of calendar or policies, so
+    the SLA job recomputes the due times of open tickets."""
+    __tablename__ = "sla_calendar"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    timezone: Mapped[str] = mapped_column(String(64))
+    week: Mapped[dict[str, Any]] = mapped_column(JSON)
+    carnival: Mapped[bool] = mapped_column(Boolean, default=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(200), default="")
+
+
+class TicketSla(Base):
+    """A ticket's SLA clocks (0008): the targets that applied, warning (80 %) and due instants, and
+    when the SLA job raised each warning and breach (claimed with a conditional UPDATE, so each is
+    written once even with two workers)."""
+    __tablename__ = "ticket_sla"
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    tier: Mapped[Optional[str]] = mapped_column(String(20), nullable=True)
+    priority: Mapped[str] = mapped_column(String(20))
+    config_version: Mapped[int] = mapped_column(Integer)
+    first_response_minutes: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    first_response_warn_at: Mapped[Optional[datetime]] = mapped_column(DateTime, nullable=True)
+    first_response_due_at: Mapped[Optional[datetime]] = mapped_column(DateTime, nullable=True)
+    first_response_warned_at: Mapped[Optional[datetime]] = mapped_column(DateTime, nullable=True)
+    first_response_breached_at: Mapped[Optional[datetime]] = mapped_column(DateTime, nullable=True)
+    resolution_minutes: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    resolution_warn_at: Mapped[Optional[datetime]] = mapped_column(DateTime, nullable=True)
+    resolution_due_at: Mapped[Optional[datetime]] = mapped_column(DateTime, nullable=True)
+    resolution_warned_at: Mapped[Optional[datetime]] = mapped_column(DateTime, nullable=True)
+    resolution_breached_at: Mapped[Optional[datetime]] = mapped_column(DateTime, nullable=True)
+    computed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

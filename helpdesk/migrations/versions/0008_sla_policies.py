@@ -4,9 +4,15 @@ Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-02 03:00:00
 
-Placeholder reserved so that the revision chain stays linear while this work is in progress;
-it changes nothing until its tables are added here.
+- customers.tier: a contract tier (nullable) that selects SLA policies of its own.
+- sla_policies: first-response and resolution targets (business minutes) per (tier or NULL, priority).
+- sla_calendar: the one business calendar (weekly intervals, time zone, Carnaval observed or not).
+- ticket_sla: per ticket, the targets applied, warning/due instants and when the SLA job raised
+  each warning and breach (helpdesk.services.sla).
 """
+import sqlalchemy as sa
+from alembic import op
+
 revision = "0008"
 down_revision = "0007"
 branch_labels = None
@@ -14,8 +20,53 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    op.add_column("customers", sa.Column("tier", sa.String(20), nullable=True))
+    op.create_table(
+        "sla_policies",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("tier", sa.String(20), nullable=True),
+        sa.Column("priority", sa.String(20), nullable=False),
+        sa.Column("first_response_minutes", sa.Integer(), nullable=False),
+        sa.Column("resolution_minutes", sa.Integer(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(), nullable=False),
+        sa.Column("updated_by", sa.String(200), nullable=False),
+    )
+    op.create_index("ix_sla_policies_tier_priority", "sla_policies", ["tier", "priority"])
+    op.create_table(
+        "sla_calendar",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("timezone", sa.String(64), nullable=False),
+        sa.Column("week", sa.JSON(), nullable=False),
+        sa.Column("carnival", sa.Boolean(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(), nullable=False),
+        sa.Column("updated_by", sa.String(200), nullable=False),
+    )
+    dt = sa.DateTime
+    op.create_table(
+        "ticket_sla",
+        sa.Column("ticket_id", sa.Integer(), sa.ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column("tier", sa.String(20), nullable=True),
+        sa.Column("priority", sa.String(20), nullable=False),
+        sa.Column("config_version", sa.Integer(), nullable=False),
+        sa.Column("first_response_minutes", sa.Integer(), nullable=True),
+        sa.Column("first_response_warn_at", dt(), nullable=True),
+        sa.Column("first_response_due_at", dt(), nullable=True),
+        sa.Column("first_response_warned_at", dt(), nullable=True),
+        sa.Column("first_response_breached_at", dt(), nullable=True),
+        sa.Column("resolution_minutes", sa.Integer(), nullable=True),
+        sa.Column("resolution_warn_at", dt(), nullable=True),
+        sa.Column("resolution_due_at", dt(), nullable=True),
+        sa.Column("resolution_warned_at", dt(), nullable=True),
+        sa.Column("resolution_breached_at", dt(), nullable=True),
+        sa.Column("computed_at", dt(), nullable=False),
+    )
 
 
 def downgrade() -> None:
-    pass
+    op.drop_table("ticket_sla")
+    op.drop_table("sla_calendar")
+    op.drop_index("ix_sla_policies_tier_priority", table_name="sla_policies")
+    op.drop_table("sla_policies")
+    with op.batch_alter_table("customers") as batch:
+        batch.drop_column("tier")
