@@ -312,3 +312,19 @@ class TicketSla(Base):
     resolution_warned_at: Mapped[Optional[datetime]] = mapped_column(DateTime, nullable=True)
     resolution_breached_at: Mapped[Optional[datetime]] = mapped_column(DateTime, nullable=True)
     computed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class PrivacyConsent(Base):
+    """A website visitor accepted the chat's consent card (0007; helpdesk/consent.py): which text
+    version and policy URL, received when (the server's clock), by which verified customer if any.
+    Once per conversation and text version."""
+    __tablename__ = "privacy_consents"
+    __table_args__ = (UniqueConstraint("conversation_id", "text_version", name="uq_privacy_consents_conversation_version"),
+                      Index("ix_privacy_consents_customer", "customer_id"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(String(200))
+    channel: Mapped[str] = mapped_column(String(20))
+    text_version: Mapped[str] = mapped_column(String(40))
+    policy_url: Mapped[Optional[str]] = mapped_column(String(500), nullable=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    customer_id: Mapped[Optional[int]] = mapped_column(ForeignKey("customers.id", ondelete="SET NULL"), nullable=True)

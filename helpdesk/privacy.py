@@ -26,6 +26,7 @@ from atende_contract import channels, tables
 from sqlalchemy import bindparam, inspect, or_, select, text
 from sqlalchemy.orm import Session
 
+from . import consent
 from .errors import InvalidInput, NotFound
 from .models import (
     Contact,
@@ -281,6 +282,7 @@ def counts(s: Session, scope: Scope) -> dict[str, int | None]:
             TicketEvent.ticket_id.in_(scope.ticket_ids))))) if scope.ticket_ids else 0,
         "conversation_outcomes": len(_outcomes(s, scope)),
         "knowledge_queries": len(_queries(s, scope)),
+        **consent.count_rows(s, scope),  # website consents, WhatsApp notices (0007)
     }
     for store, table, column, attr in _FOREIGN:
         out[store] = _count_in(s, table, column, getattr(scope, attr)) if _has(s, table) else None
@@ -324,6 +326,7 @@ def export(s: Session, selector: str, value: str, *, actor: str | None = None) -
                     for t in tickets if t.contact_phone or t.contact_email]
     doc["conversation_outcomes"] = [_model_dict(o) for o in _outcomes(s, scope)]
     doc["knowledge_queries"] = [_model_dict(q) for q in _queries(s, scope)]
+    doc.update(consent.export_rows(s, scope))  # privacy_consents, privacy_notices
     # who in the support team saw the AnyDesk codes of the person's machines (ids only)
     doc["machine_accesses"] = ([_model_dict(a) for a in s.scalars(
         select(MachineAccess).where(MachineAccess.customer_id == scope.customer.id).order_by(MachineAccess.id))]
@@ -476,7 +479,8 @@ def _erase_customer(s: Session, scope: Scope, pseudo: _Pseudonyms) -> None:
 
 
 # In this order; a failure anywhere rolls every step back (one transaction).
-ERASE_STEPS = (_erase_events, _erase_whatsapp, _erase_queries_and_outcomes, _erase_tickets, _erase_customer)
+ERASE_STEPS = (_erase_events, _erase_whatsapp, _erase_queries_and_outcomes, _erase_tickets, consent.erase_rows,
+               _erase_customer)
 
 
 def plan(s: Session, selector: str, value: str) -> dict[str, int | None]:
@@ -517,6 +521,8 @@ STORE_LABELS_PT = {
     "whatsapp_outbox": "mensagens enviadas pelo WhatsApp (conteúdo removido)",
     "whatsapp_leases": "travas de processamento do WhatsApp (apagadas)",
     "whatsapp_aliases": "trocas de número do WhatsApp (apagadas)",
+    "privacy_consents": "consentimentos do chat do site (apagados)",
+    "privacy_notices": "avisos de privacidade do WhatsApp (apagados)",
 }
 
 
