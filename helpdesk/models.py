@@ -328,3 +328,17 @@ class PrivacyConsent(Base):
     policy_url: Mapped[Optional[str]] = mapped_column(String(500), nullable=True)
     received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     customer_id: Mapped[Optional[int]] = mapped_column(ForeignKey("customers.id", ondelete="SET NULL"), nullable=True)
+
+
+class PrivacyNotice(Base):
+    """The WhatsApp privacy notice was sent (0007; helpdesk/consent.py): one row per recipient key
+    (``phone:…``, ``bsuid:…``, ``lid:…``, or ``conversation:…`` when anonymous) and text version."""
+    __tablename__ = "privacy_notices"
+    __table_args__ = (UniqueConstraint("recipient", "text_version", name="uq_privacy_notices_recipient_version"),
+                      Index("ix_privacy_notices_conversation", "conversation_id"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recipient: Mapped[str] = mapped_column(String(240))
+    text_version: Mapped[str] = mapped_column(String(40))
+    channel: Mapped[str] = mapped_column(String(20))
+    conversation_id: Mapped[str] = mapped_column(String(200))
+    sent_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
