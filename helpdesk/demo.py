@@ -19,6 +19,8 @@ from .models import (
     Technician, Ticket, TicketEvent, utcnow,
 )
 from .services import customers as customer_service
+from .services import sla as sla_service
+from .services import sla_calendar, sla_escalation
 from .services import technicians as technician_service
 
 CATALOG_FILE = Path(__file__).parent / "demo_data" / "catalog.yml"
@@ -218,6 +220,13 @@ def load(s: Session, *, months: int = 6, seed: int = 20261121, today: datetime |
             s.add(t)
             n_tickets += 1
     s.flush()
+
+    # SLAs: default policies and calendar, the first five customers on the "ouro" contract.
+    for cust in customers[:5]:
+        cust.tier = "ouro"
+    sla_service.save(s, policies=sla_service.DEFAULT_POLICIES, week=sla_calendar.default_calendar().to_json(),
+                     actor="demo")
+    sla_escalation.backfill(s)
 
     # Conversations handled by the bot, with and without hand-off.
     n_conv = 0

@@ -54,6 +54,19 @@ class Config:
         return self.policies.get((tier, priority)) or self.policies.get((None, priority))
 
 
+# Defaults (the demo's, and a starting point on the SLA page): business minutes.
+DEFAULT_POLICIES = [
+    {"priority": "urgente", "first_response_minutes": 30, "resolution_minutes": 240},
+    {"priority": "alta", "first_response_minutes": 60, "resolution_minutes": 480},
+    {"priority": "normal", "first_response_minutes": 120, "resolution_minutes": 960},
+    {"priority": "baixa", "first_response_minutes": 240, "resolution_minutes": 2400},
+    {"tier": "ouro", "priority": "urgente", "first_response_minutes": 15, "resolution_minutes": 120},
+    {"tier": "ouro", "priority": "alta", "first_response_minutes": 30, "resolution_minutes": 240},
+    {"tier": "ouro", "priority": "normal", "first_response_minutes": 60, "resolution_minutes": 480},
+    {"tier": "ouro", "priority": "baixa", "first_response_minutes": 120, "resolution_minutes": 1440},
+]
+
+
 # ---- configuration ------------------------------------------------------------------------------
 
 def _calendar_row(s: Session, *, lock: bool = False) -> SlaCalendar | None:

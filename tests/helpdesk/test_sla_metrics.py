@@ -84,3 +84,20 @@ def test_an_empty_period_has_no_percentages(data: None) -> None:
         empty = sla_metrics.sla_totals(s, metrics.Period.from_dates(date(2026, 1, 1), date(2026, 1, 2)), now=NOW)
         assert empty.pct_first_response is None and empty.measured == 0
         assert sla_metrics.sla_per_technician(s, metrics.Period.from_dates(date(2026, 1, 1), date(2026, 1, 2))) == []
+
+
+def test_the_demo_ships_policies_a_calendar_and_sla_figures(db_url: str) -> None:
+    from helpdesk import demo
+
+    with session_scope() as s:
+        demo.load(s)
+    with session_scope() as s:
+        cfg = sla.load_config(s)
+        assert cfg.targets("ouro", "normal") == sla.Targets(60, 480) and cfg.version == 1
+        last = s.query(Ticket).order_by(Ticket.opened_at.desc()).first().opened_at.date()
+        total = sla_metrics.sla_totals(s, metrics.Period.from_dates(last - timedelta(days=200), last))
+        assert total.measured > 300
+        assert 0 < total.pct_first_response < 100 and 0 < total.pct_resolution < 100
+        open_ids = [t.id for t in s.query(Ticket).filter(Ticket.status != "concluido")]
+        status = sla.status_for(s, open_ids)
+        assert open_ids and set(status) == set(open_ids)
