@@ -262,6 +262,51 @@ class MachineAccess(Base):
     action: Mapped[str] = mapped_column(String(20), default="reveal")
 
 
+class Notification(Base):
+    """The notification outbox (0009): one row per (ticket event, channel, recipient), UNIQUE, so a
+    notification exists, and is sent, once however many dispatchers run. See services/notifications."""
+    __tablename__ = "notifications"
+    __table_args__ = (
+        UniqueConstraint("event_id", "channel", "recipient", name="uq_notifications_event_channel_recipient"),
+        Index("ix_notifications_state_next", "state", "next_attempt_at"),
+        Index("ix_notifications_technician_channel_state", "technician_id", "channel", "state"),
+        Index("ix_notifications_ticket", "ticket_id"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("ticket_events.id", ondelete="CASCADE"))
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(30))  # the event's kind
+    channel: Mapped[str] = mapped_column(String(20))  # email | webhook | console
+    recipient: Mapped[str] = mapped_column(String(40))  # "technician:<id>" or "team" (webhook)
+    technician_id: Mapped[Optional[int]] = mapped_column(
+        ForeignKey("technicians.id", ondelete="CASCADE"), nullable=True)
+    state: Mapped[str] = mapped_column(String(10), default="pending")  # pending|sending|sent|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    claim_token: Mapped[Optional[str]] = mapped_column(String(32), nullable=True)
+    lease_until: Mapped[Optional[datetime]] = mapped_column(DateTime, nullable=True)
+    last_error: Mapped[str] = mapped_column(Text, default="", server_default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    sent_at: Mapped[Optional[datetime]] = mapped_column(DateTime, nullable=True)
+
+
+class NotificationCursor(Base):
+    """The newest ticket event id the notification dispatcher has fully processed (0009)."""
+    __tablename__ = "notification_cursors"
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    last_event_id: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class NotificationPreference(Base):
+    """A technician's choice for one notification channel (0009); no row means the default."""
+    __tablename__ = "notification_preferences"
+    technician_id: Mapped[int] = mapped_column(ForeignKey("technicians.id", ondelete="CASCADE"), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(20), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class SlaPolicy(Base):
     """First-response and resolution targets, in business minutes, per priority and optionally per
     customer contract tier (0008). ``tier`` NULL is the default row of a priority; a customer's

@@ -79,6 +79,7 @@ class WorkerSettings:
 # not there yet is skipped with a warning, so the worker runs whatever this checkout ships.
 JOB_TABLE: list[tuple[str, str, str]] = [
     ("sla.tick", "helpdesk.services.sla:tick", "sla_interval_s"),
+    ("notifications.dispatch", "helpdesk.services.notifications:run", "notify_interval_s"),
 ]
 
 
