@@ -324,3 +324,20 @@ def test_console_claim_is_once_per_technician_across_sessions(team: dict, config
         bruno = notifications.claim_console(s, team["bruno"])  # another technician has their own
         assert len(bruno) == 6 and bruno[0].title.startswith("Novo chamado #")
         assert bruno[0].url.endswith(f"/chamado?id={bruno[0].ticket_id}")
+
+
+def test_the_worker_process_sends_the_mail(team: dict, smtp: SmtpSink, db_url: str) -> None:
+    """`python -m helpdesk worker --once`, as make run starts it, reads the settings and sends."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    open_ticket(team["customer"])
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ATENDE_SMTP_", "ATENDE_NOTIFY_"))}
+    env.update(settings_for(smtp), DATABASE_URL=db_url, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    proc = subprocess.run([sys.executable, "-m", "helpdesk", "worker", "--once"], env=env,
+                          cwd=env["PYTHONPATH"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert sorted(r for _f, rs, _m in smtp.messages for r in rs) == \
+        ["ana@atende.example", "bruno@atende.example", "carla@atende.example"]
