@@ -24,9 +24,24 @@ def _password(args: argparse.Namespace) -> str:
     return first
 
 
+def _purge(args: argparse.Namespace) -> int:
+    from . import retention
+
+    settings = retention.get_settings()  # bad ATENDE_RETENTION_* values: an error before anything runs
+    upgrade()
+    with session_scope() as s:
+        counts = retention.purge(s, settings=settings, actor=args.actor, dry_run=args.dry_run)
+    print("Simulação: nada foi alterado. Seriam apagados ou anonimizados:" if args.dry_run
+          else "Retenção aplicada. Apagados ou anonimizados:")
+    print("\n".join(retention.describe(counts)))
+    return 0
+
+
 def _privacy(args: argparse.Namespace) -> int:
     from . import privacy
 
+    if args.privacy_cmd == "purge":
+        return _purge(args)
     selector = next(k for k in privacy.SELECTORS if getattr(args, k) is not None)
     value = getattr(args, selector)
     upgrade()
@@ -76,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--level", type=int, default=1)
     p_priv = sub.add_parser("privacy", help="LGPD: export or erase everything held about one person")
     priv_sub = p_priv.add_subparsers(dest="privacy_cmd", required=True)
+    p_purge = priv_sub.add_parser("purge", help="apply the retention periods (ATENDE_RETENTION_*_DAYS)")
+    p_purge.add_argument("--dry-run", action="store_true", help="only print the counts; change nothing")
+    p_purge.add_argument("--actor", help="who ran it (audit record); default cli:<login name>")
     for name, help_text in (("export", "write one JSON document with the person's data"),
                             ("erase", "delete or anonymise the person's data in every store")):
         p = priv_sub.add_parser(name, help=help_text)

@@ -387,3 +387,32 @@ class PrivacyNotice(Base):
     channel: Mapped[str] = mapped_column(String(20))
     conversation_id: Mapped[str] = mapped_column(String(200))
     sent_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class RetentionRun(Base):
+    """Audit of one retention purge (0010; helpdesk/retention.py): when, who ran it, the periods in
+    days that applied and the rows changed per store. No personal data."""
+    __tablename__ = "retention_runs"
+    __table_args__ = (Index("ix_retention_runs_at", "at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(200))
+    periods: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class CustomerCorrection(Base):
+    """One edit of a customer's personal data (0010; services/customers.py): who (a technician, or a
+    system actor such as ``whatsapp:number-change``), when, which customer and which field. The old
+    and new values are never stored (docs/privacy.md), so the log is no second copy of the data."""
+    __tablename__ = "customer_corrections"
+    __table_args__ = (Index("ix_customer_corrections_customer_at", "customer_id", "at"),
+                      Index("ix_customer_corrections_at", "at"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    technician_id: Mapped[Optional[int]] = mapped_column(ForeignKey("technicians.id", ondelete="SET NULL"),
+                                                         nullable=True)
+    actor: Mapped[str] = mapped_column(String(60))  # technician | whatsapp:number-change | ... | unknown
+    field: Mapped[str] = mapped_column(String(40))  # responsible_name, cnpj, contact.phone, machine, ...
+    action: Mapped[str] = mapped_column(String(20))  # created | changed | added | removed

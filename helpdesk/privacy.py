@@ -32,6 +32,7 @@ from .models import (
     Contact,
     ConversationOutcome,
     Customer,
+    CustomerCorrection,
     KnowledgeQuery,
     MachineAccess,
     PrivacyRequest,
@@ -174,6 +175,14 @@ def resolve(s: Session, selector: str, value: str) -> Scope:
                     scope.phones.add(contact.value)
             elif contact.kind == "email":
                 scope.emails.add(contact.value)
+    complete(s, scope)
+    return scope
+
+
+def complete(s: Session, scope: Scope) -> None:
+    """Add to the scope every ticket matching its customer, phones, e-mails or conversations, and
+    the conversations of those tickets and of the customer's outcomes (also used by the retention
+    purge for leads)."""
     conds = []
     if scope.customer is not None:
         conds.append(Ticket.customer_id == scope.customer.id)
@@ -191,7 +200,6 @@ def resolve(s: Session, selector: str, value: str) -> Scope:
         for conv in s.scalars(select(ConversationOutcome.conversation_id).where(
                 ConversationOutcome.customer_id == scope.customer.id)):
             _add_conversation(scope, conv)
-    return scope
 
 
 # ---- reading ------------------------------------------------------------------------------------
@@ -254,6 +262,13 @@ def _queries(s: Session, scope: Scope) -> list[KnowledgeQuery]:
     return list(s.scalars(select(q).where(q.conversation_id.in_(sorted(scope.conversations))).order_by(q.id)))
 
 
+def _corrections(s: Session, scope: Scope) -> list[CustomerCorrection]:
+    if scope.customer is None:
+        return []
+    c = CustomerCorrection
+    return list(s.scalars(select(c).where(c.customer_id == scope.customer.id).order_by(c.id)))
+
+
 def _tickets(s: Session, scope: Scope) -> list[Ticket]:
     if not scope.ticket_ids:
         return []
@@ -277,6 +292,8 @@ def counts(s: Session, scope: Scope) -> dict[str, int | None]:
         "contacts": len(scope.customer.contacts) if scope.customer is not None else 0,
         "machines": len(scope.customer.machines) if scope.customer is not None else 0,
         "licenses": len(scope.customer.licenses) if scope.customer is not None else 0,
+        # the correction log (0010): kept by the erasure, it holds ids and field names only
+        "customer_corrections": len(_corrections(s, scope)),
         "tickets": len(scope.ticket_ids),
         "ticket_events": len(list(s.scalars(select(TicketEvent.id).where(
             TicketEvent.ticket_id.in_(scope.ticket_ids))))) if scope.ticket_ids else 0,
@@ -331,6 +348,8 @@ def export(s: Session, selector: str, value: str, *, actor: str | None = None) -
     doc["machine_accesses"] = ([_model_dict(a) for a in s.scalars(
         select(MachineAccess).where(MachineAccess.customer_id == scope.customer.id).order_by(MachineAccess.id))]
         if scope.customer is not None else [])
+    # who corrected the person's registry data, when, which field (never the values)
+    doc["customer_corrections"] = [_model_dict(x) for x in _corrections(s, scope)]
     for store, table, column, attr in _FOREIGN:
         if not _has(s, table):
             doc["transcripts" if store == "events" else store] = None
@@ -513,6 +532,7 @@ def erase(s: Session, selector: str, value: str, *, actor: str | None = None) ->
 
 STORE_LABELS_PT = {
     "customers": "cliente", "contacts": "contatos", "machines": "máquinas", "licenses": "licenças (mantidas)",
+    "customer_corrections": "registro de correções (mantido: só ids e nomes de campos)",
     "tickets": "chamados (mantidos, anonimizados)", "ticket_events": "eventos de chamados (texto removido)",
     "conversation_outcomes": "resultados de conversas e avaliações (mantidos, sem identificador)",
     "knowledge_queries": "perguntas ao assistente (texto removido)",

@@ -78,6 +78,7 @@ class WorkerSettings:
 # (job name, "module:function", WorkerSettings attribute holding its interval). A module that is
 # not there yet is skipped with a warning, so the worker runs whatever this checkout ships.
 JOB_TABLE: list[tuple[str, str, str]] = [
+    ("privacy.purge", "helpdesk.retention:run", "purge_interval_s"),
     ("sla.tick", "helpdesk.services.sla:tick", "sla_interval_s"),
     ("notifications.dispatch", "helpdesk.services.notifications:run", "notify_interval_s"),
 ]
