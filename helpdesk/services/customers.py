@@ -13,6 +13,7 @@ from ..cnpj import normalize_cnpj
 from ..errors import DuplicateCustomer, InvalidInput, UnknownCustomer
 from ..models import TAX_REGIMES, Contact, Customer, License, Machine, Module
 from ..phones import normalize_phone
+from .corrections import Actor, corrections, record as _log_correction  # noqa: F401 (corrections: the console's)
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -80,7 +81,8 @@ def find_by_whatsapp_id(s: Session, kind: str, value: str) -> Customer | None:
     return s.scalar(select(Customer).join(Contact).where(Contact.kind == kind, Contact.value == value).limit(1))
 
 
-def link_whatsapp_id(s: Session, customer_id: int, kind: str, value: str) -> bool:
+def link_whatsapp_id(s: Session, customer_id: int, kind: str, value: str, *,
+                     by: Actor = "whatsapp:id-link") -> bool:
     """Link a BSUID / LID to a customer (seen together with the customer's phone in one signed
     delivery). A link to another customer moves: Meta says this id is this phone's user now.
     True when something changed."""
@@ -90,14 +92,17 @@ def link_whatsapp_id(s: Session, customer_id: int, kind: str, value: str) -> boo
     if contact is not None:
         if contact.customer_id == customer_id:
             return False
+        _log_correction(s, contact.customer_id, f"contact.{kind}", "removed", by)
         contact.customer_id = customer_id
     else:
         s.add(Contact(customer_id=customer_id, kind=kind, value=value, name="WhatsApp"))
+    _log_correction(s, customer_id, f"contact.{kind}", "added", by)
     s.flush()
     return True
 
 
-def change_phone(s: Session, customer_id: int, old: str, new: str) -> bool:
+def change_phone(s: Session, customer_id: int, old: str, new: str, *,
+                 by: Actor = "whatsapp:number-change") -> bool:
     """Meta reported that the customer's number `old` is now `new` (a signed `user_changed_number`):
     the phone contact moves, and the old number no longer identifies them (carriers recycle
     numbers). False when `old` is not this customer's or `new` is already someone's."""
@@ -109,6 +114,7 @@ def change_phone(s: Session, customer_id: int, old: str, new: str) -> bool:
     if contact is None:
         return False
     contact.value = new_c
+    _log_correction(s, customer_id, "contact.phone", "changed", by)
     s.flush()
     return True
 
@@ -234,9 +240,11 @@ def create(
     return customer
 
 
-def update(s: Session, customer_id: int, **fields: str) -> Customer:
-    """Edit the registry fields of a customer (validated like `create`)."""
+def update(s: Session, customer_id: int, *, by: Actor = None, **fields: str) -> Customer:
+    """Edit the registry fields of a customer (validated like `create`). Each field whose value
+    changes is written to the correction log under ``by`` (a technician id)."""
     customer = get(s, customer_id)
+    before = {k: getattr(customer, k) for k in _REGISTRY_FIELDS}
     if "cnpj" in fields:
         digits = normalize_cnpj(fields.pop("cnpj"))
         other = s.scalar(select(Customer.id).where(Customer.cnpj == digits, Customer.id != customer_id))
@@ -253,11 +261,17 @@ def update(s: Session, customer_id: int, **fields: str) -> Customer:
             setattr(customer, key, value)
     if fields:
         raise InvalidInput(f"unknown fields {sorted(fields)}")
+    for key in _REGISTRY_FIELDS:
+        if getattr(customer, key) != before[key]:
+            _log_correction(s, customer_id, key, "changed", by)
     s.flush()
     return customer
 
 
-def add_contact(s: Session, customer_id: int, kind: str, raw: str, name: str = "") -> Contact:
+_REGISTRY_FIELDS = ("responsible_name", "legal_name", "trade_name", "cnpj", "tax_regime", "city", "state", "notes")
+
+
+def add_contact(s: Session, customer_id: int, kind: str, raw: str, name: str = "", *, by: Actor = None) -> Contact:
     customer = get(s, customer_id)
     if kind == "phone":
         value = normalize_phone(raw)
@@ -269,16 +283,19 @@ def add_contact(s: Session, customer_id: int, kind: str, raw: str, name: str = "
         raise DuplicateCustomer(f"contact {value} exists", f"O contato {value} já está cadastrado.")
     contact = Contact(customer=customer, kind=kind, value=value, name=name)
     s.add(contact)
+    _log_correction(s, customer_id, f"contact.{kind}", "added", by)
     s.flush()
     return contact
 
 
-def add_machine(s: Session, customer_id: int, name: str, anydesk_code: str = "", notes: str = "") -> Machine:
+def add_machine(s: Session, customer_id: int, name: str, anydesk_code: str = "", notes: str = "", *,
+                by: Actor = None) -> Machine:
     customer = get(s, customer_id)
     if not (name or "").strip():
         raise InvalidInput("machine name required", "Informe o nome da máquina.")
     machine = Machine(customer=customer, name=name.strip(), anydesk_code=normalize_anydesk(anydesk_code), notes=notes)
     s.add(machine)
+    _log_correction(s, customer_id, "machine", "added", by)
     s.flush()
     return machine
 
