@@ -174,6 +174,10 @@ class Ticket(Base):
     opened_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     first_response_at: Mapped[Optional[datetime]] = mapped_column(DateTime, nullable=True)
     resolved_at: Mapped[Optional[datetime]] = mapped_column(DateTime, nullable=True)
+    # SLA due instants, copied from ticket_sla by the SLA job (0008) so that the % met reports
+    # read one table; NULL: no SLA (yet).
+    first_response_due_at: Mapped[Optional[datetime]] = mapped_column(DateTime, nullable=True)
+    resolution_due_at: Mapped[Optional[datetime]] = mapped_column(DateTime, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     row_version: Mapped[int] = mapped_column(Integer, default=1)
     customer: Mapped[Optional[Customer]] = relationship()

@@ -47,6 +47,10 @@ def _upsert(s: Session, ticket_id: int, values: dict[str, Any], now: datetime) -
         for key in (f"{name}_minutes", f"{name}_warn_at", f"{name}_due_at"):
             fresh[key] = case((breached.is_(None), getattr(stmt.excluded, key)), else_=getattr(TicketSla, key))
     s.execute(stmt.on_conflict_do_update(index_elements=[TicketSla.ticket_id], set_=fresh))
+    # the reports read the due instants from the ticket itself (not a version change: no row_version)
+    due = {col: select(getattr(TicketSla, col)).where(TicketSla.ticket_id == ticket_id).scalar_subquery()
+           for col in ("first_response_due_at", "resolution_due_at")}
+    s.execute(update(Ticket).where(Ticket.id == ticket_id).values(**due).execution_options(synchronize_session=False))
 
 
 def _tickets_to_compute(s: Session, cfg: sla.Config, *, active: bool, limit: int) -> list[Any]:

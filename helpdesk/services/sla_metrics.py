@@ -1,9 +1,10 @@
 """% of SLAs met, for the Relatórios page: first response and resolution, in total and per day,
-technician, module and customer. Aggregated in SQL (one GROUP BY over tickets joined with
-ticket_sla by primary key), like ``metrics``: nothing loads ticket rows into Python.
+technician, module and customer. Aggregated in SQL (one GROUP BY over the tickets of the period,
+which carry their due instants, copied from ticket_sla by the SLA job), like ``metrics``: nothing
+loads ticket rows into Python.
 
 Definitions (shown next to the figures):
-- Tickets *opened* in the period that have an SLA (a ``ticket_sla`` row with targets).
+- Tickets *opened* in the period that have an SLA (due instants set).
 - Met: the first response (resolution) happened at or before its due instant.
 - Breached: it happened after, or has not happened and the due instant has passed.
 - Neither yet (still within the target) is left out of the percentage; % met = met / (met + breached).
@@ -18,7 +19,7 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
-from ..models import Customer, Technician, Ticket, TicketSla, utcnow
+from ..models import Customer, Technician, Ticket, utcnow
 from .metrics import NO_MODULE, Period, _as_date, _day, _in_period
 
 NO_TECHNICIAN = "sem técnico"
@@ -56,8 +57,8 @@ def _sum(cond: ColumnElement[bool]) -> ColumnElement[Any]:
 
 def _aggregates(now: datetime) -> list[ColumnElement[Any]]:
     out = []
-    for done, due in ((Ticket.first_response_at, TicketSla.first_response_due_at),
-                      (Ticket.resolved_at, TicketSla.resolution_due_at)):
+    for done, due in ((Ticket.first_response_at, Ticket.first_response_due_at),
+                      (Ticket.resolved_at, Ticket.resolution_due_at)):
         out.append(_sum(and_(due.is_not(None), done.is_not(None), done <= due)))
         out.append(_sum(and_(due.is_not(None), or_(done > due, and_(done.is_(None), due <= now)))))
     return out
@@ -69,8 +70,7 @@ def _row(label: Any, values: Any) -> SlaRow:
 
 def _base(s: Session, period: Period, key: ColumnElement[Any] | None, now: datetime | None):  # type: ignore[no-untyped-def]
     cols = ([key] if key is not None else []) + _aggregates(now or utcnow())
-    return (select(*cols).select_from(Ticket).join(TicketSla, TicketSla.ticket_id == Ticket.id)
-            .where(_in_period(Ticket.opened_at, period)))
+    return select(*cols).select_from(Ticket).where(_in_period(Ticket.opened_at, period))
 
 
 def sla_totals(s: Session, period: Period, *, now: datetime | None = None) -> SlaRow:

@@ -247,6 +247,9 @@ def test_a_priority_change_by_a_person_moves_the_targets_a_breached_one_stays(db
         row = s.get(TicketSla, tid)
         assert row.first_response_due_at == MONDAY_8 + timedelta(minutes=30)  # breached: kept
         assert row.resolution_due_at == datetime(2027, 3, 2, 21, 0)  # 1200 business min: Tuesday 18:00
+        ticket = s.get(Ticket, tid)  # the copy the reports read
+        assert (ticket.first_response_due_at, ticket.resolution_due_at) == (row.first_response_due_at,
+                                                                             row.resolution_due_at)
         assert len(_events(s, tid, "sla_breach")) == 1
 
 

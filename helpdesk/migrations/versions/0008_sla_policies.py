@@ -5,6 +5,8 @@ Revises: 0007
 Create Date: 2026-12-02 03:00:00
 
 - customers.tier: a contract tier (nullable) that selects SLA policies of its own.
+- tickets.first_response_due_at / resolution_due_at: copies of the ticket_sla instants, so the
+  % met reports scan one table (no join over a million rows).
 - sla_policies: first-response and resolution targets (business minutes) per (tier or NULL, priority).
 - sla_calendar: the one business calendar (weekly intervals, time zone, Carnaval observed or not).
 - ticket_sla: per ticket, the targets applied, warning/due instants and when the SLA job raised
@@ -21,6 +23,8 @@ depends_on = None
 
 def upgrade() -> None:
     op.add_column("customers", sa.Column("tier", sa.String(20), nullable=True))
+    op.add_column("tickets", sa.Column("first_response_due_at", sa.DateTime(), nullable=True))
+    op.add_column("tickets", sa.Column("resolution_due_at", sa.DateTime(), nullable=True))
     op.create_table(
         "sla_policies",
         sa.Column("id", sa.Integer(), primary_key=True),
@@ -68,5 +72,8 @@ def downgrade() -> None:
     op.drop_table("sla_calendar")
     op.drop_index("ix_sla_policies_tier_priority", table_name="sla_policies")
     op.drop_table("sla_policies")
+    with op.batch_alter_table("tickets") as batch:
+        batch.drop_column("resolution_due_at")
+        batch.drop_column("first_response_due_at")
     with op.batch_alter_table("customers") as batch:
         batch.drop_column("tier")
