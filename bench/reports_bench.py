@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import create_engine, text  # noqa: E402
 
 from console import charts  # noqa: E402
-from console.views import relatorios  # noqa: E402
+from console.screens import reports as relatorios  # noqa: E402
 from helpdesk.config import normalize_database_url  # noqa: E402
 from helpdesk.db import session_scope, upgrade  # noqa: E402
 from helpdesk.models import utcnow  # noqa: E402

@@ -1,69 +1,97 @@
-"""Atende technician console: `streamlit run console/app.py`.
+"""Atende technician console: `streamlit run console/app.py` (with the repository root on PYTHONPATH,
+as ops/procs.py and the app image set it).
 
-Thin over helpdesk/: pages read and act through helpdesk services only. Pages are chosen in the
-sidebar (or with `?pagina=`); manager pages refuse technicians with a clear message. The user's
-account, role and session generation are read again from the database on every rerun
-(``auth.current_user``), so a demotion or a deactivation takes effect at once.
+Thin over helpdesk/: pages read and act through helpdesk services only. Navigation is Streamlit's
+own (``st.navigation``): each role gets its page set, built below from one list of ``st.Page``
+entries per role. A manager page reached by URL by a technician answers with the permission message
+(it stays in the technician's set as a hidden page that only says so). The user's account, role and
+session generation are read again from the database on every rerun (``auth.current_user``), so a
+demotion or a deactivation takes effect at once.
+
+The page modules live in ``console/screens/``, not ``console/pages/``: Streamlit treats a
+``pages/`` folder next to the entry script as its older multipage layout on the first run.
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+from typing import Callable
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import streamlit as st
 
-import streamlit as st  # noqa: E402
+from console import auth, ui
+from console.auth import User
+from console.screens import customers, queue, reports, ticket, users
+from helpdesk.errors import PermissionDenied
 
-from console import auth, ui  # noqa: E402
-from console.views import chamado, clientes, fila, relatorios, usuarios  # noqa: E402
-from helpdesk.errors import PermissionDenied  # noqa: E402
+REFUSED = PermissionDenied.message_pt + " Esta página é só para gestores."
 
-PAGES = {
-    "fila": ("Fila", False, fila.render),
-    "chamado": ("Chamado", False, chamado.render),
-    "clientes": ("Clientes", False, clientes.render),
-    "relatorios": ("Relatórios", True, relatorios.render),
-    "usuarios": ("Usuários", True, usuarios.render),
-}
+
+def _screen(render: Callable[[User], None]) -> Callable[[], None]:
+    """A page callable: ``render`` with the user this run has checked (``auth.signed_in``)."""
+    return lambda: render(auth.signed_in())
+
+
+def technician_pages() -> list[st.Page]:
+    """The pages every console user has (technicians and managers)."""
+    return [
+        st.Page(_screen(queue.render), title="Fila", url_path=ui.QUEUE),
+        st.Page(_screen(ticket.render), title="Chamado", url_path=ui.TICKET),
+        st.Page(_screen(customers.render), title="Clientes", url_path=ui.CUSTOMERS),
+    ]
+
+
+def manager_pages() -> list[st.Page]:
+    """The pages only managers have."""
+    return [
+        st.Page(_screen(reports.render), title="Relatórios", url_path=ui.REPORTS),
+        st.Page(_screen(users.render), title="Usuários", url_path=ui.USERS),
+    ]
+
+
+def _home() -> None:
+    """The root URL opens the queue (so the queue has its own path, /fila)."""
+    ui.go(ui.QUEUE)
+
+
+def _refused() -> None:
+    ui.alert("error", REFUSED)
+
+
+def _home_page(render: object = _home) -> st.Page:
+    return st.Page(render, title="Atende", url_path="inicio", default=True, visibility="hidden")  # type: ignore[arg-type]
+
+
+def pages_for(user: User) -> list[st.Page]:
+    """``user``'s page set: a technician's keeps the manager paths as hidden pages that refuse."""
+    pages = [_home_page(), *technician_pages()]
+    for page in manager_pages():
+        if user.is_manager:
+            pages.append(page)
+        else:
+            pages.append(st.Page(_refused, title=page.title, url_path=page.url_path, visibility="hidden"))
+    return pages
+
+
+def logged_out_pages() -> list[st.Page]:
+    """Before login every console path shows the login form, so a deep link (``/chamado?id=42``)
+    opens its page once the user has logged in."""
+    paths = [p.url_path for p in technician_pages() + manager_pages()]
+    return [_home_page(auth.login_form)] + [
+        st.Page(auth.login_form, title="Atende · Console", url_path=path, visibility="hidden") for path in paths]
 
 
 def main() -> None:
     st.set_page_config(page_title="Atende · Console", page_icon="🎧", layout="wide")
     user = auth.current_user()
     if user is None:
-        auth.login_form()
+        st.navigation(logged_out_pages(), position="hidden").run()
         return
-
-    allowed = [key for key, (_label, manager_only, _fn) in PAGES.items() if user.is_manager or not manager_only]
-    nav = st.session_state.get("nav")
-    if nav is not None and nav != st.session_state.get("nav_last"):
-        page = nav  # the user picked a page in the sidebar
-    else:
-        page = st.query_params.get("pagina") or "fila"
-    if page not in PAGES:
-        page = "fila"
-    if page in allowed:
-        st.session_state["nav"] = page
-    elif st.session_state.get("nav") not in allowed:
-        st.session_state["nav"] = allowed[0]
-    if st.query_params.get("pagina") != page:
-        st.query_params["pagina"] = page
-
+    page = st.navigation(pages_for(user))
     with st.sidebar:
         st.markdown("**Atende · Console**")
         st.caption(f"{ui.md(user.name)} · {'gestor' if user.is_manager else 'técnico'}")
-        st.radio("Página", allowed, key="nav", format_func=lambda k: PAGES[k][0])
         st.button("Sair", key="logout", on_click=auth.sign_out)
-    st.session_state["nav_last"] = st.session_state.get("nav")
-
-    label, manager_only, render = PAGES[page]
     ui.show_flash()
-    if manager_only and not user.is_manager:
-        ui.alert("error", PermissionDenied.message_pt + " Esta página é só para gestores.")
-        return
-    render(user)
+    page.run()
 
 
 main()

@@ -100,6 +100,15 @@ def current_user(renew: bool = True) -> User | None:
     return user
 
 
+def signed_in() -> User:
+    """The user this run already checked (``current_user``, called by console/app.py before any
+    page runs). Pages get their user from here."""
+    user = st.session_state.get(SESSION_KEY)
+    if not isinstance(user, User):
+        raise RuntimeError("no console user in this run: console/app.py checks the session first")
+    return user
+
+
 def logout() -> None:
     for key in list(st.session_state.keys()):
         del st.session_state[key]

@@ -86,13 +86,20 @@ def pct(value: float | None) -> str:
 
 
 
-def go(page: str, **params: str) -> None:
-    """Navigate to another page (with query parameters). Call from a widget callback: the run that
-    follows renders the new page (no st.rerun, which leaves stale elements behind in AppTest)."""
-    st.query_params.clear()
-    st.query_params["pagina"] = page
-    for key, value in params.items():
-        st.query_params[key] = value
+# URL paths of the console's pages (console/app.py registers them): deep links are /chamado?id=42.
+QUEUE, TICKET, CUSTOMERS, REPORTS, USERS = "fila", "chamado", "clientes", "relatorios", "usuarios"
+
+
+def _target() -> None:
+    """Never runs: ``go`` names a registered page by its URL path only."""
+
+
+def go(url_path: str, **params: str) -> None:
+    """Open another console page (``url_path``, one of the paths above) with query parameters.
+
+    ``st.switch_page`` matches pages by URL path, so a page object with that path stands for the
+    one console/app.py registered. Call it from the script body, not from a widget callback."""
+    st.switch_page(st.Page(_target, title=url_path, url_path=url_path), query_params=params)
 
 
 def value(key: str, default: Any = None) -> Any:

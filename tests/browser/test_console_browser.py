@@ -61,12 +61,14 @@ def _start_console(tmp: Path, env: dict[str, str]) -> tuple[procs.Proc, str]:
     return console, f"http://127.0.0.1:{port}"
 
 
-def _login(page: Any, url: str, email: str, password: str) -> None:
+def _login(page: Any, url: str, email: str, password: str, heading: str | None = "Fila de chamados") -> None:
+    """Open ``url`` (a new browser session: the login form) and log in; wait for ``heading``."""
     page.goto(url)
     page.get_by_label("E-mail").fill(email)
     page.get_by_label("Senha").fill(password)
     page.get_by_role("button", name="Entrar").click()
-    page.get_by_role("heading", name="Fila de chamados").wait_for()
+    if heading:
+        page.get_by_role("heading", name=heading).wait_for()
 
 
 def _reply(page: Any, text: str) -> None:
@@ -109,12 +111,20 @@ def test_customer_markup_is_plain_text_in_the_browser(tmp_path: Path, browser_pa
     try:
         page = browser_page
         _login(page, console_url, "tiago@teste.dev", dataset.PASSWORD)
+        page.wait_for_url(f"{console_url}/fila")  # the root address opens the queue
+        nav = page.get_by_test_id("stSidebarNav")
+        assert nav.get_by_role("link").all_inner_texts() == ["Fila", "Chamado", "Clientes"]  # no manager pages
+        # A manager page typed in by a technician: a new session, so the login form, then the refusal.
+        _login(page, f"{console_url}/relatorios", "tiago@teste.dev", dataset.PASSWORD, heading=None)
+        page.get_by_text("Você não tem permissão para acessar esta área. Esta página é só para gestores.").wait_for()
+        assert page.get_by_role("heading", name="Relatórios").count() == 0
         page.get_by_test_id("stSidebar").get_by_text("Chamado", exact=True).click()
         field = page.get_by_label("Número do chamado")
         field.fill(str(tid))
         field.press("Enter")
         heading = page.get_by_role("heading", name=f"#{tid}")
         heading.wait_for()
+        page.wait_for_url(f"{console_url}/chamado?id={tid}")  # the ticket's deep link
         assert heading.inner_text().replace("\u2060", "").strip() == f"#{tid} · {subject}"
         page.get_by_text(legal).first.wait_for()  # st.text
         page.get_by_text("_Rita_ <i>Souza</i>").first.wait_for()
@@ -153,6 +163,7 @@ def test_reply_leaves_the_console_for_rasa(tmp_path: Path, browser_page: Any) ->
         tid = ids.tickets["t5"]  # oldest open ticket: first in the queue
         page.get_by_role("button", name="Abrir", exact=True).click()
         page.get_by_text(f"#{tid} · Assunto t5").wait_for()
+        page.wait_for_url(f"{console_url}/chamado?id={tid}")
         page.get_by_text("Gama Indústria S.A.").first.wait_for()
         text = "Olá! Reinicie o pinpad e me diga se voltou. <b>ok</b>"
         _reply(page, text)

@@ -4,14 +4,49 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
-from streamlit.testing.v1 import AppTest
+from streamlit.proto.Navigation_pb2 import Navigation
+from streamlit.testing.v1 import AppTest, local_script_runner
+from streamlit.testing.v1.element_tree import parse_tree_from_messages
+from streamlit.util import calc_md5
 
 APP = str(Path(__file__).resolve().parents[2] / "console" / "app.py")
 
 
-def new_app() -> AppTest:
-    return AppTest.from_file(APP, default_timeout=60)
+class ConsoleTest(AppTest):
+    """AppTest that keeps what a browser keeps between runs: the page it is on.
+
+    After each run it reads the navigation that the console sent (``st.navigation``): the menu
+    (``menu``) and the page that ran, which the next run requests, as the browser's URL would. So
+    a page switch (``st.switch_page``, e.g. the queue's "Abrir") sticks, and ``goto`` opens a
+    page by its URL path."""
+
+    navigation: Navigation | None = None
+
+    def _run(self, widget_state: Any = None, timeout: float | None = None) -> "ConsoleTest":
+        sent: list[Navigation] = []
+
+        def parse(messages: list[Any]) -> Any:
+            sent.extend(m.navigation for m in messages if m.HasField("navigation"))
+            return parse_tree_from_messages(messages)
+
+        with patch.object(local_script_runner, "parse_tree_from_messages", parse):
+            super()._run(widget_state, timeout)
+        if sent:
+            self.navigation = sent[-1]
+            self._page_hash = sent[-1].page_script_hash
+            if len({n.page_script_hash for n in sent}) > 1:
+                return self._run(None, timeout)
+        return self
+
+    def open_path(self, url_path: str) -> None:
+        """The next run requests ``url_path`` (Streamlit names a page by the hash of its path)."""
+        self._page_hash = calc_md5(url_path)
+
+
+def new_app() -> ConsoleTest:
+    return ConsoleTest(APP, default_timeout=60)
 
 
 def login(email: str, password: str, at: AppTest | None = None) -> AppTest:
@@ -22,12 +57,27 @@ def login(email: str, password: str, at: AppTest | None = None) -> AppTest:
     return at
 
 
-def goto(at: AppTest, page: str, **params: Any) -> AppTest:
+def goto(at: AppTest, url_path: str, **params: Any) -> AppTest:
+    """Open ``/<url_path>?<params>``, as typing the URL would (e.g. ``goto(at, "chamado", id=42)``)."""
+    assert isinstance(at, ConsoleTest)
     at.query_params.clear()
-    at.query_params["pagina"] = page
     for key, value in params.items():
         at.query_params[key] = str(value)
+    at.open_path(url_path)
     return at.run()
+
+
+def menu(at: AppTest) -> list[str]:
+    """The titles in the console's navigation menu (hidden pages left out)."""
+    assert isinstance(at, ConsoleTest) and at.navigation is not None
+    return [p.page_name for p in at.navigation.app_pages if not p.is_hidden]
+
+
+def current_path(at: AppTest) -> str:
+    """The URL path of the page the last run showed."""
+    assert isinstance(at, ConsoleTest) and at.navigation is not None
+    return next(p.url_pathname for p in at.navigation.app_pages
+                if p.page_script_hash == at.navigation.page_script_hash)
 
 
 _ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")

@@ -15,7 +15,8 @@ from helpdesk.services import technicians
 
 from . import dataset
 from .apphelpers import (
-    EVIL, FakeClock, assert_no_markup_from, assert_plain, goto, login, messages, metrics, new_app, shown, texts,
+    EVIL, FakeClock, assert_no_markup_from, assert_plain, current_path, goto, login, menu, messages, metrics, new_app,
+    shown, texts,
 )
 from .conftest import RasaRecorder
 
@@ -57,7 +58,7 @@ def test_login_and_logout(ids: dataset.Ids) -> None:
     at = login("tiago@teste.dev", dataset.PASSWORD)
     assert not at.exception
     assert [h.value for h in at.header] == ["Fila de chamados"]
-    assert at.radio(key="nav").options == ["Fila", "Chamado", "Clientes"]  # no manager pages
+    assert menu(at) == ["Fila", "Chamado", "Clientes"]  # no manager pages
     at.button(key="logout").click().run()
     assert "Você saiu do console." in messages(at, "warning")
     assert at.text_input(key="login_email") is not None
@@ -98,12 +99,12 @@ def test_unknown_account_reads_like_a_wrong_password(ids: dataset.Ids, clock: Fa
 
 def test_demoted_manager_loses_manager_pages_at_once(ids: dataset.Ids) -> None:
     at = goto(login("marta@teste.dev", dataset.PASSWORD), "relatorios")
-    assert at.radio(key="nav").options == ["Fila", "Chamado", "Clientes", "Relatórios", "Usuários"]
+    assert menu(at) == ["Fila", "Chamado", "Clientes", "Relatórios", "Usuários"]
     with session_scope() as s:
         s.get(Technician, ids.manager).role = "technician"
     at = goto(at, "usuarios")
     assert messages(at, "error") == ["Você não tem permissão para acessar esta área. Esta página é só para gestores."]
-    assert at.radio(key="nav").options == ["Fila", "Chamado", "Clientes"]
+    assert menu(at) == ["Fila", "Chamado", "Clientes"]
     assert "técnico" in at.caption[0].value
 
 
@@ -186,6 +187,27 @@ def test_assume_from_the_queue_and_open_the_ticket(ids: dataset.Ids) -> None:
     at.button(key="q_open").click().run()
     assert [h.value for h in at.header] == ["Chamado"]
     assert at.subheader[0].value == f"#{ids.tickets['t7']} · Assunto t7"
+    # The address is the ticket's deep link, /chamado?id=N, and the next run stays there.
+    assert current_path(at) == "chamado" and at.query_params == {"id": [str(ids.tickets["t7"])]}
+    at.run()
+    assert at.subheader[0].value == f"#{ids.tickets['t7']} · Assunto t7"
+
+
+def test_a_deep_link_opens_its_page_after_login(ids: dataset.Ids) -> None:
+    tid = ids.tickets["t2"]
+    at = goto(new_app(), "chamado", id=tid)  # /chamado?id=N before logging in
+    assert at.text_input(key="login_email") is not None and not at.header
+    assert menu(at) == []  # nothing to navigate to before login
+    at = login("tiago@teste.dev", dataset.PASSWORD, at)
+    assert current_path(at) == "chamado" and at.subheader[0].value == f"#{tid} · Assunto t2"
+
+
+def test_the_root_address_opens_the_queue(ids: dataset.Ids) -> None:
+    at = login("tiago@teste.dev", dataset.PASSWORD)  # the app's root URL
+    assert current_path(at) == "fila" and [h.value for h in at.header] == ["Fila de chamados"]
+    for path, header in (("clientes", "Clientes"), ("fila", "Fila de chamados"), ("chamado", "Chamado")):
+        assert [h.value for h in goto(at, path).header] == [header]
+        assert current_path(at) == path
 
 
 def test_two_technicians_assume_the_same_ticket(ids: dataset.Ids) -> None:
@@ -636,7 +658,7 @@ def test_reports_page_shows_contained_verified_and_durable_resolution(ids: datas
 
 
 def test_report_csv_export(ids: dataset.Ids) -> None:
-    from console.views import relatorios
+    from console.screens import reports as relatorios
     from helpdesk.services import metrics as m
 
     period = m.Period.from_dates(date(2026, 3, 1), date(2026, 3, 10))

@@ -31,7 +31,7 @@ from helpdesk.services import customer_import, customers, handoff, technicians, 
 from helpdesk.services.rasa_client import RasaClient
 from tests.console import dataset
 from tests.console.apphelpers import (
-    EVIL, FakeClock, assert_no_markup_from, assert_plain, goto, login, messages, new_app, texts,
+    EVIL, FakeClock, assert_no_markup_from, assert_plain, goto, login, menu, messages, new_app, texts,
 )
 from tests.console.conftest import RasaRecorder
 
@@ -66,7 +66,7 @@ def _cells(text: str) -> list[list[str]]:
 # ---- CSV injection ---------------------------------------------------------------------------------
 
 def test_formulas_in_customer_names_and_questions_leave_the_report_export_inert(ids: dataset.Ids) -> None:
-    from console.views import relatorios
+    from console.screens import reports as relatorios
     from helpdesk.services import metrics
 
     with session_scope() as s:
@@ -234,7 +234,7 @@ def test_a_demoted_manager_cannot_use_manager_pages_or_actions(ids: dataset.Ids)
     at.button(key="p_save").click().run()  # the form was on screen before the demotion
     assert messages(at, "error") == ["Você não tem permissão para acessar esta área.",
                                      "Você não tem permissão para acessar esta área. Esta página é só para gestores."]
-    assert at.radio(key="nav").options == ["Fila", "Chamado", "Clientes"]
+    assert menu(at) == ["Fila", "Chamado", "Clientes"]
     assert _db_state() == before
     assert not messages(login("tiago@teste.dev", dataset.PASSWORD, new_app().run()), "error")
 

@@ -80,13 +80,6 @@ def _assume(user: User) -> None:
     ui.action(run)
 
 
-def _open() -> None:
-    """Callback of "Abrir"."""
-    ticket_id = int(ui.value("q_ticket"))
-    st.session_state["ticket_id"] = ticket_id
-    ui.go("chamado", id=str(ticket_id))
-
-
 def render(user: User) -> None:
     st.header("Fila de chamados")
     opts = _options()
@@ -117,5 +110,9 @@ def render(user: User) -> None:
     by_label = {r["id"]: f"{r['Nº']} · {r['Cliente']} · {r['Assunto'][:60]}" for r in rows}
     c1, c2, c3 = st.columns([4, 1, 1], vertical_alignment="bottom")
     c1.selectbox("Chamado", list(by_label), format_func=by_label.get, key="q_ticket")
-    c2.button("Abrir", key="q_open", width="stretch", on_click=_open)
+    opened = c2.button("Abrir", key="q_open", width="stretch")
     c3.button("Assumir", key="q_assume", type="primary", width="stretch", on_click=_assume, args=(user,))
+    if opened:
+        ticket_id = int(ui.value("q_ticket"))
+        st.session_state["ticket_id"] = ticket_id
+        ui.go(ui.TICKET, id=str(ticket_id))

@@ -5,7 +5,7 @@ where only a Markdown element fits (the subheader, alerts): never as HTML or Mar
 A ticket that another technician holds shows "Assumir": replying, closing and escalating need it
 (the rule lives in helpdesk.services.tickets; managers act on any ticket).
 AnyDesk codes are masked until "Mostrar código", which records the reveal with this ticket
-(``clientes.anydesk_panel``, ``helpdesk.services.machine_access``).
+(``customers.anydesk_panel``, ``helpdesk.services.machine_access``).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import streamlit as st
 
 from console import ui
 from console.auth import User
-from console.views.clientes import anydesk_panel
+from console.screens.customers import anydesk_panel
 from helpdesk.cnpj import format_cnpj
 from helpdesk.db import session_scope
 from helpdesk.errors import DomainError
@@ -298,7 +298,7 @@ def _pick_number() -> None:
         ui.flash("error", "Número de chamado inválido: use só dígitos, por exemplo 123.")
         return
     st.session_state["ticket_id"] = int(digits)
-    ui.go("chamado", id=digits)
+    st.query_params.from_dict({"id": digits})  # this page, another ticket: /chamado?id=N
 
 
 def render(user: User) -> None:
