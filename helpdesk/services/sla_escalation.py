@@ -167,3 +167,21 @@ def tick(s: Session, now: datetime | None = None) -> dict[str, int]:
                 counts["warnings"] += 1
     s.flush()
     return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m helpdesk.services.sla_escalation backfill``: ticket_sla rows for all past tickets."""
+    import argparse
+
+    from ..db import session_scope
+
+    parser = argparse.ArgumentParser(prog="python -m helpdesk.services.sla_escalation")
+    parser.add_argument("command", choices=["backfill"])
+    parser.parse_args(argv)
+    with session_scope() as s:
+        print(f"ticket_sla: {backfill(s)} rows written")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
