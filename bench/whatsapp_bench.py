@@ -1,5 +1,5 @@
 """WhatsApp channel benchmark: a real `rasa run` (tiny fixture model) and the WhatsApp gateway
-(`python -m connectors.wa_gateway`) against the fake Graph API.
+(`python -m connectors.whatsapp.gateway`) against the fake Graph API.
 
     flock /work/bench.lock .venv-bot/bin/python bench/whatsapp_bench.py \
         [--rate 200 --seconds 10 --e2e 200 --deliveries 10000 --crash-rate 25 --skip ack,e2e,crash]
@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO / "tests" / "support"))
 from fake_graph import FakeGraph  # noqa: E402
 from whatsapp_rasa import Gateway, RasaServer, free_port, text_notification, tiny_model  # noqa: E402
 
-from connectors.wa_signature import sign  # noqa: E402
+from connectors.whatsapp.signature import sign  # noqa: E402
 
 
 def pct(values: List[float], p: float) -> float:

@@ -119,9 +119,9 @@ def rasa_server(port: int, model: Path, endpoints: Path, *, credentials: Path = 
 
 def whatsapp_gateway(port: int, wake_urls: list[str], *, host: str = "127.0.0.1",
                      env: dict[str, str] | None = None, log: Path | None = None) -> Proc:
-    """The WhatsApp webhook gateway (connectors/wa_gateway.py): acknowledges Meta's deliveries off
+    """The WhatsApp webhook gateway (connectors/whatsapp/gateway.py): acknowledges Meta's deliveries off
     Rasa's event loop and wakes the Rasa servers' WhatsApp workers."""
-    return Proc("whatsapp gateway", [str(BOT_PYTHON), "-m", "connectors.wa_gateway", "--host", host,
+    return Proc("whatsapp gateway", [str(BOT_PYTHON), "-m", "connectors.whatsapp.gateway", "--host", host,
                                      "--port", str(port), "--wake", ",".join(wake_urls)],
                 f"http://127.0.0.1:{port}/health", env or {}, log)
 

@@ -21,7 +21,7 @@ def main() -> int:
     from rasa.core.tracker_store import SQLTrackerStore
     from rasa.shared.core.domain import Domain
 
-    from connectors.wa_store import Store, make_engine
+    from connectors.whatsapp.store import Store, make_engine
 
     from .endpoints import tracker_store
 

@@ -10,7 +10,7 @@ the same way:
   id>` hashes as `<session id>`: the console's agent replies reach the replica that holds the
   visitor's socket); requests without one hash on the client address, which keeps socket.io
   long-polling on one replica;
-- WhatsApp webhooks go to the WhatsApp gateway (connectors/wa_gateway.py), which acknowledges
+- WhatsApp webhooks go to the WhatsApp gateway (connectors/whatsapp/gateway.py), which acknowledges
   them off Rasa's event loop; the Rasa replicas serve the same webhook as backup servers (the
   connector stores deliveries in the durable inbox, unique by message id), so a failed gateway or
   replica is retried on the next one, POST included. The gateway's wake call to Rasa

@@ -11,7 +11,7 @@ from atende_contract import tables  # noqa: E402
 
 
 def test_whatsapp_outbox_has_the_columns_the_console_reads() -> None:
-    from connectors.wa_store import outbox
+    from connectors.whatsapp.store.engine import outbox
 
     assert outbox.name == tables.WHATSAPP_OUTBOX
     assert set(tables.WHATSAPP_OUTBOX_COLUMNS) <= set(outbox.c.keys())

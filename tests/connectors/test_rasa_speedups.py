@@ -47,7 +47,7 @@ def test_package_import_without_rasa_loads_no_rasa() -> None:
     import sys
     from pathlib import Path
 
-    code = ("import sys, connectors.wa_gateway, connectors.wa_webhook; "
+    code = ("import sys, connectors.whatsapp.gateway, connectors.whatsapp.webhook; "
             "print(sorted(m for m in sys.modules if m == 'rasa' or m.startswith(('rasa.', 'tensorflow'))))")
     out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2],
                          capture_output=True, text=True, timeout=120, check=True)

@@ -74,7 +74,7 @@ def test_kill9_right_after_the_200(graph: FakeGraph, tmp_path: Path) -> None:
 def test_crash_after_rasa_handled_before_the_inbox_row_is_done(graph: FakeGraph, tmp_path: Path) -> None:
     model = tiny_model()
     db = tmp_path / "atende.db"
-    srv = RasaServer(tmp_path, graph.base_url, db, extra_env={"WHATSAPP_FAULT": "exit_after_rasa"}).start(model)
+    srv = RasaServer(tmp_path, graph.base_url, db, fault="exit_after_rasa").start(model)
     to, mid = "5511988887777", "wamid.window1"
     assert srv.post(json.dumps(text_notification(to, mid, "oi")).encode())[0] == 200
     assert srv.proc is not None
@@ -99,15 +99,15 @@ def test_crash_after_meta_accepted_before_it_was_recorded(graph: FakeGraph, tmp_
     db = tmp_path / "atende.db"
     env = {"WHATSAPP_RESEND_GRACE_S": "3"}
     confirmed, silent = "5511977776666", "5511966665555"
-    srv = RasaServer(tmp_path, graph.base_url, db, extra_env={**env, "WHATSAPP_FAULT": "exit_after_send"}).start(model)
+    srv = RasaServer(tmp_path, graph.base_url, db, extra_env=env, fault="exit_after_send").start(model)
     assert srv.post(json.dumps(text_notification(confirmed, "wamid.s1", "sim")).encode())[0] == 200
     assert srv.proc is not None
     srv.proc.wait(30)
     first = replies_to(graph, confirmed)
     assert len(first) == 1
     # (a long grace while the second process lives: the first row waits for its confirmation)
-    srv2 = RasaServer(tmp_path, graph.base_url, db, extra_env={
-        "WHATSAPP_RESEND_GRACE_S": "120", "WHATSAPP_FAULT": "exit_after_send"}).start(model)
+    srv2 = RasaServer(tmp_path, graph.base_url, db, extra_env={"WHATSAPP_RESEND_GRACE_S": "120"},
+                      fault="exit_after_send").start(model)
     assert srv2.post(json.dumps(text_notification(silent, "wamid.s2", "não")).encode())[0] == 200
     assert srv2.proc is not None
     srv2.proc.wait(30)

@@ -1,6 +1,6 @@
 """Fuzzing the WhatsApp parsers (Cloud API and Z-API) with deterministic mutations of the real
 payloads in ../shared/fixtures/whatsapp, then the same kind of malformed deliveries, signed, through
-the real webhook (the gateway process, which serves the same ``wa_webhook`` code as Rasa's channel).
+the real webhook (the gateway process, which serves the same ``connectors.whatsapp.webhook`` code as Rasa's channel).
 
 The properties (docs/whatsapp.md, "Malformed deliveries"):
 - a parser raises nothing but ``NotificationError`` (the webhook's 400), whatever the body;
@@ -29,10 +29,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from whatsapp_rasa import Gateway, notification, text_notification  # noqa: E402
 
-from connectors.wa_parse import (  # noqa: E402
+from connectors.whatsapp.parse import (  # noqa: E402
     INBOUND_CALL_TEXT, MEDIA_RECEIVED_TEXT, InboundItem, NotificationError, parse_notification)
-from connectors.wa_store import Store  # noqa: E402
-from connectors.wa_zapi import parse_callback  # noqa: E402
+from connectors.whatsapp.store import Store  # noqa: E402
+from connectors.whatsapp.parse import parse_callback  # noqa: E402
 
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "whatsapp"
 if not FIXTURES.exists():
@@ -199,19 +199,19 @@ def _printable_text(value: Any, where: str, problems: List[str]) -> None:
 
 def item_problems(item: InboundItem, zapi: bool) -> List[str]:
     problems: List[str] = []
-    sender = item.sender
-    sender_ok = isinstance(sender, str) and len(sender) <= MAX_ID and (
-        (ZAPI_ID if zapi else USER_ID).fullmatch(sender) is not None or sender == "unknown")
+    address = item.address
+    address_ok = isinstance(address, str) and len(address) <= MAX_ID and (
+        (ZAPI_ID if zapi else USER_ID).fullmatch(address) is not None or address == "unknown")
     if item.kind in ("message", "call") and not zapi:
         wa = (item.metadata or {}).get("whatsapp") or {}
         wa_id, user_id = wa.get("wa_id"), wa.get("user_id")
-        sender_ok = sender_ok and sender in (wa_id, user_id)
+        address_ok = address_ok and address in (wa_id, user_id)
         if wa_id is not None and not (isinstance(wa_id, str) and PHONE.fullmatch(wa_id)):
             problems.append(f"metadata wa_id {wa_id!r:.60} is not a bounded phone")
         if user_id is not None and not (isinstance(user_id, str) and USER_ID.fullmatch(user_id)):
             problems.append(f"metadata user_id {user_id!r:.60} is not a bounded user id")
-    if not sender_ok:
-        problems.append(f"sender {sender!r:.60} is not a bounded id")
+    if not address_ok:
+        problems.append(f"address {address!r:.60} is not a bounded id")
     if not (isinstance(item.item_id, str) and item.item_id):
         problems.append("item id is not a string")
     if item.button_id is not None and not isinstance(item.button_id, str):

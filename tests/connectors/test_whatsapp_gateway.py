@@ -1,4 +1,4 @@
-"""The WhatsApp gateway (`python -m connectors.wa_gateway`) as a real process: the same answers as
+"""The WhatsApp gateway (`python -m connectors.whatsapp.gateway`) as a real process: the same answers as
 the Rasa channel for bad input, and the whole path signed webhook -> gateway -> Rasa -> fake Graph
 API, including a delivery acknowledged while Rasa is down."""
 
@@ -148,7 +148,7 @@ def test_send_confirmed_while_rasa_was_down_is_never_resent(graph: FakeGraph, tm
     graph.reset()
     db = tmp_path / "atende.db"
     model = tiny_model()
-    rasa = RasaServer(tmp_path / "rasa", graph.base_url, db, extra_env={"WHATSAPP_FAULT": "exit_after_send"})
+    rasa = RasaServer(tmp_path / "rasa", graph.base_url, db, fault="exit_after_send")
     gw = Gateway(tmp_path / "gw", db, [f"{rasa.url}/webhooks/whatsapp/wake"]).start()
     rasa.start(model)
     to = "5511944443333"

@@ -17,9 +17,9 @@ sys.path.insert(0, str(REPO / "tests" / "support"))
 
 from fake_graph import validate_message  # noqa: E402
 
-from connectors.wa_outbound import render, split_text  # noqa: E402
-from connectors.wa_parse import InboundItem  # noqa: E402
-from connectors.wa_store import Store, make_engine  # noqa: E402
+from connectors.whatsapp.outbound import render, split_text  # noqa: E402
+from connectors.whatsapp.parse import InboundItem  # noqa: E402
+from connectors.whatsapp.store import Store, make_engine  # noqa: E402
 
 
 def _valid(out) -> None:  # type: ignore[no-untyped-def]
@@ -118,8 +118,8 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
             s.engine.dispose()
 
 
-def _msg(mid: str, sender: str = "5511987654321") -> InboundItem:
-    return InboundItem(mid, "message", sender, "rasa", text="oi", metadata={"whatsapp": {"message_id": mid}})
+def _msg(mid: str, address: str = "5511987654321") -> InboundItem:
+    return InboundItem(mid, "message", address, "rasa", text="oi", metadata={"whatsapp": {"message_id": mid}})
 
 
 def test_replays_are_noops(store: Store) -> None:
@@ -181,7 +181,7 @@ def test_crash_mid_send_waits_for_confirmation_then_resends(store: Store) -> Non
 
 
 def test_a_send_goes_to_the_phone_or_to_the_bsuid_as_recipient() -> None:
-    from connectors.whatsapp import address
+    from connectors.whatsapp.identity import recipient_fields
 
-    assert address("5511987654321") == {"to": "5511987654321"}
-    assert address("BR.1a2b3c") == {"recipient": "BR.1a2b3c"}  # a customer behind a username
+    assert recipient_fields("5511987654321") == {"to": "5511987654321"}
+    assert recipient_fields("BR.1a2b3c") == {"recipient": "BR.1a2b3c"}  # a customer behind a username

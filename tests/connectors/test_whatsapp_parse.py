@@ -13,7 +13,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from connectors.wa_parse import (  # noqa: E402
+from connectors.whatsapp.parse import (  # noqa: E402
     INBOUND_CALL_TEXT, MEDIA_RECEIVED_TEXT, NotificationError, neutralise, parse_notification)
 
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "whatsapp"
@@ -74,7 +74,7 @@ def test_every_pywa_case_parses(stem: str, name: str, body: Dict[str, Any]) -> N
         assert item.text == text
         assert item.metadata["whatsapp"]["type"] == wa_type
         assert item.metadata["whatsapp"]["message_id"] == item.item_id
-        assert item.sender == (item.metadata["whatsapp"]["wa_id"] or item.metadata["whatsapp"]["user_id"])
+        assert item.address == (item.metadata["whatsapp"]["wa_id"] or item.metadata["whatsapp"]["user_id"])
         if text == MEDIA_RECEIVED_TEXT:
             assert item.metadata["whatsapp"]["media_id"]
     elif stem == "message_status" and name in STATUSES:
@@ -88,7 +88,7 @@ def test_every_pywa_case_parses(stem: str, name: str, body: Dict[str, Any]) -> N
 def test_text_metadata_matches_contract() -> None:
     body = dict(CASES)[("message", "text")] if False else json.loads((PYWA / "message.json").read_text())["text"]
     item = parse_notification(body).items[0]
-    assert item.sender == "972987654321"
+    assert item.address == "972987654321"
     assert item.metadata == {"whatsapp": {
         "message_id": "wamid.xyzxyz", "wa_id": "972987654321", "user_id": "US.13491208655302741918",
         "profile_name": "Test Name", "type": "text"}}
@@ -111,7 +111,7 @@ def test_user_id_is_identity_without_phone() -> None:
     msg["from_user_id"] = "US.13491208655302741918"
     value["contacts"][0].pop("wa_id")
     item = parse_notification(body).items[0]
-    assert item.sender == "US.13491208655302741918"
+    assert item.address == "US.13491208655302741918"
     assert item.metadata["whatsapp"]["wa_id"] is None
 
 
@@ -121,7 +121,7 @@ def test_terminate_of_user_call_goes_to_rasa() -> None:
     call["direction"] = "USER_INITIATED"
     call["from"] = "972987654321"
     item = parse_notification(body).items[0]
-    assert (item.action, item.text, item.sender) == ("rasa", INBOUND_CALL_TEXT, "972987654321")
+    assert (item.action, item.text, item.address) == ("rasa", INBOUND_CALL_TEXT, "972987654321")
     assert item.call == {"call_id": call["id"], "event": "terminate", "direction": "USER_INITIATED",
                          "status": "COMPLETED", "duration": 120}
     assert item.item_id == f"{call['id']}#terminate"
@@ -293,15 +293,15 @@ def test_bounded_ids_are_accepted() -> None:
     msg["from_user_id"] = "BR.1234567890_abc-" + "9" * 46  # 64 characters
     _value(doc)["contacts"] = []
     item = parse_notification(doc).items[0]
-    assert item.sender == msg["from_user_id"] and len(item.sender) == 64
+    assert item.address == msg["from_user_id"] and len(item.address) == 64
 
 
 def test_status_and_call_ids_are_bounded() -> None:
     assert parse_notification(_status(recipient_id="x" * 65)()).items == []
     assert parse_notification(_status(recipient_user_id="US.1?")()).items == []
     assert parse_notification(_status(status="r" * 33)()).items == []
-    assert parse_notification(_status(recipient_id="fowefinoewcnw")()).items[0].sender == "fowefinoewcnw"
-    assert parse_notification(_status()()).items[0].sender == "unknown"
+    assert parse_notification(_status(recipient_id="fowefinoewcnw")()).items[0].address == "fowefinoewcnw"
+    assert parse_notification(_status()()).items[0].address == "unknown"
     assert parse_notification(_call(**{"from": "5511" * 20})()).items == []
     assert parse_notification(_call(event="e" * 33)()).items == []
 
@@ -344,15 +344,15 @@ def test_reply_titles_never_reach_rasa_as_intents() -> None:
     {"type": "MessageStatusCallback", "status": "READ", "ids": ["A"], "momment": [1]},
 ])
 def test_malformed_zapi_callbacks(doc: Dict[str, Any]) -> None:
-    from connectors.wa_zapi import parse_callback
+    from connectors.whatsapp.parse import parse_callback
     with pytest.raises(NotificationError):
         parse_callback(doc)
 
 
 def test_zapi_ids_are_bounded() -> None:
-    from connectors.wa_zapi import parse_callback
+    from connectors.whatsapp.parse import parse_callback
     base = {"type": "ReceivedCallback", "messageId": "Z1", "phone": "5511988887777", "text": {"message": "oi"}}
-    assert parse_callback({**base, "senderLid": "81896604192873@lid"}).items[0].sender == "5511988887777"
+    assert parse_callback({**base, "senderLid": "81896604192873@lid"}).items[0].address == "5511988887777"
     group = parse_callback({**base, "phone": "120363019502650977-group", "isGroup": True}).items[0]
     assert group.action == "ignore"
     for bad in ({"phone": "9" * 65}, {"phone": "+5511"}, {"chatLid": "x" * 80}, {"messageId": "Z 1"}):
@@ -366,7 +366,7 @@ def test_a_number_change_becomes_an_alias_of_the_conversation() -> None:
     """pywa's system.json (Meta's `user_changed_number`): the old number's conversation goes on."""
     doc = json.loads((PYWA / "system.json").read_text())
     [item] = parse_notification(doc["phone_number_change"]).items
-    assert (item.action, item.sender, item.metadata["new_wa_id"]) == ("alias", "972987654321", "972912345678")
+    assert (item.action, item.address, item.metadata["new_wa_id"]) == ("alias", "972987654321", "972912345678")
     # an identity change (security code) is only recorded
     [other] = parse_notification(doc["identity_change"]).items
     assert other.action == "ignore"
@@ -377,7 +377,7 @@ def test_a_number_change_becomes_an_alias_of_the_conversation() -> None:
 
 
 def test_number_change_aliases_chain_to_the_first_conversation(tmp_path: Path) -> None:
-    from connectors.wa_store import Store, make_engine
+    from connectors.whatsapp.store import Store, make_engine
 
     store = Store(make_engine(f"sqlite:///{tmp_path / 'a.db'}"))
     store.create_tables()

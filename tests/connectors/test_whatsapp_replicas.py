@@ -1,7 +1,7 @@
 """Several replicas sharing one database: each inbox row reaches Rasa once, each reply is sent once,
 per-sender order is kept, and a dead replica's senders are taken over after its lease expires.
 
-In-process tests run two ``Runtime`` objects (two stores, two lease owners) over the same SQLite
+In-process tests run two ``Worker`` objects (two stores, two lease owners) over the same SQLite
 file or PostgreSQL database (TEST_POSTGRES_URL), with a recording assistant standing in for Rasa
 and the fake Graph API on loopback. The last test runs two real ``rasa run`` processes (tiny model)
 and kills one with SIGKILL mid-work.
@@ -29,9 +29,10 @@ from whatsapp_rasa import RasaServer, text_notification, tiny_model  # noqa: E40
 
 from fake_graph import FakeGraph  # noqa: E402
 
-from connectors.wa_parse import InboundItem  # noqa: E402
-from connectors.wa_store import Store, make_engine  # noqa: E402
-from connectors.whatsapp import Runtime, WhatsAppSettings  # noqa: E402
+from connectors.whatsapp.parse import InboundItem  # noqa: E402
+from connectors.whatsapp.store import Store, make_engine  # noqa: E402
+from connectors.whatsapp.settings import WhatsAppSettings  # noqa: E402
+from connectors.whatsapp.worker import Worker  # noqa: E402
 
 pytestmark = pytest.mark.timeout(300)
 LEASE_S = 1.5
@@ -61,11 +62,11 @@ def test_lease_is_exclusive_renewed_and_taken_over_after_expiry(db_url: str) -> 
     a.create_tables()
     a.insert_items([InboundItem("w1", "message", "55", "rasa", text="oi", metadata={})])
     assert a.claim("55") and not b.claim("55") and a.claim("55")  # ours again: a renewal
-    assert b.senders_with_work() == set() and a.senders_with_work() == {"55"}
+    assert b.addresses_with_work() == set() and a.addresses_with_work() == {"55"}
     row = a.next_pending("55")
     assert row is not None and not b.begin_attempt(row.id) and a.begin_attempt(row.id)
     # a send in flight on A: B's start-up recovery leaves it alone while A's lease lives
-    from connectors.wa_outbound import render
+    from connectors.whatsapp.outbound import render
     a.queue("w1", "55", render({"text": "um"}))
     out = a.pending_outbox("55")[0]
     assert not b.mark_sending(out.id, True) and a.mark_sending(out.id, True)
@@ -75,7 +76,7 @@ def test_lease_is_exclusive_renewed_and_taken_over_after_expiry(db_url: str) -> 
     time.sleep(0.4)  # 0.7 s after the claim, 0.4 s after the renewal: still A's
     assert not b.claim("55")
     time.sleep(0.4)  # A "died": no renewal, the lease expired
-    assert b.senders_with_work() == {"55"}
+    assert b.addresses_with_work() == {"55"}
     assert b.claim("55") and not a.claim("55")
     assert not a.begin_attempt(row.id) and a.renew_all() == set()
     with engine.connect() as c:  # the takeover turned A's in-flight send into "unconfirmed"
@@ -86,7 +87,7 @@ def test_lease_is_exclusive_renewed_and_taken_over_after_expiry(db_url: str) -> 
     engine.dispose()
 
 
-# ---- two Runtime objects over one database -----------------------------------------------------
+# ---- two Worker objects over one database -----------------------------------------------------
 
 class Recorder:
     """Stands in for Rasa: records each hand-over and answers ``eco: <text>``."""
@@ -153,7 +154,7 @@ def test_two_replicas_handle_each_message_once_in_order(graph: FakeGraph, db_url
         # Two senders at a time per replica: one replica alone cannot take every sender, so both
         # do work whatever the machine's speed (the last assertion below depends on it).
         settings = dataclasses.replace(_settings(graph, db_url), concurrency=2)
-        a, b = Runtime(settings), Runtime(settings)
+        a, b = Worker(settings), Worker(settings)
         a.start(rec.app(), rec.handler("a"))
         b.start(rec.app(), rec.handler("b"))
         try:
@@ -193,7 +194,7 @@ def test_abandoned_replica_is_taken_over_after_lease_expiry(graph: FakeGraph, db
     """Replica A dies (no release, no renewal) holding senders mid-work: one message handed to Rasa
     but not finished, one reply sent but not recorded, one still pending. B finishes all of them
     after the lease expires, without a second Rasa turn and without a duplicate reply."""
-    from connectors.wa_outbound import render
+    from connectors.whatsapp.outbound import render
     s_rasa, s_send, s_wait = "5511920000001", "5511920000002", "5511920000003"
 
     async def scenario() -> None:
@@ -215,7 +216,7 @@ def test_abandoned_replica_is_taken_over_after_lease_expiry(graph: FakeGraph, db
         assert dead.mark_sending(dead.pending_outbox(s_send)[0].id, True)
         died_at = time.time()
 
-        b = Runtime(_settings(graph, db_url))
+        b = Worker(_settings(graph, db_url))
         b.start(rec.app(), rec.handler("b"))
         try:
             await asyncio.sleep(LEASE_S * 0.6)

@@ -18,8 +18,8 @@ from whatsapp_rasa import Gateway, RasaServer, tiny_model  # noqa: E402
 
 from fake_graph import FakeGraph, FakeZapi  # noqa: E402
 
-from connectors.wa_parse import NotificationError  # noqa: E402
-from connectors.wa_zapi import parse_callback, to_zapi  # noqa: E402
+from connectors.whatsapp.parse import NotificationError, parse_callback  # noqa: E402
+from connectors.whatsapp.providers.zapi import to_zapi  # noqa: E402
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -39,7 +39,7 @@ def rows(db: Path, sql: str) -> List[Any]:
 
 def test_callbacks_become_the_same_inbox_items() -> None:
     text = parse_callback(received("5511988887777", "M1", text={"message": "/affirm oi"})).items[0]
-    assert (text.item_id, text.sender, text.action, text.text) == ("M1", "5511988887777", "rasa", "affirm oi")
+    assert (text.item_id, text.address, text.action, text.text) == ("M1", "5511988887777", "rasa", "affirm oi")
     assert text.metadata["whatsapp"]["type"] == "text" and text.metadata["whatsapp"]["provider"] == "zapi"
     button = parse_callback(received("5511988887777", "M2", buttonsResponseMessage={
         "buttonId": "ab12.1", "message": "Não"})).items[0]

@@ -1,5 +1,5 @@
 """Test/bench harness: a tiny fixture Rasa model, a real `rasa run` with the WhatsApp channel and
-the WhatsApp gateway process (`python -m connectors.wa_gateway`).
+the WhatsApp gateway process (`python -m connectors.whatsapp.gateway`).
 
 The model (tests/connectors/fixtures/tiny_bot: keyword NLU + rules, pt-BR) is trained once and
 cached by a hash of its files. ``RasaServer`` writes a credentials.yml listing
@@ -25,12 +25,13 @@ from typing import Any, Callable, Dict, Optional, Tuple
 REPO = Path(__file__).resolve().parents[2]
 TINY_BOT = REPO / "tests" / "connectors" / "fixtures" / "tiny_bot"
 BOT_BIN = Path(os.environ.get("ATENDE_BOT_VENV", str(REPO / ".venv-bot"))) / "bin"
+FAULTS_LAUNCHER = REPO / "tests" / "connectors" / "wa_faults.py"
 CACHE_DIR = Path(os.environ.get("ATENDE_TEST_CACHE", "/tmp/atende-test-cache"))
 
 sys.path.insert(0, str(REPO / "tests" / "support"))
 sys.path.insert(0, str(REPO))
 
-from connectors.wa_signature import sign  # noqa: E402
+from connectors.whatsapp.signature import sign  # noqa: E402
 
 # The key the connectors sign identity attestations with (atende_contract.attestation).
 ATTESTATION_SECRET = "chave-de-atestacao-whatsapp-0123456789abcdef"
@@ -84,8 +85,11 @@ class RasaServer:
     def __init__(self, workdir: Path, graph_url: str, db_path: Path, app_secret: Optional[str] = "app-secret",
                  verify_token: str = "verify-me", access_token: str = "test-token",
                  phone_number_id: str = "1122334455667", extra_env: Optional[Dict[str, str]] = None,
-                 port: Optional[int] = None) -> None:
+                 port: Optional[int] = None, fault: Optional[str] = None) -> None:
+        """``fault``: start Rasa through tests/connectors/wa_faults.py with that crash hook
+        installed in the WhatsApp worker (``exit_after_rasa`` / ``exit_after_send``)."""
         self.workdir = workdir
+        self.fault = fault
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.webhook = f"{self.url}/webhooks/whatsapp/webhook"
@@ -120,8 +124,10 @@ class RasaServer:
 
     def start(self, model: Path, timeout: float = 120.0) -> "RasaServer":
         log = open(self.log_path, "ab")
+        launcher = ([str(BOT_BIN / "python"), str(FAULTS_LAUNCHER), self.fault] if self.fault
+                    else [str(BOT_BIN / "rasa")])
         self.proc = subprocess.Popen(
-            [str(BOT_BIN / "rasa"), "run", "--enable-api", "-i", "127.0.0.1", "-p", str(self.port), "-m",
+            [*launcher, "run", "--enable-api", "-i", "127.0.0.1", "-p", str(self.port), "-m",
              str(model), "--credentials", str(self.workdir / "credentials.yml"), "--endpoints",
              str(self.workdir / "endpoints.yml")],
             cwd=str(REPO), env=self.env, stdout=log, stderr=subprocess.STDOUT,
@@ -161,7 +167,7 @@ class RasaServer:
 
 
 class Gateway:
-    """`python -m connectors.wa_gateway` on a free loopback port, storing into ``db_path`` and waking
+    """`python -m connectors.whatsapp.gateway` on a free loopback port, storing into ``db_path`` and waking
     ``wake_urls`` (the Rasa servers); same environment as a ``RasaServer`` with the same arguments."""
 
     def __init__(self, workdir: Path, db_path: Path, wake_urls: Optional[list] = None,
@@ -190,7 +196,7 @@ class Gateway:
     def start(self, timeout: float = 60.0) -> "Gateway":
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [str(BOT_BIN / "python"), "-m", "connectors.wa_gateway", "--host", "127.0.0.1", "--port", str(self.port)],
+            [str(BOT_BIN / "python"), "-m", "connectors.whatsapp.gateway", "--host", "127.0.0.1", "--port", str(self.port)],
             cwd=str(REPO), env=self.env, stdout=log, stderr=subprocess.STDOUT)
         _wait_ready(self, "gateway", f"{self.url}/health", lambda r: r.status == 200, timeout, 0.2)
         return self

@@ -45,7 +45,7 @@ EVENTS = sa.Table(  # Rasa 3.6 SQLTrackerStore
     "events", _foreign, sa.Column("id", sa.Integer, primary_key=True), sa.Column("sender_id", sa.String(255)),
     sa.Column("type_name", sa.String(255)), sa.Column("timestamp", sa.Float), sa.Column("intent_name", sa.String(255)),
     sa.Column("action_name", sa.String(255)), sa.Column("data", sa.Text))
-INBOX = sa.Table(  # connectors/wa_store.py
+INBOX = sa.Table(  # connectors/whatsapp/store/engine.py
     "whatsapp_inbox", _foreign, sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("item_id", sa.String(255), nullable=False, unique=True), sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("sender", sa.String(128), nullable=False), sa.Column("state", sa.String(16), nullable=False),
@@ -464,13 +464,13 @@ def test_cli_end_to_end(db_url: str, foreign_tables: None, tmp_path: Path) -> No
 def test_connector_tables_of_these_tests_are_the_connectors_own() -> None:
     """The erasure writes columns of the bot env's WhatsApp tables (not pinned in atende_contract):
     the tables built here must be the connector's, so a renamed column fails this test."""
-    wa_store = pytest.importorskip("connectors.wa_store")
-    for ours, theirs in ((INBOX, wa_store.inbox), (OUTBOX, wa_store.outbox), (LEASES, wa_store.leases),
-                         (ALIASES, wa_store.aliases)):
+    wa_schema = pytest.importorskip("connectors.whatsapp.store.engine")
+    for ours, theirs in ((INBOX, wa_schema.inbox), (OUTBOX, wa_schema.outbox), (LEASES, wa_schema.leases),
+                         (ALIASES, wa_schema.aliases)):
         assert ours.name == theirs.name
         assert [c.name for c in ours.c] == [c.name for c in theirs.c]
-    assert {"sender", "state", "text", "button_id", "data", "reason"} <= set(wa_store.inbox.c.keys())
-    assert {"recipient", "body", "options", "send_state"} <= set(wa_store.outbox.c.keys())
+    assert {"sender", "state", "text", "button_id", "data", "reason"} <= set(wa_schema.inbox.c.keys())
+    assert {"recipient", "body", "options", "send_state"} <= set(wa_schema.outbox.c.keys())
 
 
 def test_export_says_who_saw_the_anydesk_codes(db_url: str, foreign_tables: None) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from connectors.wa_signature import sign
+from connectors.whatsapp.signature import sign
 from tests.support.stack import WHATSAPP_SECRET, Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]

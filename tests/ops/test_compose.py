@@ -61,7 +61,7 @@ def test_topology_services(config: dict) -> None:
     assert services["setup"]["build"]["dockerfile"] == "docker/Dockerfile.app"
     assert services["console"]["environment"]["RASA_URL"] == "http://proxy"
     gateway = services["whatsapp-gateway"]
-    assert gateway["entrypoint"][:3] == ["python", "-m", "connectors.wa_gateway"]
+    assert gateway["entrypoint"][:3] == ["python", "-m", "connectors.whatsapp.gateway"]
     assert gateway["environment"]["DATABASE_URL"] == services["rasa1"]["environment"]["DATABASE_URL"]
     assert gateway["environment"]["WHATSAPP_WAKE_URLS"].split(",") == [
         f"http://{name}:5005/webhooks/whatsapp/wake" for name in ("rasa1", "rasa2")]

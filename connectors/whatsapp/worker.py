@@ -1,84 +1,47 @@
-"""WhatsApp Cloud API channel for Rasa 3.6 (bot env).
+"""The WhatsApp worker (bot env, inside the Rasa server): inbox → Rasa → outbox → provider.
 
-Register in credentials.yml as ``connectors.whatsapp.WhatsAppInput:`` (no keys needed: it reads the
-WHATSAPP_* variables and DATABASE_URL). Webhook: ``GET/POST /webhooks/whatsapp/webhook``.
+The webhook (webhook.py, here or in the gateway) only stores deliveries. The worker takes the
+inbox rows in order per address, under that address's lease (store/leases.py) so that replicas
+sharing the database never handle one twice; hands each to Rasa with a collecting output channel;
+queues the replies in the outbox and marks the inbox row done in one transaction; then sends the
+outbox through the provider (providers/). See docs/whatsapp.md for the exactly-once argument.
 
-Flow: the POST checks size, signature and shape, stores every message / call event / status in the
-durable inbox (one transaction, unique ids make replays no-ops) and answers 200. A background
-worker takes the inbox rows in order per sender, hands each to Rasa with a collecting output
-channel, then queues the replies in the outbox and marks the inbox row done in one transaction; the
-outbox is then sent to the Graph API. See docs/whatsapp.md for the exactly-once argument.
+Over 300 lines for a reason: this is one class whose inbound half (inbox → Rasa) and outbound
+half (outbox → provider) run inside the same per-address task, under the same lease, on the same
+database executor; splitting them would only pass that shared state around.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from functools import partial
-from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Set, Text, TypeVar
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Set, TypeVar
 
-from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, OutputChannel, UserMessage
-from sanic import Blueprint, response
-from sanic.request import Request
-from sanic.response import HTTPResponse
+from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+from rasa.shared.core.events import BotUttered, UserUttered
 
-from atende_contract import attestation, channels
-from connectors.wa_graph import GraphClient
-from connectors.wa_outbound import Outgoing, render
-from connectors.wa_store import CALLBACK_PREFIX, InboxRow, Store, make_engine
-from connectors.wa_webhook import Ingestor, WhatsAppSettings, register_webhook
-from connectors.wa_zapi import ZapiClient
+from atende_contract import attestation
 
-__all__ = ["Runtime", "WhatsAppInput", "WhatsAppOutput", "WhatsAppSettings"]
+from . import hooks
+from .identity import CHANNEL_NAME, attest, conversation_id, recipient_fields
+from .ingest import Ingestor
+from .outbound import Outgoing, render
+from .parse import InboundItem
+from .providers import Provider, provider_for
+from .settings import WhatsAppSettings
+from .store import CALLBACK_PREFIX, InboxRow, Store, make_engine
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("connectors.whatsapp")
 T = TypeVar("T")
 
-CHANNEL_NAME = channels.WHATSAPP
 
-
-def subject_of(sender: str) -> str:
-    """The attested subject of a WhatsApp sender: a phone, a Z-API LID or a business-scoped user id."""
-    if sender.isdigit():
-        return f"phone:{sender}"
-    if sender.endswith("@lid"):
-        return f"lid:{sender}"
-    return f"bsuid:{sender}"
-
-
-def address(recipient: str) -> Dict[str, str]:
-    """Where a Cloud API send goes: ``to`` = the phone when the conversation has one, else
-    ``recipient`` = the business-scoped user id (a customer behind a username has no phone)."""
-    return {"to": recipient} if recipient.isdigit() else {"recipient": recipient}
-
-
-def attest(key: Optional[bytes], conversation: str, sender: str, message_id: str,
-           user_id: Optional[str] = None, previous_phone: Optional[str] = None) -> Optional[Dict[str, Any]]:
-    """This turn's identity attestation: the sender of a delivery whose signature was verified.
-
-    When Meta sent both the phone and the business-scoped user id of the sender, the user id is
-    attested alongside (``alt``): that is how the action server links a BSUID to the customer
-    found by phone, and recognises them later when only the BSUID comes (a username). After a
-    number change (Meta's signed `user_changed_number`), the conversation's first number is
-    attested alongside the new one (``phone:<previous>``), so the customer is found and relinked.
-    """
-    if key is None:
-        return None
-    alt = [f"bsuid:{user_id}"] if user_id and user_id != sender and sender.isdigit() else []
-    if previous_phone and previous_phone.isdigit() and previous_phone != sender:
-        alt.append(f"phone:{previous_phone}")
-    return attestation.sign(key, channel=CHANNEL_NAME, conversation_id=conversation,
-                            subject=subject_of(sender), message_id=message_id, alt=alt)
-
-
-class Runtime:
-    """Store, Graph client and the background worker, created when the server starts."""
+class Worker:
+    """Store, provider and the background worker, created when the server starts."""
 
     def __init__(self, settings: WhatsAppSettings) -> None:
         self.settings = settings
@@ -93,14 +56,9 @@ class Runtime:
         # The webhook's inserts get their own thread so acknowledgements never queue behind the worker.
         self.ingestor = Ingestor(self.store, settings.sqlite_synchronous)
         self._last_ingest = 0.0
-        if settings.provider not in ("cloud", "zapi"):
-            raise ValueError(f"WHATSAPP_PROVIDER must be 'cloud' or 'zapi', got {settings.provider!r}")
-        self.graph: Any = (
-            ZapiClient(settings.zapi, settings.graph_timeout_s) if settings.provider == "zapi"
-            else GraphClient(settings.graph_url, settings.api_version, settings.phone_number_id,
-                             settings.access_token, settings.graph_timeout_s))
+        self.provider: Provider = provider_for(settings)
         self.wake = asyncio.Event()
-        self.active: Set[str] = set()
+        self.active: Set[str] = set()  # addresses with a task running here
         self.handler: Optional[Callable[[UserMessage], Awaitable[Any]]] = None
         self.app: Any = None
         self._task: Optional[asyncio.Task] = None
@@ -115,7 +73,7 @@ class Runtime:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, partial(fn, *args))
 
-    async def ingest(self, items: List[Any]) -> int:
+    async def ingest(self, items: List[InboundItem]) -> int:
         """Store one delivery (the in-process webhook); concurrent deliveries share a transaction."""
         self._last_ingest = time.monotonic()
         return await self.ingestor.ingest(items)
@@ -136,11 +94,11 @@ class Runtime:
             if t is not None:
                 t.cancel()
         self._renew_stop.set()
-        try:  # hand our senders to the other replicas now instead of after the lease expires
+        try:  # hand our addresses to the other replicas now instead of after the lease expires
             await self.db(self.store.release_all)
         except Exception:
             logger.exception("whatsapp: could not release the leases")
-        await self.graph.close()
+        await self.provider.close()
         self.ingestor.close()
 
     def _renew_loop(self) -> None:
@@ -176,10 +134,10 @@ class Runtime:
         while True:
             self.wake.clear()
             try:
-                senders = await self.db(self.store.senders_with_work)
-                for sender in senders - self.active:
-                    self.active.add(sender)
-                    self._spawn(self._run_sender(sender))
+                addresses = await self.db(self.store.addresses_with_work)
+                for address in addresses - self.active:
+                    self.active.add(address)
+                    self._spawn(self._run_address(address))
             except asyncio.CancelledError:
                 raise
             except Exception:  # database hiccup: try again on the next tick
@@ -189,38 +147,38 @@ class Runtime:
             except asyncio.TimeoutError:
                 pass
 
-    async def _run_sender(self, sender: str) -> None:
+    async def _run_address(self, address: str) -> None:
         assert self._sem is not None
         claimed = False
         try:
             async with self._sem:
-                # another replica may own this sender: its lease decides, one worker per sender
-                claimed = await self.db(self.store.claim, sender)
+                # another replica may own this address: its lease decides, one worker per address
+                claimed = await self.db(self.store.claim, address)
                 if not claimed:
                     return
                 while True:
                     # Meta's confirmations first: a send interrupted by a crash and confirmed
                     # since is then never resent (docs/whatsapp.md, "Exactly once").
-                    await self.db(self.store.apply_pending_statuses, sender)
-                    if not await self._flush_outbox(sender):
+                    await self.db(self.store.apply_pending_statuses, address)
+                    if not await self._flush_outbox(address):
                         break
-                    row = await self.db(self.store.next_pending, sender)
+                    row = await self.db(self.store.next_pending, address)
                     if row is None:
                         break
                     if not await self._process(row):
                         break
-                await self._flush_outbox(sender)
+                await self._flush_outbox(address)
         except asyncio.CancelledError:
             raise
         except Exception:
-            logger.exception("whatsapp: worker for %s failed", sender)
+            logger.exception("whatsapp: worker for %s failed", address)
         finally:
             if claimed:
                 try:
-                    await self.db(self.store.release, sender)
+                    await self.db(self.store.release, address)
                 except Exception:  # it expires on its own
-                    logger.exception("whatsapp: could not release the lease of %s", sender)
-            self.active.discard(sender)
+                    logger.exception("whatsapp: could not release the lease of %s", address)
+            self.active.discard(address)
             self.wake.set()
 
     # ---- inbound ---------------------------------------------------------------------------
@@ -236,18 +194,18 @@ class Runtime:
         metadata: Dict[str, Any] = dict(data.get("metadata") or {})
         metadata.pop(attestation.METADATA_KEY, None)
         if data.get("action") == "alias":
-            # Meta (signed delivery) says the sender's number changed: the new number continues
+            # Meta (signed delivery) says the customer's number changed: the new number continues
             # this conversation, and its messages vouch for the old number (see `attest`).
-            root = await self.db(self.store.set_alias, str(metadata.get("new_wa_id")), row.sender)
+            root = await self.db(self.store.set_alias, str(metadata.get("new_wa_id")), row.address)
             await self.db(self.store.finish, row.id, "done", f"number changed; conversation {root}")
             return True
-        root = await self.db(self.store.conversation_of, row.sender) or row.sender
-        conversation = channels.conversation_id(CHANNEL_NAME, root)
+        conversation_address = await self.db(self.store.conversation_of, row.address) or row.address
+        conversation = conversation_id(conversation_address)
         text = row.text or ""
         if row.kind == "message" and row.attempts == 0:
-            self._spawn(self._mark_read(row.item_id, row.sender))
+            self._spawn(self._mark_read(row.item_id, row.address))
         if row.button_id:
-            payload = await self.db(self.store.resolve_option, row.sender, row.button_id)
+            payload = await self.db(self.store.resolve_option, row.address, row.button_id)
             if payload is not None:
                 text = payload
                 metadata.setdefault("whatsapp", {})["button_payload"] = payload
@@ -269,22 +227,21 @@ class Runtime:
                                 row.item_id, len(replies))
             if not await self.db(self.store.begin_attempt, row.id):
                 logger.warning("whatsapp: lease of %s lost (or %s already handled); leaving it",
-                               row.sender, row.item_id)
+                               row.address, row.item_id)
                 return False
             if replies is None:
                 collector = CollectingOutputChannel()
                 # The delivery's signature was verified when it was stored: attest its sender.
                 wa_meta = metadata.get("whatsapp") if isinstance(metadata.get("whatsapp"), dict) else {}
-                user_id = wa_meta.get("user_id") if isinstance(wa_meta.get("user_id"), str) else None
-                proof = attest(self.settings.attestation_key, conversation, row.sender, row.item_id, user_id,
-                               previous_phone=root if root != row.sender else None)
+                bsuid = wa_meta.get("user_id") if isinstance(wa_meta.get("user_id"), str) else None
+                proof = attest(self.settings.attestation_key, conversation, row.address, row.item_id, bsuid,
+                               previous_wa_id=conversation_address if conversation_address != row.address else None)
                 if proof is not None:
                     metadata[attestation.METADATA_KEY] = proof
                 await self._run_rasa(UserMessage(text, collector, conversation, input_channel=CHANNEL_NAME,
                                                  message_id=row.item_id, metadata=metadata))
                 replies = list(collector.messages)
-                if self.settings.fault == "exit_after_rasa" and row.attempts == 0:
-                    os._exit(137)  # Rasa saved the turn; the inbox row is still pending
+                hooks.current().after_rasa(row.item_id, row.attempts)  # tests: crash window
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -298,7 +255,7 @@ class Runtime:
         outgoing: List[Outgoing] = []
         for message in replies:
             outgoing += render({k: v for k, v in message.items() if k != "recipient_id"})
-        await self.db(self.store.finish, row.id, "done", None, (row.item_id, row.sender, outgoing))
+        await self.db(self.store.finish, row.id, "done", None, (row.item_id, row.address, outgoing))
         return True
 
     async def _run_rasa(self, message: UserMessage) -> None:
@@ -319,12 +276,11 @@ class Runtime:
             await asyncio.sleep(gap)
             waited += gap
 
-    async def _replies_from_tracker(self, agent: Any, sender: str, message_id: str) -> Optional[List[Dict[str, Any]]]:
-        from rasa.shared.core.events import BotUttered, UserUttered
-
+    async def _replies_from_tracker(self, agent: Any, conversation: str,
+                                    item_id: str) -> Optional[List[Dict[str, Any]]]:
         store = agent.tracker_store
         fetch = getattr(store, "retrieve_full_tracker", None) or store.retrieve
-        tracker = await fetch(sender)
+        tracker = await fetch(conversation)
         if tracker is None:
             return None
         found = False
@@ -333,38 +289,37 @@ class Runtime:
             if isinstance(event, UserUttered):
                 if found:
                     break
-                found = event.message_id == message_id
+                found = event.message_id == item_id
             elif found and isinstance(event, BotUttered):
                 msg = {"text": event.text, **{k: v for k, v in (event.data or {}).items() if v}}
                 replies.append(msg)
         return replies if found else None
 
-    async def _mark_read(self, wamid: str, sender: str) -> None:
-        result = await self.graph.mark_read(wamid, recipient=sender)
+    async def _mark_read(self, wamid: str, address: str) -> None:
+        result = await self.provider.mark_read(wamid, address)
         if result.outcome != "ok":
             logger.info("whatsapp: mark-as-read of %s failed (%s %s)", wamid, result.code, result.title)
 
     # ---- outbound --------------------------------------------------------------------------
-    async def _flush_outbox(self, recipient: str) -> bool:
-        """Send the recipient's pending outbox rows in order; False when the lease was lost."""
+    async def _flush_outbox(self, address: str) -> bool:
+        """Send the address's pending outbox rows in order; False when the lease was lost."""
         s = self.settings
-        for row in await self.db(self.store.pending_outbox, recipient):
+        for row in await self.db(self.store.pending_outbox, address):
             attempts = row.attempts
             if row.next_attempt_at and row.next_attempt_at > time.time():
                 await asyncio.sleep(row.next_attempt_at - time.time())
             while True:
                 if not await self.db(self.store.mark_sending, row.id, True):
                     logger.warning("whatsapp: lease of %s lost (or row %s claimed elsewhere); "
-                                   "stopping its sends", recipient, row.id)
+                                   "stopping its sends", address, row.id)
                     return False
                 attempts += 1
                 body = {"messaging_product": "whatsapp", "recipient_type": "individual",
-                        **address(recipient), **row.body,
+                        **recipient_fields(address), **row.body,
                         "biz_opaque_callback_data": f"{CALLBACK_PREFIX}{row.id}"}
-                result = await self.graph.post(body)
+                result = await self.provider.send(body)
                 if result.outcome == "ok":
-                    if self.settings.fault == "exit_after_send" and attempts == 1:
-                        os._exit(137)  # Meta accepted it; the outbox row still says "sending"
+                    hooks.current().after_accepted(row.id, attempts)  # tests: crash window
                     await self.db(self.store.mark_accepted, row.id, result.wamid or "")
                     break
                 if result.outcome == "retry" and attempts < s.max_attempts:
@@ -374,93 +329,17 @@ class Runtime:
                     await self.db(self.store.mark_retry, row.id, time.time() + delay, result.code, result.title)
                     await asyncio.sleep(delay)
                     continue
-                logger.warning("whatsapp: send %s to %s rejected: %s %s %s", row.id, recipient,
+                logger.warning("whatsapp: send %s to %s rejected: %s %s %s", row.id, address,
                                result.http_status, result.code, result.title)
                 await self.db(self.store.mark_rejected, row.id, result.code, result.title)
                 break
         return True
 
-    async def push(self, recipient: str, message: Dict[str, Any]) -> None:
+    async def push(self, conversation_address: str, message: Dict[str, Any]) -> None:
         """Queue a proactive message (agent replies, trigger_intent) and wake the worker."""
         outgoing = render(message)
         if outgoing:
             # a conversation whose customer changed number is answered at the current number
-            recipient = await self.db(self.store.current_address, recipient)
-            await self.db(self.store.queue, f"push:{uuid.uuid4().hex}", recipient, outgoing)
+            address = await self.db(self.store.current_address, conversation_address)
+            await self.db(self.store.queue, f"push:{uuid.uuid4().hex}", address, outgoing)
             self.wake.set()
-
-
-class WhatsAppOutput(OutputChannel):
-    """Sends through the outbox, so proactive messages get the same retries and status tracking."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-
-    @classmethod
-    def name(cls) -> Text:
-        return CHANNEL_NAME
-
-    @staticmethod
-    def _recipient(conversation: Text) -> Optional[str]:
-        """The WhatsApp id of ``whatsapp:<id>`` (or of a legacy bare id); None for another channel's."""
-        try:
-            return channels.local_id(conversation, CHANNEL_NAME)
-        except channels.BadConversationId:
-            logger.warning("whatsapp: refused to send another channel's conversation to WhatsApp")
-            return None
-
-    async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
-        recipient = self._recipient(recipient_id)
-        if recipient is not None:
-            await self.runtime.push(recipient, {k: v for k, v in message.items() if k != "recipient_id"})
-
-    async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
-        recipient = self._recipient(recipient_id)
-        if recipient is not None:
-            await self.runtime.push(recipient, {"text": text})
-
-
-class WhatsAppInput(InputChannel):
-    """Rasa input channel ``whatsapp``: webhook at ``/webhooks/whatsapp/webhook``."""
-
-    def __init__(self, settings: Optional[WhatsAppSettings] = None) -> None:
-        self.settings = settings or WhatsAppSettings.from_env()
-        self.runtime: Optional[Runtime] = None
-
-    @classmethod
-    def name(cls) -> Text:
-        return CHANNEL_NAME
-
-    @classmethod
-    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "WhatsAppInput":
-        return cls(WhatsAppSettings.from_env(overrides=credentials or {}))
-
-    def get_output_channel(self) -> Optional[OutputChannel]:
-        return WhatsAppOutput(self.runtime) if self.runtime is not None else None
-
-    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        bp = Blueprint("whatsapp_webhook", __name__)
-        settings = self.settings
-        if not settings.app_secret:
-            logger.warning("whatsapp: WHATSAPP_APP_SECRET is not set; the webhook answers 503")
-        runtime = Runtime(settings)
-        self.runtime = runtime
-
-        @bp.listener("after_server_start")
-        async def _start(app: Any, _loop: Any) -> None:
-            runtime.start(app, on_new_message)
-
-        @bp.listener("before_server_stop")
-        async def _stop(_app: Any, _loop: Any) -> None:
-            await runtime.stop()
-
-        # The same webhook as the gateway (connectors/wa_gateway.py): one implementation.
-        register_webhook(bp, settings, runtime.ingest, lambda _new: runtime.wake.set())
-
-        @bp.route("/wake", methods=["POST"])
-        async def wake(_request: Request) -> HTTPResponse:
-            """The gateway stored new deliveries: look at the inbox now instead of at the next poll."""
-            runtime.wake.set()
-            return response.json({"status": "ok"})
-
-        return bp

@@ -1,4 +1,4 @@
-"""WhatsApp Cloud API (Graph) client with Atende's error policy (bot env, aiohttp).
+"""WhatsApp Cloud API (Graph) provider with Atende's error policy (bot env, aiohttp).
 
 - 130429 (throughput) and 131056 (pair rate limit): back off and retry;
 - 131047 (outside the 24-hour window): not retried, recorded (the console shows "template needed");
@@ -8,26 +8,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, Literal, Optional
+from typing import Any, Dict, Optional
 
 import aiohttp
 
-logger = logging.getLogger(__name__)
+from .base import MessageBody, SendResult, post_json
 
 RETRY_CODES = frozenset({130429, 131056})
-TEMPLATE_NEEDED_CODE = 131047
-
-
-@dataclass(frozen=True)
-class SendResult:
-    outcome: Literal["ok", "retry", "reject"]
-    wamid: Optional[str] = None
-    code: Optional[int] = None
-    title: Optional[str] = None
-    http_status: Optional[int] = None
 
 
 def classify(http_status: int, payload: Any) -> SendResult:
@@ -49,23 +36,9 @@ def classify(http_status: int, payload: Any) -> SendResult:
     return SendResult("reject", code=code, title=title, http_status=http_status)
 
 
-async def post_json(session: aiohttp.ClientSession, url: str, body: Dict[str, Any], headers: Dict[str, str],
-                    classify_response: Callable[[int, Any], SendResult]) -> SendResult:
-    """POST a JSON body and classify the answer; timeouts and connection errors are retried."""
-    try:
-        async with session.post(url, json=body, headers=headers) as resp:
-            try:
-                payload = await resp.json(content_type=None)
-            except (ValueError, aiohttp.ContentTypeError):
-                payload = None
-            return classify_response(resp.status, payload)
-    except asyncio.TimeoutError:
-        return SendResult("retry", title="timeout")
-    except aiohttp.ClientError as exc:
-        return SendResult("retry", title=f"connection error: {exc}")
-
-
 class GraphClient:
+    """``Provider`` for the Cloud API: one phone number id, a bearer token."""
+
     def __init__(self, base_url: str, api_version: str, phone_number_id: str, access_token: str,
                  timeout_s: float = 10.0) -> None:
         self.url = f"{base_url.rstrip('/')}/{api_version}/{phone_number_id}/messages"
@@ -73,22 +46,23 @@ class GraphClient:
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: Optional[aiohttp.ClientSession] = None
 
-    async def _get_session(self) -> aiohttp.ClientSession:
+    async def _post(self, body: Dict[str, Any]) -> SendResult:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(timeout=self.timeout)
-        return self._session
+        return await post_json(self._session, self.url, body, {"Authorization": f"Bearer {self.access_token}"},
+                               classify)
+
+    async def send(self, body: MessageBody) -> SendResult:
+        return await self._post(body)
+
+    async def mark_read(self, wamid: str, address: str, typing: bool = True) -> SendResult:
+        """Meta needs only the message id (``address`` is not sent); the typing indicator rides on
+        the read receipt."""
+        body: Dict[str, Any] = {"messaging_product": "whatsapp", "status": "read", "message_id": wamid}
+        if typing:
+            body["typing_indicator"] = {"type": "text"}
+        return await self._post(body)
 
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
-
-    async def post(self, body: Dict[str, Any]) -> SendResult:
-        session = await self._get_session()
-        return await post_json(session, self.url, body, {"Authorization": f"Bearer {self.access_token}"}, classify)
-
-    async def mark_read(self, wamid: str, recipient: Optional[str] = None, typing: bool = True) -> SendResult:
-        """Mark a received message as read and show the typing indicator."""
-        body: Dict[str, Any] = {"messaging_product": "whatsapp", "status": "read", "message_id": wamid}
-        if typing:
-            body["typing_indicator"] = {"type": "text"}
-        return await self.post(body)

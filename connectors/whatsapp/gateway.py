@@ -1,9 +1,9 @@
 """WhatsApp webhook gateway: acknowledges Meta's deliveries off Rasa's event loop (bot env).
 
-    python -m connectors.wa_gateway [--host 127.0.0.1] [--port 5006] [--wake URL[,URL...]]
+    python -m connectors.whatsapp.gateway [--host 127.0.0.1] [--port 5006] [--wake URL[,URL...]]
 
 A small Sanic process that serves the same ``/webhooks/whatsapp/webhook`` as the Rasa channel
-(GET verification, signed POST) with the same code (``connectors/wa_webhook.register_webhook``):
+(GET verification, signed POST) with the same code (``webhook.register_webhook``):
 same checks, same statuses, same durable inbox. After storing new items it answers 200 and wakes
 the Rasa-side worker with ``POST <rasa>/webhooks/whatsapp/wake`` (coalesced: at most one request in
 flight per Rasa server, plus one more if deliveries arrived meanwhile; best effort, since the worker
@@ -32,10 +32,12 @@ from sanic import Blueprint, Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from connectors.wa_store import Store, make_engine
-from connectors.wa_webhook import Ingestor, WhatsAppSettings, register_webhook
+from .ingest import Ingestor
+from .settings import WhatsAppSettings
+from .store import Store, make_engine
+from .webhook import register_webhook
 
-logger = logging.getLogger("connectors.wa_gateway")
+logger = logging.getLogger("connectors.whatsapp.gateway")
 
 DEFAULT_PORT = 5006
 
@@ -172,7 +174,7 @@ def create_app(settings: WhatsAppSettings, wake_urls: Sequence[str], name: str =
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m connectors.wa_gateway", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m connectors.whatsapp.gateway", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--host", default=os.environ.get("WHATSAPP_GATEWAY_HOST", "127.0.0.1"))
     ap.add_argument("--port", type=int, default=int(os.environ.get("WHATSAPP_GATEWAY_PORT", str(DEFAULT_PORT))))

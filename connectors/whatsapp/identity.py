@@ -1,0 +1,50 @@
+"""A customer's address in the forms the rest of the system speaks (pure): the attested subject,
+the Cloud API recipient fields and this turn's identity attestation (docs/whatsapp.md, "Names")."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+from atende_contract import attestation, channels
+
+CHANNEL_NAME = channels.WHATSAPP
+
+
+def subject_of(address: str) -> str:
+    """The attested subject of an address: ``phone:<wa_id>``, ``lid:<Z-API LID>`` or ``bsuid:<bsuid>``."""
+    if address.isdigit():
+        return f"phone:{address}"
+    if address.endswith("@lid"):
+        return f"lid:{address}"
+    return f"bsuid:{address}"
+
+
+def recipient_fields(address: str) -> Dict[str, str]:
+    """Where a Cloud API send goes: ``to`` = the wa_id when the conversation has a phone, else
+    ``recipient`` = the bsuid (a customer behind a username has no phone)."""
+    return {"to": address} if address.isdigit() else {"recipient": address}
+
+
+def conversation_id(conversation_address: str) -> str:
+    """Rasa's sender id of a WhatsApp conversation: ``whatsapp:<conversation address>``."""
+    return channels.conversation_id(CHANNEL_NAME, conversation_address)
+
+
+def attest(key: Optional[bytes], conversation: str, address: str, item_id: str,
+           bsuid: Optional[str] = None, previous_wa_id: Optional[str] = None) -> Optional[Dict[str, Any]]:
+    """This turn's identity attestation: the address of a delivery whose signature was verified,
+    for conversation id ``conversation`` and message ``item_id`` only.
+
+    When Meta sent both the phone and the bsuid of the sender, the bsuid is attested alongside
+    (``alt``): that is how the action server links a bsuid to the customer found by phone, and
+    recognises them later when only the bsuid comes (a username). After a number change (Meta's
+    signed `user_changed_number`), the conversation's first number is attested alongside the new
+    one (``phone:<previous>``), so the customer is found and relinked.
+    """
+    if key is None:
+        return None
+    alt = [f"bsuid:{bsuid}"] if bsuid and bsuid != address and address.isdigit() else []
+    if previous_wa_id and previous_wa_id.isdigit() and previous_wa_id != address:
+        alt.append(f"phone:{previous_wa_id}")
+    return attestation.sign(key, channel=CHANNEL_NAME, conversation_id=conversation,
+                            subject=subject_of(address), message_id=item_id, alt=alt)
