@@ -12,7 +12,7 @@ from console import auth, ui
 from console.auth import User
 from helpdesk.db import session_scope
 from helpdesk.models import CHANNELS, TICKET_TYPES
-from helpdesk.services import catalog, customers, metrics, technicians, tickets
+from helpdesk.services import catalog, customers, metrics, sla, technicians, tickets
 
 ALL = "__all__"
 STATUS_CHOICES = {"abertos": "abertos (novo e em atendimento)", "novo": "novo",
@@ -60,13 +60,16 @@ def _rows(f: dict[str, Any]) -> tuple[dict[str, int], list[dict[str, Any]]]:
     with session_scope() as s:
         counts = metrics.queue_counts(s, type=f["type"], module=f["module"], technician_id=f["technician_id"],
                                       customer_id=f["customer_id"], channel=f["channel"])
+        listed = tickets.list_tickets(s, **f)
+        clocks = sla.status_for(s, [t.id for t in listed])  # SLA time left, a few queries for the page
         rows = [{
             "Nº": t.number, "id": t.id, "Aberto em": ui.fmt_dt(t.opened_at), "Status": ui.status_label(t.status),
-            "Prioridade": t.priority, "Tipo": ui.type_label(t.type), "Módulo": t.module or "—",
+            "Prioridade": t.priority, "SLA": sla.queue_label(clocks.get(t.id)) or "—",
+            "Tipo": ui.type_label(t.type), "Módulo": t.module or "—",
             "Cliente": t.customer.legal_name if t.customer else (t.contact_name or "—"),
             "Canal": ui.channel_label(t.channel), "Técnico": t.technician.name if t.technician else "—",
             "Assunto": t.subject, "_free": t.technician_id is None and t.status != "concluido",
-        } for t in tickets.list_tickets(s, **f)]
+        } for t in listed]
     return counts, rows
 
 
