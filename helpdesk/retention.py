@@ -20,6 +20,9 @@ whose hand-off loop is active in the tracker, and everything of such a conversat
 rows, questions, lead). The whole purge is one transaction; two purges at once are serialised (a
 PostgreSQL advisory lock; SQLite's write lock, taken first by the audit row) so the second finds
 nothing left. Each run writes one :class:`~helpdesk.models.RetentionRun` with counts per store.
+
+(About 370 lines: one function per store, kept in one module so that every store applies the same
+exemptions and the same pseudonyms of one run.)
 """
 from __future__ import annotations
 
@@ -125,9 +128,16 @@ def _handoff_conversations(s: Session) -> set[str]:
     """Conversations whose latest ``active_loop`` event in the tracker is the hand-off loop."""
     if not privacy._has(s, tables.EVENTS):
         return set()
+    # only conversations that ever entered the hand-off loop, then each one's latest loop event
+    ever = [x for (x,) in s.execute(text(f"SELECT DISTINCT sender_id FROM {tables.EVENTS} WHERE "
+                                         "type_name = 'active_loop' AND data LIKE :loop"),
+                                    {"loop": f"%{HANDOFF_LOOP}%"})]
+    rows: list[Any] = []
+    for chunk in _chunks(ever):
+        rows += s.execute(text(f"SELECT sender_id, timestamp, id, data FROM {tables.EVENTS} "
+                               "WHERE type_name = 'active_loop' AND sender_id IN :values")
+                          .bindparams(bindparam("values", expanding=True)), {"values": chunk}).all()
     latest: dict[str, tuple[float, int, str | None]] = {}
-    rows = s.execute(text(f"SELECT sender_id, timestamp, id, data FROM {tables.EVENTS} "
-                          "WHERE type_name = 'active_loop'"))
     for sender, ts, row_id, data in rows:
         try:
             name = json.loads(data).get("name") if data else None

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -57,13 +57,14 @@ ANA_PHONE = "5511912345678"
 HANDOFF_PHONE = "5521912345678"
 LEAD_OLD_PHONE = "5531912345678"
 LEAD_NEW_PHONE = "5541912345678"
+LEAD_OPEN_PHONE = "5551912345678"
 # Gone after the purge (texts of expired items).
 EXPIRED = ["conversa velha da ana", "inbox velho da ana", "resposta velha a ana", "pergunta velha sem resposta",
            "handoff encerrado antigo", "Lia Lead Antiga", LEAD_OLD_PHONE, "lia@lead.com.br", "lead antiga quer comprar"]
 # Still there after the purge (exempt or recent).
 KEPT = ["conversa com chamado aberto", "em atendimento humano", "conversa recente da ana", "pergunta recente",
         "pergunta no chamado aberto", "inbox do atendimento humano", "Nina Lead Nova", "lead nova quer comprar",
-        "pendente ainda na fila", "Ana Souza Prado"]
+        "pendente ainda na fila", "Ana Souza Prado", "Olga Lead Aberta", "lead aberta antiga", LEAD_OPEN_PHONE]
 
 
 def ago(days: float) -> datetime:
@@ -128,6 +129,9 @@ def _load() -> Data:
                                 contact_email="lia@lead.com.br"),
             "lead_new": _ticket(s, "web:lead-nova", 30, None, "concluido", "lead nova quer comprar", channel="web",
                                 type="comercial", contact_name="Nina Lead Nova", contact_phone=LEAD_NEW_PHONE),
+            # an old lead whose ticket is still open: never touched, nor its conversation
+            "lead_open": _ticket(s, f"whatsapp:{LEAD_OPEN_PHONE}", 400, None, "novo", "lead aberta antiga",
+                                 type="comercial", contact_name="Olga Lead Aberta", contact_phone=LEAD_OPEN_PHONE),
             # an old lead whose phone is now a customer's contact: not a lead any more, kept
             "lead_customer": _ticket(s, "web:lead-virou-cliente", 400, None, "concluido", "virou cliente",
                                      channel="web", type="comercial", contact_name="Ana", contact_phone=ANA_PHONE),
@@ -142,6 +146,7 @@ def _load() -> Data:
         _events(s, "web:ana-recente", 10, ("user", {"text": "conversa recente da ana"}))
         _events(s, f"whatsapp:{LEAD_OLD_PHONE}", 400, ("user", {"text": "sou a Lia Lead Antiga"}))
         _events(s, "web:lead-nova", 30, ("user", {"text": "sou a Nina Lead Nova"}))
+        _events(s, f"whatsapp:{LEAD_OPEN_PHONE}", 400, ("user", {"text": "lead aberta antiga"}))
         _wa(s, ANA_PHONE, 400, "inbox velho da ana", "resposta velha a ana")
         _wa(s, HANDOFF_PHONE, 300, "inbox do atendimento humano", "resposta do atendimento humano")
         _wa(s, LEAD_OLD_PHONE, 400, "inbox da Lia Lead Antiga", "resposta a Lia Lead Antiga")
@@ -205,8 +210,9 @@ def test_purge_removes_what_expired_and_keeps_open_handoff_recent_and_reports(db
 
     assert _traces(EXPIRED) == []
     assert {n for _t, n in _traces(KEPT)} == set(KEPT)
-    assert _senders() == {"web:ana-open", f"whatsapp:{HANDOFF_PHONE}", "web:ana-recente", "web:lead-nova"}
-    assert counts["conversations"] == 2 and counts["exempt_conversations"] == 2  # + the lead's, erased as a lead
+    assert _senders() == {"web:ana-open", f"whatsapp:{HANDOFF_PHONE}", "web:ana-recente", "web:lead-nova",
+                          f"whatsapp:{LEAD_OPEN_PHONE}"}
+    assert counts["conversations"] == 2 and counts["exempt_conversations"] == 3  # + the lead's, erased as a lead
     assert counts["leads"] == 1 and counts["lead_tickets"] == 1
     assert counts["knowledge_queries"] == 1 and counts["exempt_questions"] == 1
     assert counts["whatsapp_inbox"] == 2 and counts["whatsapp_outbox"] == 2  # Ana's and the lead's
@@ -221,6 +227,7 @@ def test_purge_removes_what_expired_and_keeps_open_handoff_recent_and_reports(db
         assert (lead.contact_phone, lead.contact_email, lead.contact_name) == (None, None, "")
         assert lead.conversation_id.startswith("apagado:") and lead.type == "comercial"
         assert s.get(Ticket, data.tickets["lead_new"]).contact_name == "Nina Lead Nova"
+        assert s.get(Ticket, data.tickets["lead_open"]).contact_phone == LEAD_OPEN_PHONE
         assert s.get(Ticket, data.tickets["lead_customer"]).contact_phone == ANA_PHONE
         assert s.get(Ticket, data.tickets["old"]).description == "impressora da ana"  # customer history kept
         pending = s.execute(sa.text("SELECT text, state FROM whatsapp_inbox WHERE state = 'pending'")).one()
@@ -305,7 +312,7 @@ def test_worker_job_purges(db_url: str, foreign_tables: None, monkeypatch: pytes
         w = worker.Worker(jobs)
         assert w.tick() == 1 and jobs[0].failures == 0, jobs[0].last_error
         assert jobs[0].last_result["conversations"] == 4
-        assert _senders() == {"web:ana-open", f"whatsapp:{HANDOFF_PHONE}"}
+        assert _senders() == {"web:ana-open", f"whatsapp:{HANDOFF_PHONE}", f"whatsapp:{LEAD_OPEN_PHONE}"}
         with session_scope() as s:
             assert s.scalars(sa.select(RetentionRun.actor)).one() == "worker"
     finally:
