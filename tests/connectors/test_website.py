@@ -424,6 +424,14 @@ def test_malformed_proposed_id_is_never_adopted(rasa: RasaServer, bad: Any) -> N
         assert socketio_connect_reply(rasa, widget_session_id()).startswith("40{")
 
 
+def test_refused_connections_do_not_use_up_the_address_socket_quota(rasa: RasaServer) -> None:
+    """A connection refused for its URL is not counted: more of them than the per-address socket
+    limit (30) still leave room for a good one."""
+    for _ in range(32):
+        assert socketio_connect_reply(rasa, "curto").startswith('44{"message":"bad_session_id"}')
+    assert socketio_connect_reply(rasa, widget_session_id()).startswith("40{")
+
+
 def socketio_connect_reply(rasa: RasaServer, session_id: str) -> str:
     """Engine.IO handshake + socket.io CONNECT over raw long-polling; the server's answer."""
     base = f"{rasa.url}/socket.io/?session_id={session_id}&EIO=4&transport=polling"
