@@ -19,7 +19,7 @@ import streamlit as st
 
 from console import auth, ui
 from console.auth import User
-from console.screens import customers, queue, reports, sla, ticket, users
+from console.screens import customers, privacy, queue, reports, sla, ticket, users
 from helpdesk.errors import PermissionDenied
 
 REFUSED = PermissionDenied.message_pt + " Esta página é só para gestores."
@@ -44,6 +44,7 @@ def manager_pages() -> list[st.Page]:
     return [
         st.Page(_screen(reports.render), title="Relatórios", url_path=ui.REPORTS),
         st.Page(_screen(users.render), title="Usuários", url_path=ui.USERS),
+        st.Page(_screen(privacy.render), title="Privacidade", url_path=privacy.URL_PATH),
         st.Page(_screen(sla.render), title="SLA", url_path="sla"),
     ]
 
