@@ -20,9 +20,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from sqlalchemy import insert, select, text  # noqa: E402
+from sqlalchemy import create_engine, insert, select, text  # noqa: E402
 
 import reports_bench  # noqa: E402
+from helpdesk.config import normalize_database_url  # noqa: E402
 from helpdesk.db import session_scope  # noqa: E402
 from helpdesk.models import Customer, Ticket, TicketSla, utcnow  # noqa: E402
 from helpdesk.services import metrics, sla, sla_calendar, sla_metrics  # noqa: E402
@@ -35,6 +36,9 @@ def fill(url: str) -> None:
         n_tickets = s.scalar(text("SELECT count(*) FROM tickets"))
         if s.scalar(text("SELECT count(*) FROM ticket_sla")) == n_tickets:
             print(f"ticket_sla already has {n_tickets:,} rows.")
+            s.execute(text("UPDATE tickets t SET first_response_due_at = s.first_response_due_at, "
+                           "resolution_due_at = s.resolution_due_at FROM ticket_sla s "
+                           "WHERE s.ticket_id = t.id AND t.resolution_due_at IS NULL"))
             return
         s.execute(text("DELETE FROM ticket_sla"))
         cfg = sla.save(s, policies=sla.DEFAULT_POLICIES, week=sla_calendar.default_calendar().to_json(), actor="bench")
@@ -58,9 +62,14 @@ def fill(url: str) -> None:
     with session_scope(url) as s:  # what the SLA job's upsert does row by row
         s.execute(text("UPDATE tickets t SET first_response_due_at = s.first_response_due_at, "
                        "resolution_due_at = s.resolution_due_at FROM ticket_sla s WHERE s.ticket_id = t.id"))
-    with session_scope(url) as s:
-        s.connection().execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE tickets, ticket_sla"))
-    print(f"  due instants copied to tickets, vacuum analyze: {time.perf_counter() - t0:.0f} s")
+    print(f"  due instants copied to tickets: {time.perf_counter() - t0:.0f} s")
+
+
+def vacuum(url: str) -> None:
+    engine = create_engine(normalize_database_url(url), isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text("VACUUM ANALYZE tickets, ticket_sla"))
+    engine.dispose()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     url = reports_bench.ensure_database(args.admin_url, args.db, args.tickets, args.reuse)
     fill(url)
+    vacuum(url)
     today = utcnow().date()
     periods = {"30 dias": metrics.Period.from_dates(today - timedelta(days=29), today),
                "365 dias": metrics.Period.from_dates(today - timedelta(days=364), today)}

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
@@ -51,16 +51,15 @@ class SlaRow:
                    self.resolution_met + self.resolution_breached)
 
 
-def _sum(cond: ColumnElement[bool]) -> ColumnElement[Any]:
-    return func.coalesce(func.sum(case((cond, 1), else_=0)), 0)
-
-
 def _aggregates(now: datetime) -> list[ColumnElement[Any]]:
+    """met and breached counts of both targets: ``count(*) FILTER (WHERE ...)`` (PostgreSQL, and
+    SQLite since 3.30); a comparison with a NULL instant is never true, so tickets without an SLA
+    or not yet answered fall out of "met" by themselves."""
     out = []
     for done, due in ((Ticket.first_response_at, Ticket.first_response_due_at),
                       (Ticket.resolved_at, Ticket.resolution_due_at)):
-        out.append(_sum(and_(due.is_not(None), done.is_not(None), done <= due)))
-        out.append(_sum(and_(due.is_not(None), or_(done > due, and_(done.is_(None), due <= now)))))
+        out.append(func.count().filter(done <= due))
+        out.append(func.count().filter(or_(done > due, and_(done.is_(None), due <= now))))
     return out
 
 

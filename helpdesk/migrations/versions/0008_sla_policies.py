@@ -11,6 +11,10 @@ Create Date: 2026-12-02 03:00:00
 - sla_calendar: the one business calendar (weekly intervals, time zone, Carnaval observed or not).
 - ticket_sla: per ticket, the targets applied, warning/due instants and when the SLA job raised
   each warning and breach (helpdesk.services.sla).
+- PostgreSQL only: planner statistics on the tickets' opening day, the GROUP BY of the per-day
+  reports (metrics.tickets_per_day, sla_metrics.sla_per_day). Without them PostgreSQL expects one
+  group per ticket and sorts every row on disk; with them it runs a parallel hash aggregate (about
+  3x faster on the 365-day report). The expression must stay identical to metrics._day.
 """
 import sqlalchemy as sa
 from alembic import op
@@ -19,6 +23,9 @@ revision = "0008"
 down_revision = "0007"
 branch_labels = None
 depends_on = None
+
+
+DAY_EXPRESSION = "CAST(opened_at AS DATE)"
 
 
 def upgrade() -> None:
@@ -65,9 +72,14 @@ def upgrade() -> None:
         sa.Column("resolution_breached_at", dt(), nullable=True),
         sa.Column("computed_at", dt(), nullable=False),
     )
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(f"CREATE STATISTICS IF NOT EXISTS st_tickets_opened_day ON ({DAY_EXPRESSION}) FROM tickets")
+        op.execute("ANALYZE tickets")
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP STATISTICS IF EXISTS st_tickets_opened_day")
     op.drop_table("ticket_sla")
     op.drop_table("sla_calendar")
     op.drop_index("ix_sla_policies_tier_priority", table_name="sla_policies")
