@@ -293,3 +293,19 @@ def test_backfill_gives_closed_tickets_their_rows_and_nothing_runs_without_polic
         assert sla_escalation.backfill(s, batch=1) == 1
         assert s.get(TicketSla, tid).resolution_minutes == 240
         assert sla_escalation.backfill(s) == 0
+
+
+def test_the_worker_runs_the_sla_job(db_url: str) -> None:
+    from helpdesk import worker
+
+    with session_scope() as s:
+        _, cust = _setup(s)
+        tid = _open(s, cust, opened=datetime(2026, 1, 5, 11, 0))  # long overdue
+    jobs = [j for j in worker.registered_jobs(worker.WorkerSettings()) if j.name == "sla.tick"]
+    assert len(jobs) == 1 and jobs[0].interval_s == 60.0
+    w = worker.Worker(jobs)
+    assert w.tick() == 1 and jobs[0].failures == 0, jobs[0].last_error
+    assert jobs[0].last_result["breaches"] == 2  # first response and resolution
+    with session_scope() as s:
+        assert [e.data["target"] for e in _events(s, tid, "sla_breach")] == ["first_response", "resolution"]
+        assert s.get(Ticket, tid).priority == "urgente"  # normal → alta → urgente
