@@ -17,7 +17,7 @@ from typing import Callable
 
 import streamlit as st
 
-from console import auth, ui
+from console import auth, notices, ui
 from console.auth import User
 from console.screens import customers, privacy, queue, reports, sla, ticket, users
 from helpdesk.errors import PermissionDenied
@@ -46,6 +46,7 @@ def manager_pages() -> list[st.Page]:
         st.Page(_screen(users.render), title="Usuários", url_path=ui.USERS),
         st.Page(_screen(privacy.render), title="Privacidade", url_path=privacy.URL_PATH),
         st.Page(_screen(sla.render), title="SLA", url_path="sla"),
+        st.Page(_screen(notices.failed_page), title="Notificações", url_path=notices.PAGE, visibility="hidden"),
     ]
 
 
@@ -92,8 +93,12 @@ def main() -> None:
         st.markdown("**Atende · Console**")
         st.caption(f"{ui.md(user.name)} · {'gestor' if user.is_manager else 'técnico'}")
         st.button("Sair", key="logout", on_click=auth.sign_out)
+        notices.preferences_panel(user)
+        notices.failed_alert(user)
+        notices.poller(user)  # new tickets, hand-offs and SLA alerts: toast + desktop notification
     ui.show_flash()
     page.run()
+    notices.run_completed()  # this run's notifications reached the browser
 
 
 main()

@@ -40,7 +40,7 @@ from ..models import (
     Notification, NotificationCursor, Technician, Ticket, TicketEvent, utcnow,
 )
 from . import notify_channels as ch
-from .notify_admin import FailedRow, failed, preferences, retry, set_preference  # noqa: F401
+from .notify_admin import FailedRow, failed, failed_count, preferences, retry, set_preference  # noqa: F401
 from .notify_channels import DeliveryError, Notice, NotifySettings
 
 KINDS = ("created", "escalated", "sla_warning", "sla_breach")

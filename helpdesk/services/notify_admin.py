@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from ..errors import InvalidInput, NotFound
@@ -63,6 +63,10 @@ def failed(s: Session, limit: int = 200) -> list[FailedRow]:
                      .order_by(Notification.id.desc()).limit(limit))
     return [FailedRow(n.id, n.ticket_id, n.kind, n.channel, n.recipient, n.attempts, n.last_error, n.created_at)
             for n in rows]
+
+
+def failed_count(s: Session) -> int:
+    return int(s.scalar(select(func.count()).select_from(Notification).where(Notification.state == "failed")) or 0)
 
 
 def retry(s: Session, notification_id: int, *, by: int) -> bool:
