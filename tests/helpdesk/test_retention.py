@@ -353,3 +353,14 @@ def test_purge_without_tracker_or_whatsapp_tables(db_url: str) -> None:
     assert counts["knowledge_queries"] == 1 and counts["events"] == 0
     assert _traces(["pergunta antiga"]) == []
 
+
+
+def test_the_worker_names_a_bad_period_at_start(sqlite_url: str) -> None:
+    env = dict(os.environ, DATABASE_URL=sqlite_url, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1",
+               ATENDE_RETENTION_QUESTIONS_DAYS="-1")
+    r = subprocess.run([sys.executable, "-m", "helpdesk", "worker", "--once"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1
+    assert "job privacy.purge failed" in r.stderr and "ATENDE_RETENTION_QUESTIONS_DAYS" in r.stderr, r.stderr
+    with get_engine(sqlite_url).connect() as conn:
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM retention_runs")).scalar() == 0
