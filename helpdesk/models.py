@@ -337,6 +337,8 @@ class SlaCalendar(Base):
     week: Mapped[dict[str, Any]] = mapped_column(JSON)
     carnival: Mapped[bool] = mapped_column(Boolean, default=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # the SLA job's pass over past tickets: ids up to here have been looked at (0 after a save)
+    backfill_cursor: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_by: Mapped[str] = mapped_column(String(200), default="")
 

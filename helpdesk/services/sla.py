@@ -156,6 +156,7 @@ def save(s: Session, *, policies: Iterable[dict[str, Any]], week: Any, timezone:
         s.add(row)
     row.timezone, row.week, row.carnival = calendar.tz, calendar.to_json(), calendar.carnival
     row.version = (row.version or 0) + 1
+    row.backfill_cursor = 0  # the job looks at past tickets again (those without targets get them)
     row.updated_at, row.updated_by = now, actor
     s.execute(delete(SlaPolicy))
     for tier, priority, first, resolution in rows:

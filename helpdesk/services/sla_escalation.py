@@ -20,18 +20,18 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import and_, case, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from ..models import Customer, Ticket, TicketEvent, TicketSla, utcnow
+from ..models import Customer, SlaCalendar, Ticket, TicketEvent, TicketSla, utcnow
 from . import sla
 
 ACTIVE = ("novo", "em_atendimento")
 NEXT_PRIORITY = {"baixa": "normal", "normal": "alta", "alta": "urgente"}
 MAX_LEVEL = 3
 SYNC_BATCH = 2000
-BACKFILL_BATCH = 2000
+HISTORY_WINDOW = 5000  # ticket ids looked at per run by the history pass
 _DONE = {"first_response": Ticket.first_response_at, "resolution": Ticket.resolved_at}
 
 
@@ -53,7 +53,8 @@ def _upsert(s: Session, ticket_id: int, values: dict[str, Any], now: datetime) -
     s.execute(update(Ticket).where(Ticket.id == ticket_id).values(**due).execution_options(synchronize_session=False))
 
 
-def _tickets_to_compute(s: Session, cfg: sla.Config, *, active: bool, limit: int) -> list[Any]:
+def _tickets_to_compute(s: Session, cfg: sla.Config, *, active: bool, limit: int,
+                        ids: tuple[int, int] | None = None) -> list[Any]:
     base = (select(Ticket.id, Ticket.opened_at, Ticket.priority, Customer.tier, TicketSla)
             .outerjoin(Customer, Customer.id == Ticket.customer_id)
             .outerjoin(TicketSla, TicketSla.ticket_id == Ticket.id))
@@ -64,29 +65,47 @@ def _tickets_to_compute(s: Session, cfg: sla.Config, *, active: bool, limit: int
     else:  # history: tickets without a row, or computed when their priority had no policy
         base = base.where(or_(TicketSla.ticket_id.is_(None),
                               and_(TicketSla.first_response_minutes.is_(None), TicketSla.config_version != cfg.version)))
+    if ids is not None:
+        base = base.where(Ticket.id > ids[0], Ticket.id <= ids[1])
     return list(s.execute(base.order_by(Ticket.id).limit(limit)).all())
 
 
-def sync(s: Session, cfg: sla.Config, now: datetime, *, active: bool = True, limit: int = SYNC_BATCH) -> int:
+def sync(s: Session, cfg: sla.Config, now: datetime, *, active: bool = True, limit: int = SYNC_BATCH,
+         ids: tuple[int, int] | None = None) -> int:
     """Compute the rows of open tickets that have none or an out-of-date one (``active``), or of
-    any ticket without one (backfill). Returns how many were written."""
-    rows = _tickets_to_compute(s, cfg, active=active, limit=limit)
+    any ticket without one (history, within the id range ``ids``). Returns how many were written."""
+    rows = _tickets_to_compute(s, cfg, active=active, limit=limit, ids=ids)
     for tid, opened, priority, tier, previous in rows:
         _upsert(s, tid, sla.compute_row(opened, tier, priority, cfg, previous=previous), now)
     return len(rows)
 
 
-def backfill(s: Session, *, batch: int = 5000) -> int:
-    """Rows for every ticket that has none (history, after the first policies are saved)."""
+def history_step(s: Session, cfg: sla.Config, now: datetime, window: int | None = None) -> int | None:
+    """Look at the next ``window`` ticket ids after the calendar's ``backfill_cursor`` (bounded work
+    per run, however many tickets exist) and give those without a row theirs. None when the pass
+    has reached the newest ticket (new tickets get rows from the open-ticket sync meanwhile)."""
+    window = window or HISTORY_WINDOW
+    cursor = s.scalar(select(SlaCalendar.backfill_cursor).where(SlaCalendar.id == 1)) or 0
+    top = s.scalar(select(func.max(Ticket.id))) or 0
+    if cursor >= top:
+        return None
+    upto = min(top, cursor + window)
+    n = sync(s, cfg, now, active=False, limit=window, ids=(cursor, upto))
+    s.execute(update(SlaCalendar).where(SlaCalendar.id == 1, SlaCalendar.backfill_cursor < upto)
+              .values(backfill_cursor=upto).execution_options(synchronize_session=False))
+    return n
+
+
+def backfill(s: Session, *, window: int = 5000) -> int:
+    """The whole history pass at once (the demo, ``python -m helpdesk.services.sla_escalation
+    backfill``): rows for every ticket that has none."""
     cfg, now, total = sla.load_config(s), utcnow(), 0
     if not cfg.policies:
         return 0
-    while True:
-        n = sync(s, cfg, now, active=False, limit=batch)
+    while (n := history_step(s, cfg, now, window)) is not None:
         total += n
         s.flush()
-        if n < batch:
-            return total
+    return total
 
 
 def _local(cfg: sla.Config, at: datetime) -> str:
@@ -151,7 +170,7 @@ def tick(s: Session, now: datetime | None = None) -> dict[str, int]:
     cfg = sla.load_config(s)
     if not cfg.policies:  # nothing promised yet: leave history alone until a manager saves policies
         return {"synced": 0, "backfilled": 0, "warnings": 0, "breaches": 0}
-    counts = {"synced": sync(s, cfg, now), "backfilled": sync(s, cfg, now, active=False, limit=BACKFILL_BATCH),
+    counts = {"synced": sync(s, cfg, now), "backfilled": history_step(s, cfg, now) or 0,
               "warnings": 0, "breaches": 0}
     s.flush()
     for name in sla.TARGETS:

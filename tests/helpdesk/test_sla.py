@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, update
 
 from helpdesk.db import get_engine, session_scope
 from helpdesk.errors import InvalidInput
@@ -290,9 +290,30 @@ def test_backfill_gives_closed_tickets_their_rows_and_nothing_runs_without_polic
         assert sla_escalation.backfill(s) == 0
     with session_scope() as s:
         sla.save(s, policies=POLICIES, week=WEEK, actor="Gerente")
-        assert sla_escalation.backfill(s, batch=1) == 1
+        assert sla_escalation.backfill(s, window=1) == 1
         assert s.get(TicketSla, tid).resolution_minutes == 240
         assert sla_escalation.backfill(s) == 0
+
+
+def test_the_job_walks_past_tickets_a_bounded_window_per_run(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    with session_scope() as s:
+        ids = [_open(s, None) for _ in range(12)]
+        s.execute(update(Ticket).values(status="concluido", resolved_at=MONDAY_8 + timedelta(minutes=30)))
+        sla.save(s, policies=[p for p in POLICIES if p["priority"] != "normal"], week=WEEK, actor="Gerente")
+    monkeypatch.setattr(sla_escalation, "HISTORY_WINDOW", 5)
+    seen = []
+    for _ in range(4):
+        with session_scope() as s:
+            seen.append(sla.tick(s, now=MONDAY_8)["backfilled"])
+    assert seen == [5, 5, 2, 0]
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(TicketSla)) == 12
+        assert s.get(TicketSla, ids[0]).first_response_minutes is None  # no policy for normal then
+        sla.save(s, policies=POLICIES, week=WEEK, actor="Gerente")  # a save restarts the pass
+    with session_scope() as s:
+        assert sla.tick(s, now=MONDAY_8)["backfilled"] == 5
+        assert s.get(TicketSla, ids[0]).resolution_minutes == 240
+        assert s.get(Ticket, ids[0]).resolution_due_at == MONDAY_8 + timedelta(minutes=240)
 
 
 def test_the_worker_runs_the_sla_job(db_url: str) -> None:

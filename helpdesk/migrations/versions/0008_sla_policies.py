@@ -50,6 +50,7 @@ def upgrade() -> None:
         sa.Column("week", sa.JSON(), nullable=False),
         sa.Column("carnival", sa.Boolean(), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("backfill_cursor", sa.Integer(), nullable=False, server_default="0"),
         sa.Column("updated_at", sa.DateTime(), nullable=False),
         sa.Column("updated_by", sa.String(200), nullable=False),
     )
