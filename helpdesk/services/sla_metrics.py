@@ -122,3 +122,9 @@ def as_table(rows: list[SlaRow]) -> list[dict[str, Any]]:
              "1ª resp. cumpridas": r.first_response_met, "1ª resp. violadas": r.first_response_breached,
              "resolução no prazo": pct(r.pct_resolution),
              "resol. cumpridas": r.resolution_met, "resol. violadas": r.resolution_breached} for r in rows]
+
+
+def total_of(rows: list[SlaRow], label: str = "total") -> SlaRow:
+    """The total of a breakdown that covers every ticket once (per day, per module, per technician):
+    the page derives its headline from one of them instead of scanning the period again."""
+    return SlaRow(label, *(sum(c) for c in zip(*(_counts(r) for r in rows)))) if rows else SlaRow(label, 0, 0, 0, 0)

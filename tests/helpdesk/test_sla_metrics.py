@@ -101,3 +101,12 @@ def test_the_demo_ships_policies_a_calendar_and_sla_figures(db_url: str) -> None
         open_ids = [t.id for t in s.query(Ticket).filter(Ticket.status != "concluido")]
         status = sla.status_for(s, open_ids)
         assert open_ids and set(status) == set(open_ids)
+
+
+def test_the_total_of_a_breakdown_equals_the_totals_query(data: None) -> None:
+    with session_scope() as s:
+        direct = sla_metrics.sla_totals(s, PERIOD, now=NOW)
+        for rows in (sla_metrics.sla_per_day(s, PERIOD, now=NOW), sla_metrics.sla_per_module(s, PERIOD, now=NOW),
+                     sla_metrics.sla_per_technician(s, PERIOD, now=NOW)):
+            assert sla_metrics.total_of(rows) == direct
+    assert sla_metrics.total_of([]) == sla_metrics.SlaRow("total", 0, 0, 0, 0)
