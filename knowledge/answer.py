@@ -11,6 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from . import faithfulness
 from .config import Settings
 from .index import LoadedIndex
 from .models import Answer, Source
@@ -77,6 +78,22 @@ def evidence(idx: LoadedIndex, question: str, hits: Sequence[Hit]) -> Evidence:
         toks = set(tokenize(h.chunk.embed_text()))
         best = max(best, sum(w for t, w in weights.items() if t in toks) / total)
     return Evidence(best, dense)
+
+
+def idf_of(idx: LoadedIndex):
+    """The index's BM25 IDF as a function of a (tokenized) term, for the faithfulness check."""
+    vocab, df, n = _idf(idx)
+
+    def doc_freq(term: str) -> float:
+        i = vocab.get(term)
+        return float(df[i]) if i is not None and i < len(df) else 0.0
+
+    return faithfulness.idf_from_counts(doc_freq, n)
+
+
+def evidence_text(chunk) -> str:
+    """What the LLM was shown of a passage (title, heading, text): what its sentences may use."""
+    return "\n".join(x for x in (chunk.title, chunk.heading, chunk.text) if x)
 
 
 def _sources(hits: Sequence[Hit]) -> list[Source]:
@@ -189,9 +206,12 @@ def map_citations(reply: str, hits: Sequence[Hit]) -> tuple[str, list[Hit]]:
     return text, [hits[n - 1] for n in order]
 
 
-def llm_answer(question: str, hits: Sequence[Hit], settings: Settings, timeout_s: float | None = None) -> Answer:
+def llm_answer(question: str, hits: Sequence[Hit], settings: Settings, timeout_s: float | None = None,
+               idf: Any = None) -> Answer:
     """timeout_s: what is left of the question's overall deadline; then the call gets that long,
-    without a retry, so it can never outlast the deadline (an exception falls back to extractive)."""
+    without a retry, so it can never outlast the deadline (an exception falls back to extractive).
+    idf: the index's term weights (`idf_of`); every sentence of the reply is then checked against
+    the passage it cites (knowledge/faithfulness.py) and unsupported ones are removed."""
     hits = _dedupe(hits)[:MAX_PASSAGES]
     client = _client(settings)
     if timeout_s is not None:
@@ -206,6 +226,16 @@ def llm_answer(question: str, hits: Sequence[Hit], settings: Settings, timeout_s
     if not cited:
         log.info("LLM answer without a valid citation: treated as not found")
         return not_found("llm")
+    if idf is not None:
+        checked = faithfulness.check(text, [evidence_text(h.chunk) for h in cited], idf)
+        for r in checked.removed:
+            log.warning("LLM sentence removed (%s): %.200s", r.reason, r.sentence)
+        if not checked.supported:
+            log.info("LLM answer not supported by its sources: treated as not found")
+            return not_found("llm")
+        text, cited = map_citations(checked.text, cited)
+        if not cited:
+            return not_found("llm")
     return Answer(text, _sources(cited), True, "llm")
 
 

@@ -96,6 +96,32 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_faithfulness(args: argparse.Namespace) -> int:
+    from .evaluate import EvalFileError, faithfulness_eval
+    from .index import IndexNotFound, IndexStore
+
+    settings = Settings.from_env(args.index)
+    try:
+        index = IndexStore(settings.index_dir).load()
+    except IndexNotFound:
+        print(f"erro: nenhum índice em {settings.index_dir}; rode `python -m knowledge ingest`", file=sys.stderr)
+        return 2
+    try:
+        result = faithfulness_eval(index, Path(args.good), Path(args.bad))
+    except (OSError, EvalFileError) as exc:
+        print(f"erro: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+        return 0
+    print(f"respostas boas: {result['good']}  com frase removida por engano: {result['good_cut']} "
+          f"({result['good_cut_share']:.1%})  rejeitadas inteiras: {result['good_rejected']}")
+    print(f"respostas ruins: {result['bad']}  pegas: {result['bad_caught']} ({result['bad_caught_share']:.1%})")
+    for miss in result["misses"]:
+        print(f"  - {miss}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m knowledge", description="Base de conhecimento do Atende")
     p.add_argument("-v", "--verbose", action="store_true", help="mostra logs detalhados")
@@ -126,6 +152,15 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--compare", action="store_true", help="mede bm25, dense e hybrid na mesma execução")
     pe.add_argument("--use-product", action="store_true", help="usa o campo product das perguntas como filtro")
     pe.set_defaults(func=cmd_eval)
+
+    pf = sub.add_parser("faithfulness", help="mede a checagem de respostas contra as fontes")
+    pf.add_argument("--good", default=str(Path(__file__).parent / "eval" / "faithful_answers.jsonl"),
+                    help="JSONL de respostas corretas: {\"doc\", \"heading\", \"answer\"}")
+    pf.add_argument("--bad", default=str(Path(__file__).parent / "eval" / "unfaithful_answers.jsonl"),
+                    help="JSONL de respostas que a checagem deve pegar")
+    pf.add_argument("--index")
+    pf.add_argument("--json", action="store_true")
+    pf.set_defaults(func=cmd_faithfulness)
     return p
 
 

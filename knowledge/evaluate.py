@@ -82,3 +82,57 @@ def faquad_corpus(dataset: Path) -> tuple[list[Chunk], list[Question]]:
                                 product=None, module=None, heading="", text=para["context"]))
             questions.extend(Question(qa["question"], url) for qa in para["qas"])
     return chunks, questions
+
+
+def _passage_text(idx: LoadedIndex, doc: str, heading: str) -> str:
+    """The text of the indexed chunk(s) of one document section (its url ends with `doc`)."""
+    from .answer import evidence_text
+
+    parts = [evidence_text(c) for c in idx.chunks if c.url.endswith(doc) and c.heading.split(" > ")[-1] == heading]
+    if not parts:
+        raise EvalFileError(f"section not in the index: {doc} › {heading}")
+    return "\n".join(parts)
+
+
+def _answers(path: Path) -> list[dict]:
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            raise EvalFileError(f"{path}:{n}: invalid JSON ({exc})") from None
+        if not isinstance(row, dict) or not all(isinstance(row.get(k), str) and row[k] for k in ("doc", "heading", "answer")):
+            raise EvalFileError(f"{path}:{n}: needs string fields doc, heading and answer")
+        rows.append(row)
+    return rows
+
+
+def faithfulness_eval(idx: LoadedIndex, good: Path, bad: Path) -> dict:
+    """The faithfulness check (knowledge/faithfulness.py) over hand-written answers, each against
+    the passage it cites: how many correct answers lose a sentence (false removals) or are
+    rejected whole, and how many wrong answers are caught (lose at least one sentence)."""
+    from .answer import idf_of
+    from .faithfulness import check
+
+    idf = idf_of(idx)
+    goods, bads = _answers(good), _answers(bad)
+    cut = rejected = caught = 0
+    misses: list[str] = []
+    for row in goods:
+        result = check(row["answer"], [_passage_text(idx, row["doc"], row["heading"])], idf)
+        if result.removed:
+            cut += 1
+            misses.append(f"boa cortada ({row['heading']}): " + "; ".join(r.reason for r in result.removed))
+        if not result.supported:
+            rejected += 1
+    for row in bads:
+        result = check(row["answer"], [_passage_text(idx, row["doc"], row["heading"])], idf)
+        if result.removed:
+            caught += 1
+        else:
+            misses.append(f"ruim não pega ({row.get('kind', '?')}): {row['answer'][:80]}")
+    return {"good": len(goods), "good_cut": cut, "good_cut_share": cut / max(1, len(goods)),
+            "good_rejected": rejected, "bad": len(bads), "bad_caught": caught,
+            "bad_caught_share": caught / max(1, len(bads)), "misses": misses}

@@ -9,7 +9,7 @@ from typing import Sequence
 
 from atende_contract.text import MAX_MESSAGE_CHARS
 
-from .answer import evidence, extractive_answer, llm_answer, not_found
+from .answer import evidence, extractive_answer, idf_of, llm_answer, not_found
 from .budget import llm_budget
 from .config import Settings
 from .embed import Embedder, get_embedder
@@ -134,7 +134,7 @@ def answer(question: str, products: list[str] | None = None, *, index_dir: str |
                 return not_found("extractive")
         elif conversation_id is None or llm_budget.try_acquire(conversation_id, settings.llm_calls_per_hour):
             try:
-                return llm_answer(question, hits, settings, timeout_s=left)
+                return llm_answer(question, hits, settings, timeout_s=left, idf=idf_of(index))
             except Exception as exc:  # network, HTTP or API errors: fall back to the extractive answer
                 log.warning("LLM unavailable (%s: %s); answering extractively", type(exc).__name__, exc)
         else:

@@ -31,6 +31,9 @@ Para fazer a sangria no PDV, abra o menu Caixa, escolha Sangria, informe o valor
 com a senha do supervisor. O comprovante da sangria sai na impressora do caixa.
 """
 
+# a reply the faithfulness check accepts: what DOC says
+LLM_REPLY = "Abra o menu Caixa, escolha Sangria e confirme com a senha do supervisor [1]."
+
 
 @pytest.fixture(scope="session")
 def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -122,7 +125,7 @@ def test_llm_budget_per_conversation_falls_back_to_extractive(
     from knowledge.budget import llm_budget
 
     llm_budget.reset()
-    with FakeOpenAI(default_reply="Abra o menu Caixa, escolha Sangria e confirme com a senha do supervisor [1].") as llm:
+    with FakeOpenAI(default_reply=LLM_REPLY) as llm:
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
         monkeypatch.setenv("OPENAI_BASE_URL", llm.url)
         monkeypatch.setenv("KNOWLEDGE_LLM_CALLS_PER_HOUR", "2")
@@ -196,7 +199,6 @@ def test_sources_are_numbered_in_citation_order() -> None:
 
 
 # ------------------------------------------------------------------ never block the event loop
-LLM_REPLY = "Abra o menu Caixa, escolha Sangria e confirme com a senha do supervisor [1]."
 SANGRIA = "como faço sangria no pdv?"
 
 

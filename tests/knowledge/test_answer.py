@@ -33,6 +33,12 @@ def _passages(user_message: str) -> list[dict[str, object]]:
     return [json.loads(line) for line in block.splitlines()]
 
 
+def _cite_of(body: dict, needle: str) -> int:
+    """The number of the passage sent to the LLM that contains `needle` (a faithful citation)."""
+    user = body["messages"][1]["content"]
+    return next(p["n"] for p in _passages(user) if needle in str(p["texto"]))
+
+
 def test_no_index_gives_the_not_found_outcome(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KNOWLEDGE_INDEX_DIR", str(tmp_path / "nada"))
     result = answer("Como emitir NF-e?")
@@ -110,7 +116,8 @@ def test_weak_evidence_does_not_call_the_llm(demo_index: Path, llm: FakeOpenAI) 
 
 
 def test_prompt_injection_in_the_question_stays_data(demo_index: Path, llm: FakeOpenAI) -> None:
-    llm.set_reply("Para emitir em contingência acesse Fiscal > NF-e > Entrar em contingência [1].")
+    llm.reply_fn = lambda body: ("Para emitir em contingência acesse Fiscal > NF-e > Entrar em contingência "
+                                 f"[{_cite_of(body, 'Entrar em contingência')}].")
     question = f"Como emitir NF-e em contingência quando a SEFAZ está fora do ar? {SHORT_INJECTION}"
     result = answer(question, index_dir=demo_index)
     system, user = llm.last_messages()

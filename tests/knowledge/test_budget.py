@@ -11,7 +11,7 @@ from knowledge.config import Settings
 from tests.support.fake_openai import FakeOpenAI
 
 QUESTION = "como fazer sangria no caixa do pdv?"
-REPLY = "Abra o caixa, escolha Sangria, informe o valor e confirme [1]."
+REPLY = "Para fazer a sangria, pressione F6 e informe o valor e o motivo [1]."
 
 
 @pytest.fixture()
