@@ -196,8 +196,8 @@ class Worker:
         if data.get("action") == "alias":
             # Meta (signed delivery) says the customer's number changed: the new number continues
             # this conversation, and its messages vouch for the old number (see `attest`).
-            root = await self.db(self.store.set_alias, str(metadata.get("new_wa_id")), row.address)
-            await self.db(self.store.finish, row.id, "done", f"number changed; conversation {root}")
+            kept = await self.db(self.store.set_alias, str(metadata.get("new_wa_id")), row.address)
+            await self.db(self.store.finish, row.id, "done", f"number changed; conversation {kept}")
             return True
         conversation_address = await self.db(self.store.conversation_of, row.address) or row.address
         conversation = conversation_id(conversation_address)

@@ -20,11 +20,13 @@ class AliasOps(StoreBase):
     def set_alias(self, new: str, old: str) -> str:
         """Record that `old` is now `new`; returns the conversation address (chains collapse)."""
         with self.engine.begin() as conn:
-            root = conn.execute(sa.select(aliases.c.conversation).where(aliases.c.wa_id == old)).scalar() or old
+            conversation_address = conn.execute(
+                sa.select(aliases.c.conversation).where(aliases.c.wa_id == old)).scalar() or old
             conn.execute(aliases.delete().where(aliases.c.wa_id == new))
-            if new != root:  # new == root: back to the first number, no alias left
-                conn.execute(aliases.insert().values(wa_id=new, conversation=root, changed_at=time.time()))
-            return root
+            if new != conversation_address:  # else back to the first number: no alias left
+                conn.execute(aliases.insert().values(wa_id=new, conversation=conversation_address,
+                                                     changed_at=time.time()))
+            return conversation_address
 
     def current_address(self, conversation_address: str) -> str:
         """The number a conversation's messages go to now: its latest alias, or its own address."""
