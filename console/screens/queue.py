@@ -1,7 +1,6 @@
 """Fila: open tickets, filtered, oldest first, with counts; refreshes itself; "Assumir"."""
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from typing import Any
 
@@ -10,6 +9,7 @@ import streamlit as st
 
 from console import auth, ui
 from console.auth import User
+from console.settings import get_console_settings
 from helpdesk.db import session_scope
 from helpdesk.models import CHANNELS, TICKET_TYPES
 from helpdesk.services import catalog, customers, metrics, sla, technicians, tickets
@@ -17,10 +17,6 @@ from helpdesk.services import catalog, customers, metrics, sla, technicians, tic
 ALL = "__all__"
 STATUS_CHOICES = {"abertos": "abertos (novo e em atendimento)", "novo": "novo",
                   "em_atendimento": "em atendimento", "concluido": "concluído", ALL: "todos"}
-
-
-def refresh_seconds() -> int:
-    return max(5, int(os.environ.get("CONSOLE_QUEUE_REFRESH_SECONDS", "30")))
 
 
 def _options() -> dict[str, Any]:
@@ -87,8 +83,9 @@ def render(user: User) -> None:
     st.header("Fila de chamados")
     opts = _options()
     f = _filters(opts, user)
+    refresh = get_console_settings().queue_refresh_seconds
 
-    @st.fragment(run_every=timedelta(seconds=refresh_seconds()))
+    @st.fragment(run_every=timedelta(seconds=refresh))
     def queue() -> None:
         # The account may have been deactivated (or the session ended) since the last full run;
         # the refresh itself is not activity, so it does not keep the session alive.
@@ -104,7 +101,7 @@ def render(user: User) -> None:
             st.info("Nenhum chamado com esses filtros.")
             return
         st.dataframe(pd.DataFrame(rows).drop(columns=["id", "_free"]), hide_index=True, width="stretch")
-        st.caption(f"Atualiza sozinha a cada {refresh_seconds()} s. Mais antigos primeiro.")
+        st.caption(f"Atualiza sozinha a cada {refresh} s. Mais antigos primeiro.")
 
     queue()
     _counts, rows = _rows(f)

@@ -658,14 +658,14 @@ def test_reports_page_shows_contained_verified_and_durable_resolution(ids: datas
 
 
 def test_report_csv_export(ids: dataset.Ids) -> None:
-    from console.screens import reports as relatorios
     from helpdesk.services import metrics as m
+    from helpdesk.services import reports
 
     period = m.Period.from_dates(date(2026, 3, 1), date(2026, 3, 10))
     with session_scope() as s:
-        report = relatorios.build(s, period)
-    assert relatorios.build_concurrently(period) == report
-    lines = relatorios.to_csv(report).splitlines()
+        report = reports.build(s, period)
+    assert reports.build_concurrently(period) == report
+    lines = reports.to_csv(report).splitlines()
     assert lines[0] == "secao;item;valor"
     for expected in ("resumo;total_chamados;7", "resumo;tempo_medio_resolucao_h;4.0",
                      "resumo;tempo_mediano_resolucao_h;3.0", "resumo;cliente_mais_chamados;Alfa Comércio Ltda (3)",

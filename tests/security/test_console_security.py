@@ -66,7 +66,7 @@ def _cells(text: str) -> list[list[str]]:
 # ---- CSV injection ---------------------------------------------------------------------------------
 
 def test_formulas_in_customer_names_and_questions_leave_the_report_export_inert(ids: dataset.Ids) -> None:
-    from console.screens import reports as relatorios
+    from helpdesk.services import reports as relatorios
     from helpdesk.services import metrics
 
     with session_scope() as s:
