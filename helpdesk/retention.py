@@ -238,30 +238,30 @@ def _purge_whatsapp(s: Session, cut_epoch: float, exempt: _Exempt, pseudo: Any, 
     if privacy._has(s, privacy.WA_INBOX):
         rows = s.execute(text(f"SELECT id, sender FROM {privacy.WA_INBOX} WHERE state <> 'pending' "
                               "AND received_at < :cut AND sender NOT LIKE :like"), {"cut": cut_epoch, "like": like})
-        by_sender: dict[str, list[int]] = {}
+        params = []
         for row_id, sender in rows:
             if sender in exempt.wa_ids:
                 out["exempt_whatsapp_rows"] += 1
-                continue
-            by_sender.setdefault(sender, []).append(row_id)
-        for sender, ids in by_sender.items():
-            out["whatsapp_inbox"] += _exec_in(
-                s, f"UPDATE {privacy.WA_INBOX} SET sender = :p, text = NULL, button_id = NULL, data = '{{}}', "
-                   "reason = NULL WHERE id IN :values", ids, p=pseudo(sender))
+            else:
+                params.append({"i": row_id, "p": pseudo(sender)})
+        if params:  # one executemany
+            s.execute(text(f"UPDATE {privacy.WA_INBOX} SET sender = :p, text = NULL, button_id = NULL, "
+                           "data = '{}', reason = NULL WHERE id = :i"), params)
+        out["whatsapp_inbox"] += len(params)
     if privacy._has(s, tables.WHATSAPP_OUTBOX):
         rows = s.execute(text(f"SELECT id, recipient FROM {tables.WHATSAPP_OUTBOX} WHERE send_state IN "
                               "('accepted', 'rejected') AND created_at < :cut AND recipient NOT LIKE :like"),
                          {"cut": cut_epoch, "like": like})
-        by_recipient: dict[str, list[int]] = {}
+        params = []
         for row_id, recipient in rows:
             if recipient in exempt.wa_ids:
                 out["exempt_whatsapp_rows"] += 1
-                continue
-            by_recipient.setdefault(recipient, []).append(row_id)
-        for recipient, ids in by_recipient.items():
-            out["whatsapp_outbox"] += _exec_in(
-                s, f"UPDATE {tables.WHATSAPP_OUTBOX} SET recipient = :p, body = '{{}}', options = NULL "
-                   "WHERE id IN :values", ids, p=pseudo(recipient))
+            else:
+                params.append({"i": row_id, "p": pseudo(recipient)})
+        if params:
+            s.execute(text(f"UPDATE {tables.WHATSAPP_OUTBOX} SET recipient = :p, body = '{{}}', options = NULL "
+                           "WHERE id = :i"), params)
+        out["whatsapp_outbox"] += len(params)
     if privacy._has(s, privacy.WA_LEASES):  # transient: an expired lease that old is garbage
         out["whatsapp_leases"] += int(s.execute(text(f"DELETE FROM {privacy.WA_LEASES} WHERE expires_at < :cut"),
                                                 {"cut": cut_epoch}).rowcount or 0)
@@ -279,16 +279,16 @@ def _purge_whatsapp(s: Session, cut_epoch: float, exempt: _Exempt, pseudo: Any, 
 
 
 def _purge_questions(s: Session, cut: datetime, exempt: _Exempt, pseudo: Any, out: dict[str, int]) -> None:
-    q = KnowledgeQuery
-    for query in s.scalars(select(q).where(q.at < cut, q.question != "").order_by(q.id)):
-        if exempt.has_conversation(query.conversation_id):
+    q = KnowledgeQuery.__table__
+    params = []
+    for row_id, conv in s.execute(select(q.c.id, q.c.conversation_id).where(q.c.at < cut, q.c.question != "")):
+        if exempt.has_conversation(conv):
             out["exempt_questions"] += 1
             continue
-        query.question = ""
-        if query.conversation_id and not query.conversation_id.startswith(PSEUDO_PREFIX):
-            query.conversation_id = pseudo(query.conversation_id)
-        out["knowledge_queries"] += 1
-    s.flush()
+        params.append({"i": row_id, "c": pseudo(conv) if conv and not conv.startswith(PSEUDO_PREFIX) else conv})
+    if params:  # one executemany
+        s.execute(text(f"UPDATE {q.name} SET question = '', conversation_id = :c WHERE id = :i"), params)
+    out["knowledge_queries"] += len(params)
 
 
 def _purge_console(s: Session, cut: datetime, out: dict[str, int]) -> None:
