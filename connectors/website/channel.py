@@ -291,7 +291,7 @@ class WebsiteInput(SocketIOInput):
         metadata = forwarded_metadata(
             raw, check, client_id=client_id, quick_reply=quick_reply,
             conversation_id=conversation_id, message_id=message_id,
-            attestation_key=self.settings.attestation_key,
+            attestation_key=self.settings.attestation_key, policy_url=self.settings.policy_url,
         )
         if check.ok:
             state.owner = check.subject

@@ -12,6 +12,7 @@ import json
 import logging
 from typing import Any, Dict, Optional
 
+from atende_contract import consent
 from atende_contract.attestation import METADATA_KEY as ATTESTATION_KEY
 from atende_contract.webtoken import TokenCheck
 
@@ -49,6 +50,7 @@ def forwarded_metadata(
     conversation_id: str,
     message_id: str,
     attestation_key: Optional[bytes],
+    policy_url: Optional[str] = None,
 ) -> Dict[str, Any]:
     """Harmless widget facts and, for a verified token, this turn's identity attestation.
 
@@ -59,6 +61,14 @@ def forwarded_metadata(
     proof = attest(attestation_key, check, conversation_id, message_id)
     if proof is not None:
         metadata[ATTESTATION_KEY] = proof
+    # The visitor's consent (text version, policy URL), only as the contract cleans it; the action
+    # server records it with its own clock. A forged or odd one is dropped, the message goes on.
+    if consent.CUSTOM_DATA_KEY in raw:
+        cleaned = consent.clean(raw[consent.CUSTOM_DATA_KEY], policy_url)
+        if cleaned is not None:
+            metadata[consent.METADATA_KEY] = cleaned
+        else:
+            logger.info("website chat: dropped a malformed consent object")
     dropped = sorted(key for key in raw if key in IDENTITY_KEYS and key != "auth_token")
     if dropped:
         logger.info("website chat: dropped client identity metadata %s", dropped)

@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Tuple
 
+from atende_contract import consent
 from atende_contract.attestation import AttestationConfigError, key_from_env
 from atende_contract.text import MAX_MESSAGE_CHARS
 from atende_contract.webtoken import TokenConfigError, TokenPolicy
@@ -52,6 +53,10 @@ class WebsiteSettings:
     widget_dir: str = ""
     replay_buffer: int = 50
     max_sessions: int = 10000
+    # LGPD consent (atende_contract.consent): the configured policy URL (the widget's default link,
+    # and the only non-https one a consent may name), and the LLM provider the card must name.
+    policy_url: Optional[str] = None
+    llm_provider: Optional[str] = None
 
     @classmethod
     def from_sources(
@@ -108,6 +113,8 @@ class WebsiteSettings:
             metadata_key=str(creds.get("metadata_key", "customData")),
             allowed_payloads=tuple(payloads) if payloads else cls.allowed_payloads,
             widget_dir=str(creds.get("widget_dir") or env.get("WEBCHAT_WIDGET_DIR") or DEFAULT_WIDGET_DIR),
+            policy_url=consent.configured_policy_url(env),
+            llm_provider=consent.llm_provider(env),
         )
         if settings.rate_per_second <= 0 or settings.ip_rate_per_second <= 0:
             raise ConfigError("rate_per_second and ip_rate_per_second must be > 0")

@@ -29,15 +29,22 @@ def serve_widget(settings: WebsiteSettings) -> HTTPResponse:
         return response.text(
             NOT_BUILT, status=503, content_type="application/javascript; charset=utf-8"
         )
+    # The policy link (ATENDE_PRIVACY_POLICY_URL) and the LLM provider the consent card names.
     config = (
-        "window.__ATENDE_WEBCHAT__=Object.assign({socketPath:%s},window.__ATENDE_WEBCHAT__||{});\n"
-        % js_string(settings.socketio_path)
+        "window.__ATENDE_WEBCHAT__=Object.assign({socketPath:%s,privacyUrl:%s},"
+        "window.__ATENDE_WEBCHAT__||{},{llmProvider:%s});\n"  # the page cannot hide the LLM
+        % (js_string(settings.socketio_path), js_value(settings.policy_url), js_value(settings.llm_provider))
     ).encode("utf-8")
     return response.raw(
         config + body,
         content_type="application/javascript; charset=utf-8",
         headers={"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"},
     )
+
+
+def js_value(value: "str | None") -> str:
+    """A JavaScript string literal, or ``null``."""
+    return "null" if value is None else js_string(value)
 
 
 def js_string(value: str) -> str:

@@ -9,6 +9,10 @@ const MAX_CHARS = 2000;
 const HUMAN_PAYLOAD = "/request_human";
 const TYPING_TIMEOUT_MS = 15000;
 const CONNECT_TIMEOUT_MS = 10000;
+// Version of the consent card's text (recorded by the server with each conversation's consent).
+// Change it whenever T.consentText or T.consentLlm changes: every visitor is then asked again.
+// The text that names the LLM provider is a version of its own ("-ia").
+const CONSENT_VERSION = "web-2026-12";
 
 const T = {
   title: "Atendimento",
@@ -24,8 +28,11 @@ const T = {
   offline: "Sem conexão. Tentando reconectar… Suas mensagens serão enviadas assim que a conexão voltar.",
   consentTitle: "Antes de começar",
   consentText:
-    "Usamos as mensagens desta conversa para atender você e melhorar nosso atendimento, conforme a " +
-    "Lei Geral de Proteção de Dados (LGPD). Não envie senhas nem dados de cartão.",
+    "Usamos seu nome, seus contatos e as mensagens desta conversa para atender você (suporte técnico e " +
+    "comercial), abrir e acompanhar chamados, gerar relatórios internos e melhorar nosso atendimento, " +
+    "conforme a Lei Geral de Proteção de Dados (LGPD). Não envie senhas nem dados de cartão.",
+  consentLlm: (provider) =>
+    `Suas perguntas são enviadas ao provedor de inteligência artificial configurado (${provider}) para gerar as respostas.`,
   consentLink: "Política de privacidade",
   consentAccept: "Concordo e quero conversar",
   sources: "Fontes",
@@ -95,7 +102,10 @@ function readConfig() {
     title: page.title || data.title || T.title,
     color: page.color || data.color || null,
     initPayload: page.initPayload != null ? page.initPayload : data.initPayload != null ? data.initPayload : "/greet",
-    privacyUrl: page.privacyUrl || data.privacyUrl || null,
+    privacyUrl: page.privacyUrl || data.privacyUrl || injected.privacyUrl || null,
+    configuredPrivacyUrl: typeof injected.privacyUrl === "string" ? injected.privacyUrl : null,
+    // Set by the server (connectors/website) when questions go to an LLM provider: its short name.
+    llmProvider: typeof injected.llmProvider === "string" && injected.llmProvider ? injected.llmProvider.slice(0, 80) : null,
     authToken: page.authToken || data.authToken || null,
     transports: page.transports || ["websocket", "polling"],
   };
@@ -106,6 +116,15 @@ class AtendeChat {
     this.config = config;
     this.store = new ChatStore(config.serverUrl);
     this.token = config.authToken;
+    // What the visitor accepts: this text version, and the policy link shown with it (absolute).
+    this.consentVersion = CONSENT_VERSION + (config.llmProvider ? "-ia" : "");
+    this.policyUrl = safeUrl(config.privacyUrl || "");
+    // The server records only an https link or its configured one; another is sent as null, so
+    // the consent itself is still recorded.
+    this.consentPolicyUrl =
+      this.policyUrl && (/^https:\/\//.test(this.policyUrl) || this.policyUrl === config.configuredPrivacyUrl)
+        ? this.policyUrl
+        : null;
     const subject = this.token ? tokenSubject(this.token) : null;
     if (this.store.state.subject && this.store.state.subject !== subject) this.store.reset();
     this.store.set("subject", subject);
@@ -205,7 +224,7 @@ class AtendeChat {
     this.updateBadge();
     this.renderAll();
     if (focus !== false) {
-      const target = this.store.state.consent ? this.input : this.shadow.querySelector(".consent .primary");
+      const target = this.consented() ? this.input : this.shadow.querySelector(".consent .primary");
       (target || this.input).focus();
     }
   }
@@ -229,11 +248,11 @@ class AtendeChat {
   renderAll() {
     const doc = document;
     this.log.textContent = "";
-    if (!this.store.state.consent) this.log.appendChild(this.consentCard());
+    if (!this.consented()) this.log.appendChild(this.consentCard());
     const list = this.store.state.transcript;
     list.forEach((entry, i) => this.log.appendChild(this.renderEntry(entry, i === list.length - 1)));
     this.log.appendChild(this.typing);
-    const enabled = !!this.store.state.consent;
+    const enabled = this.consented();
     this.input.disabled = !enabled;
     this.sendButton.disabled = !enabled;
     this.humanButton.disabled = !enabled;
@@ -243,10 +262,17 @@ class AtendeChat {
     void doc;
   }
 
+  // A consent given to an earlier text version (or the `true` of older widgets) is asked again.
+  consented() {
+    return this.store.state.consent === this.consentVersion;
+  }
+
   consentCard() {
     const doc = document;
-    const text = h(doc, "p", { text: T.consentText });
-    const privacy = safeUrl(this.config.privacyUrl || "");
+    const sentences = [T.consentText];
+    if (this.config.llmProvider) sentences.push(T.consentLlm(this.config.llmProvider));
+    const text = h(doc, "p", { text: sentences.join(" ") });
+    const privacy = this.policyUrl;
     if (privacy) {
       text.appendChild(doc.createTextNode(" "));
       text.appendChild(h(doc, "a", { href: privacy, target: "_blank", rel: "noopener noreferrer", text: T.consentLink }));
@@ -363,8 +389,11 @@ class AtendeChat {
     this.socket.connect();
   }
 
+  // The consent goes with every message: the server records it once per conversation and version.
   customData() {
-    return this.token ? { auth_token: this.token } : {};
+    const data = this.token ? { auth_token: this.token } : {};
+    if (this.consented()) data.consent = { version: this.consentVersion, policy_url: this.consentPolicyUrl };
+    return data;
   }
 
   requestSession() {
@@ -450,7 +479,7 @@ class AtendeChat {
 
   // ------------------------------------------------------------------ sending
   acceptConsent() {
-    this.store.set("consent", true);
+    this.store.set("consent", this.consentVersion);
     this.renderAll();
     this.input.focus();
     this.maybeSendInit();
@@ -458,14 +487,14 @@ class AtendeChat {
 
   maybeSendInit() {
     const init = this.config.initPayload;
-    if (!init || !this.store.state.consent || !this.confirmed) return;
+    if (!init || !this.consented() || !this.confirmed) return;
     if (this.store.state.transcript.length || this.store.state.outbox.length || this.initSent) return;
     this.initSent = true;
     this.enqueue({ cid: randomId(), text: init, quickReply: true, hidden: true });
   }
 
   submit() {
-    if (!this.store.state.consent) return;
+    if (!this.consented()) return;
     const text = this.input.value.trim();
     if (!text) return;
     if (text.length > MAX_CHARS) { this.onInput(); return; }
@@ -475,7 +504,7 @@ class AtendeChat {
   }
 
   sendPayload(payload, title) {
-    if (!this.store.state.consent) return;
+    if (!this.consented()) return;
     this.enqueue({ cid: randomId(), text: payload, quickReply: true, display: title });
   }
 
