@@ -23,7 +23,7 @@ from console.auth import User
 from helpdesk.db import session_scope
 from helpdesk.errors import DomainError
 from helpdesk.services import notifications
-from helpdesk.services.notify_channels import Notice, NotifyConfigError, notify_settings
+from helpdesk.services.notify_channels import Notice, NotifyConfigError, NotifySettings, notify_settings
 
 PAGE = "notificacoes"
 MAX_TOASTS = 5
@@ -40,10 +40,11 @@ def poll_seconds() -> float:
 
 def _claim(user: User) -> list[Notice]:
     try:
-        with session_scope() as s:
-            return notifications.claim_console(s, user.id, settings=notify_settings())
-    except NotifyConfigError:
-        return []  # a worker setting is wrong; the worker reports it, the console goes on
+        settings = notify_settings()
+    except NotifyConfigError:  # a channel setting is wrong: the worker reports it, the console goes on
+        settings = NotifySettings()
+    with session_scope() as s:
+        return notifications.claim_console(s, user.id, settings=settings)
 
 
 def _script_json(items: list[dict]) -> str:

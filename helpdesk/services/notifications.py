@@ -255,18 +255,26 @@ def run(s: Session, *, now: datetime | None = None) -> dict[str, int]:
 # ---- console channel -----------------------------------------------------------------------------
 
 def claim_console(s: Session, technician_id: int, *, now: datetime | None = None,
-                  settings: NotifySettings | None = None) -> list[Notice]:
+                  settings: NotifySettings | None = None, limit: int = 50) -> list[Notice]:
     """This technician's unseen console notifications, newest first, marked seen in one conditional
-    UPDATE: of two tabs (or two consoles) polling at once, exactly one gets each notification."""
+    UPDATE: of two tabs (or two consoles) polling at once, exactly one gets each notification.
+    A poll with nothing new only reads (no write lock on SQLite). Notifications older than
+    ``STALE_AFTER`` (a technician away for days) are marked seen without being shown; at most
+    ``limit`` are returned."""
     settings = settings or ch.notify_settings()
+    now = now or utcnow()
+    mine = and_(Notification.technician_id == technician_id, Notification.channel == "console",
+                Notification.state == "pending")
+    if s.scalar(select(Notification.id).where(mine).limit(1)) is None:
+        s.commit()
+        return []
     token = secrets.token_hex(16)
-    s.execute(update(Notification)
-              .where(Notification.technician_id == technician_id, Notification.channel == "console",
-                     Notification.state == "pending")
-              .values(state="sent", sent_at=now or utcnow(), claim_token=token)
+    s.execute(update(Notification).where(mine).values(state="sent", sent_at=now, claim_token=token)
               .execution_options(synchronize_session=False))
     s.commit()
-    rows = s.scalars(select(Notification).where(Notification.claim_token == token).order_by(Notification.id.desc()))
+    rows = s.scalars(select(Notification).where(Notification.claim_token == token,
+                                                Notification.created_at >= now - STALE_AFTER)
+                     .order_by(Notification.id.desc()).limit(limit))
     notices = []
     for n in rows:
         try:

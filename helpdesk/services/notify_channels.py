@@ -5,8 +5,8 @@ tests), never at import time. A bad value raises ``NotifyConfigError`` with the 
 the dispatcher fails loudly (worker log and /health) rather than sending half-configured.
 
 - E-mail: stdlib smtplib to ATENDE_SMTP_HOST:PORT, STARTTLS by default (ATENDE_SMTP_STARTTLS=false
-  only for a relay on loopback), login when ATENDE_SMTP_USER is set. Plain-text body plus an HTML
-  alternative in which every value is escaped; header values are stripped of CR/LF and control
+  only for a relay on loopback; ATENDE_SMTP_CA_FILE to trust a private CA), login when
+  ATENDE_SMTP_USER is set. Plain-text body plus an HTML alternative in which every value is escaped; header values are stripped of CR/LF and control
   characters (customer names are untrusted).
 - Webhook: JSON POST to ATENDE_NOTIFY_WEBHOOK_URL (http or https only), signed with
   ``X-Atende-Signature: sha256=<hex HMAC-SHA256 of the body>`` under ATENDE_NOTIFY_WEBHOOK_SECRET
@@ -52,6 +52,7 @@ class NotifySettings:
     smtp_password: str = ""
     smtp_from: str = ""
     smtp_starttls: bool = True
+    smtp_ca_file: str = ""  # a CA bundle to trust for a relay with a private CA (else the system's)
     smtp_timeout_s: float = 10.0
     webhook_url: str = ""
     webhook_secret: bytes = b""
@@ -100,6 +101,9 @@ class NotifySettings:
             raise NotifyConfigError("ATENDE_SMTP_FROM is required when ATENDE_SMTP_HOST is set")
         if any(c in sender for c in "\r\n"):
             raise NotifyConfigError("ATENDE_SMTP_FROM must be one line")
+        ca_file = (env.get("ATENDE_SMTP_CA_FILE") or "").strip()
+        if ca_file and not os.path.isfile(ca_file):
+            raise NotifyConfigError(f"ATENDE_SMTP_CA_FILE is not a readable file: {ca_file!r}")
         port = int(number("ATENDE_SMTP_PORT", 587, int))
         if port > 65535:
             raise NotifyConfigError(f"ATENDE_SMTP_PORT out of range: {port}")
@@ -119,7 +123,7 @@ class NotifySettings:
         return cls(
             smtp_host=host, smtp_port=port, smtp_user=(env.get("ATENDE_SMTP_USER") or "").strip(),
             smtp_password=env.get("ATENDE_SMTP_PASSWORD") or "", smtp_from=sender,
-            smtp_starttls=flag("ATENDE_SMTP_STARTTLS", True),
+            smtp_starttls=flag("ATENDE_SMTP_STARTTLS", True), smtp_ca_file=ca_file,
             smtp_timeout_s=number("ATENDE_SMTP_TIMEOUT_S", 10.0),
             webhook_url=url, webhook_secret=secret,
             webhook_timeout_s=number("ATENDE_NOTIFY_WEBHOOK_TIMEOUT_S", 5.0),
@@ -221,7 +225,7 @@ def send_email(settings: NotifySettings, notice: Notice, to_addr: str) -> None:
             if settings.smtp_starttls:
                 if not smtp.has_extn("starttls"):
                     raise DeliveryError("o servidor SMTP não oferece STARTTLS (ATENDE_SMTP_STARTTLS=true)")
-                smtp.starttls(context=ssl.create_default_context())
+                smtp.starttls(context=ssl.create_default_context(cafile=settings.smtp_ca_file or None))
                 smtp.ehlo()
             if settings.smtp_user:
                 smtp.login(settings.smtp_user, settings.smtp_password)

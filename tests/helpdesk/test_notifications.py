@@ -341,3 +341,11 @@ def test_the_worker_process_sends_the_mail(team: dict, smtp: SmtpSink, db_url: s
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert sorted(r for _f, rs, _m in smtp.messages for r in rs) == \
         ["ana@atende.example", "bruno@atende.example", "carla@atende.example"]
+
+
+def test_console_notifications_of_an_absent_technician_go_stale(team: dict, configure) -> None:
+    open_ticket(team["customer"])
+    dispatch()
+    with session_scope() as s:
+        assert notifications.claim_console(s, team["ana"], now=utcnow() + timedelta(hours=25)) == []
+    assert {r[3] for r in rows(recipient=f"technician:{team['ana']}")} == {"sent"}  # seen, not shown

@@ -265,3 +265,62 @@ def test_webhook_500_timeout_and_redirect_are_delivery_errors(receiver: Receiver
     with pytest.raises(DeliveryError, match="HTTP 302"):
         ch.send_webhook(s, notice(), "t")
     assert "/elsewhere" not in receiver.paths
+
+
+# ---- STARTTLS and login, as a production relay does ---------------------------------------------
+
+@pytest.fixture()
+def tls_smtp(tmp_path) -> Iterator[tuple[SmtpSink, str]]:  # type: ignore[no-untyped-def]
+    """aiosmtpd requiring STARTTLS (a self-signed certificate for 127.0.0.1) and AUTH LOGIN/PLAIN."""
+    import ssl
+    import subprocess
+
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(cert), str(key))
+
+    def authenticator(server, session, envelope, mechanism, auth_data):  # type: ignore[no-untyped-def]
+        ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (b"avisos", b"s3nha")
+        return AuthResult(success=ok, handled=False)  # a refusal answers 535
+
+    sink = SmtpSink()
+    sink.controller = Controller(sink, hostname="127.0.0.1", port=sink.port, tls_context=context,
+                                 require_starttls=True, authenticator=authenticator, auth_required=True)
+    sink.controller.start()
+    try:
+        yield sink, str(cert)
+    finally:
+        sink.controller.stop()
+
+
+def _tls_env(sink: SmtpSink, ca: str | None, password: str = "s3nha") -> dict[str, str]:
+    env = {"ATENDE_SMTP_HOST": "127.0.0.1", "ATENDE_SMTP_PORT": str(sink.port), "ATENDE_SMTP_FROM": "avisos@atende.example",
+           "ATENDE_SMTP_USER": "avisos", "ATENDE_SMTP_PASSWORD": password}
+    if ca:
+        env["ATENDE_SMTP_CA_FILE"] = ca
+    return env
+
+
+def test_starttls_and_login_deliver(tls_smtp) -> None:  # type: ignore[no-untyped-def]
+    sink, ca = tls_smtp
+    ch.send_email(NotifySettings.from_env(_tls_env(sink, ca)), notice(), "ana@atende.example")
+    assert [r for _f, r, _m in sink.messages] == [["ana@atende.example"]]
+
+
+def test_untrusted_certificate_or_wrong_password_deliver_nothing(tls_smtp) -> None:  # type: ignore[no-untyped-def]
+    sink, ca = tls_smtp
+    with pytest.raises(DeliveryError, match="SMTPAuthenticationError"):
+        ch.send_email(NotifySettings.from_env(_tls_env(sink, ca, password="errada")), notice(), "ana@atende.example")
+    with pytest.raises(DeliveryError, match="CERTIFICATE_VERIFY_FAILED"):
+        ch.send_email(NotifySettings.from_env(_tls_env(sink, None)), notice(), "ana@atende.example")
+    assert sink.messages == []
+
+
+def test_a_missing_ca_file_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(NotifyConfigError, match="ATENDE_SMTP_CA_FILE"):
+        NotifySettings.from_env({"ATENDE_SMTP_CA_FILE": str(tmp_path / "nada.pem")})
