@@ -12,13 +12,39 @@ from console import charts, ui
 from console.auth import User
 from helpdesk.errors import DomainError
 from helpdesk.models import utcnow
-from helpdesk.services import metrics, reports
+from helpdesk.services import metrics, reports, sla_metrics
 
 
 def figures(r: reports.Report) -> dict[str, Any]:
     return {"dia": charts.per_day(r.per_day), "modulo": charts.per_module(r.per_module),
             "cliente": charts.per_customer(r.per_customer), "tipo": charts.per_type(r.per_type),
             "tecnico": charts.per_technician(r.per_technician), "avaliacoes": charts.ratings(r.ratings)}
+
+
+def _sla(r: reports.Report) -> None:
+    """% of SLAs met (first response and resolution), in total and per technician, module, customer, day."""
+    st.subheader("SLA")
+    total = r.sla_total
+    fr_n = total.first_response_met + total.first_response_breached
+    res_n = total.resolution_met + total.resolution_breached
+    m = st.columns(4)
+    m[0].metric("1ª resposta no prazo", ui.pct(total.pct_first_response),
+                f"{total.first_response_met} de {fr_n}", delta_color="off")
+    m[1].metric("Resolução no prazo", ui.pct(total.pct_resolution), f"{total.resolution_met} de {res_n}",
+                delta_color="off")
+    m[2].metric("1ª respostas fora do prazo", total.first_response_breached)
+    m[3].metric("Resoluções fora do prazo", total.resolution_breached)
+    st.caption("Chamados abertos no período com política de SLA, em horário útil. No prazo: respondido "
+               "(ou concluído) até o vencimento; fora do prazo: depois dele, ou ainda sem resposta e já "
+               "vencido. Chamados ainda dentro do prazo não entram na conta.")
+    if not total.measured:
+        st.caption("Nenhum chamado com SLA medido no período.")
+        return
+    tabs = st.tabs(["Por técnico", "Por módulo", "Por cliente", "Por dia"])
+    for tab, rows, label in ((tabs[0], r.sla_per_technician, "Técnico"), (tabs[1], r.sla_per_module, "Módulo"),
+                             (tabs[2], r.sla_per_customer, "Cliente"), (tabs[3], r.sla_per_day, "Dia")):
+        tab.dataframe(pd.DataFrame(sla_metrics.as_table(rows, label)), hide_index=True, width="stretch",
+                      key=f"r_sla_{label}")
 
 
 def render(user: User) -> None:
@@ -60,6 +86,8 @@ def render(user: User) -> None:
     b.plotly_chart(figs["cliente"], key="fig_cliente")
     a.plotly_chart(figs["tipo"], key="fig_tipo")
     b.plotly_chart(figs["tecnico"], key="fig_tecnico")
+
+    _sla(r)
 
     st.subheader("Assistente virtual")
     m = st.columns(4)

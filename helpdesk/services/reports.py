@@ -8,14 +8,14 @@ bench/reports_bench.py times these same functions.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Callable
 
 from sqlalchemy.orm import Session
 
 from helpdesk.db import session_scope
-from helpdesk.services import metrics
+from helpdesk.services import metrics, sla_metrics
 from helpdesk.services.customer_import import csv_text
 
 
@@ -32,6 +32,15 @@ class Report:
     resolution: metrics.BotResolution
     ratings: list[tuple[int, int]]
     gaps: list[tuple[str, int, datetime]]
+    # % of SLAs met (sla_metrics); the headline is the total of the per-module rows (no extra scan)
+    sla_per_day: list[sla_metrics.SlaRow] = field(default_factory=list)
+    sla_per_technician: list[sla_metrics.SlaRow] = field(default_factory=list)
+    sla_per_module: list[sla_metrics.SlaRow] = field(default_factory=list)
+    sla_per_customer: list[sla_metrics.SlaRow] = field(default_factory=list)
+
+    @property
+    def sla_total(self) -> sla_metrics.SlaRow:
+        return sla_metrics.total_of(self.sla_per_module)
 
 
 def _queries(window_days: int) -> dict[str, Callable[[Session, metrics.Period], Any]]:
@@ -43,6 +52,8 @@ def _queries(window_days: int) -> dict[str, Callable[[Session, metrics.Period], 
         "bot": metrics.bot_summary,
         "resolution": lambda s, p: metrics.bot_resolution(s, p, window_days=window_days),
         "ratings": metrics.ratings, "gaps": metrics.documentation_gaps,
+        "sla_per_day": sla_metrics.sla_per_day, "sla_per_technician": sla_metrics.sla_per_technician,
+        "sla_per_module": sla_metrics.sla_per_module, "sla_per_customer": sla_metrics.sla_per_customer,
     }
 
 
@@ -51,7 +62,9 @@ def _assemble(period: metrics.Period, got: dict[str, Any]) -> Report:
                                 got["per_technician"])
     return Report(period=period, summary=summary, per_day=got["per_day"], per_module=got["per_module"],
                   per_customer=got["per_customer"], per_type=got["per_type"], per_technician=got["per_technician"],
-                  bot=got["bot"], resolution=got["resolution"], ratings=got["ratings"], gaps=got["gaps"])
+                  bot=got["bot"], resolution=got["resolution"], ratings=got["ratings"], gaps=got["gaps"],
+                  **{key: got[key] for key in ("sla_per_day", "sla_per_technician", "sla_per_module",
+                                               "sla_per_customer")})
 
 
 def build(s: Session, period: metrics.Period, window_days: int = metrics.DURABLE_WINDOW_DAYS) -> Report:
@@ -75,6 +88,23 @@ def build_concurrently(period: metrics.Period, url: str | None = None, workers: 
 
 def _rounded(value: float | None, digits: int) -> float | str:
     return "" if value is None else round(value, digits)
+
+
+def _sla_csv(r: Report) -> list[list[Any]]:
+    total = r.sla_total
+    rows: list[list[Any]] = [["sla", key, value] for key, value in (
+        ("primeira_resposta_cumpridas", total.first_response_met),
+        ("primeira_resposta_violadas", total.first_response_breached),
+        ("pct_primeira_resposta_no_prazo", _rounded(total.pct_first_response, 1)),
+        ("resolucao_cumpridas", total.resolution_met), ("resolucao_violadas", total.resolution_breached),
+        ("pct_resolucao_no_prazo", _rounded(total.pct_resolution, 1)))]
+    for section, breakdown in (("dia", r.sla_per_day), ("tecnico", r.sla_per_technician),
+                               ("modulo", r.sla_per_module), ("cliente", r.sla_per_customer)):
+        for row in breakdown:
+            label = row.label.isoformat() if isinstance(row.label, date) else row.label
+            rows.append([f"sla_primeira_resposta_por_{section}", label, _rounded(row.pct_first_response, 1)])
+            rows.append([f"sla_resolucao_por_{section}", label, _rounded(row.pct_resolution, 1)])
+    return rows
 
 
 def to_csv(r: Report) -> str:
@@ -110,4 +140,6 @@ def to_csv(r: Report) -> str:
         rows.append(["bot", key, "" if value is None else value])
     rows += [["avaliacoes", rating, c] for rating, c in r.ratings]
     rows += [["lacunas_documentacao", q, c] for q, c, _last in r.gaps]
+    rows += _sla_csv(r)
     return csv_text(["secao", "item", "valor"], rows)
+

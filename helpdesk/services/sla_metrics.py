@@ -112,12 +112,12 @@ def _by_volume(rows: list[SlaRow]) -> list[SlaRow]:
     return sorted(rows, key=lambda r: (-r.measured, str(r.label)))
 
 
-def as_table(rows: list[SlaRow]) -> list[dict[str, Any]]:
-    """Rows for a console table / CSV (pt-BR headers)."""
+def as_table(rows: list[SlaRow], label: str = "") -> list[dict[str, Any]]:
+    """Rows for a console table (pt-BR headers; ``label`` heads the first column)."""
     def pct(v: float | None) -> str:
         return "—" if v is None else f"{v:.1f}%".replace(".", ",")
 
-    return [{"": r.label.strftime("%d/%m/%Y") if isinstance(r.label, date) else r.label,
+    return [{label: r.label.strftime("%d/%m/%Y") if isinstance(r.label, date) else r.label,
              "1ª resposta no prazo": pct(r.pct_first_response),
              "1ª resp. cumpridas": r.first_response_met, "1ª resp. violadas": r.first_response_breached,
              "resolução no prazo": pct(r.pct_resolution),

@@ -125,3 +125,41 @@ def test_the_queue_shows_time_left_or_violado(data: dataset.Ids) -> None:
     at.run()
     queue = next(d.value for d in at.dataframe if "SLA" in d.value.columns)
     assert list(queue["SLA"]) == ["—", "—"]
+
+
+def test_reports_show_the_share_of_slas_met_and_export_it(data: dataset.Ids) -> None:
+    from datetime import date
+
+    from helpdesk.services import metrics as m
+    from helpdesk.services import reports, sla_escalation, sla_metrics
+
+    from .apphelpers import metrics
+
+    with session_scope() as s:
+        sla.save(s, policies=[{"priority": "normal", "first_response_minutes": 60, "resolution_minutes": 240}],
+                 week={d: [["08:00", "18:00"]] for d in DAYS[:5]}, actor="Marta")
+        sla_escalation.backfill(s)
+    period = m.Period.from_dates(date(2026, 3, 1), date(2026, 3, 10))
+    with session_scope() as s:
+        expected = sla_metrics.sla_totals(s, period)
+        report = reports.build(s, period)
+    assert report.sla_total == expected and expected.measured == 7  # t1..t7 (t8 is in February)
+    assert expected.resolution_breached >= 2  # t5 still open, t7 never answered
+    at = goto(login("marta@teste.dev", dataset.PASSWORD), "relatorios")
+    at.date_input(key="r_from").set_value(date(2026, 3, 1))
+    at.date_input(key="r_to").set_value(date(2026, 3, 10)).run()
+    shown = metrics(at)
+    assert shown["1ª resposta no prazo"] == ui_pct(expected.pct_first_response)
+    assert shown["Resolução no prazo"] == ui_pct(expected.pct_resolution)
+    assert shown["Resoluções fora do prazo"] == str(expected.resolution_breached)
+    per_tech = next(d.value for d in at.dataframe if "Técnico" in d.value.columns and "resolução no prazo" in d.value.columns)
+    assert set(per_tech["Técnico"]) == {"Tiago Técnico", "Bruno Técnico", "sem técnico"}
+    csv = reports.to_csv(report)
+    assert f"sla;resolucao_violadas;{expected.resolution_breached}" in csv
+    assert "sla_primeira_resposta_por_tecnico;Tiago Técnico;" in csv
+
+
+def ui_pct(value: float | None) -> str:
+    from console import ui
+
+    return ui.pct(value)
