@@ -311,14 +311,16 @@ class ActionAnswerQuestion(Action):
             grounded = bool(result.grounded)
             text = str(result.answer or "").strip()
             sources = [{"title": str(s.title), "url": str(s.url)} for s in result.sources]
+            usage = {"mode": getattr(result, "mode", None), "llm_tokens": getattr(result, "llm_tokens", 0),
+                     "cached": bool(getattr(result, "cached", False))}
         except asyncio.TimeoutError:
             logger.warning("knowledge.answer took longer than %.0f s; not-found path", answer_timeout_s())
-            grounded, text, sources = False, "", []
+            grounded, text, sources, usage = False, "", [], {}
         except Exception:  # noqa: BLE001 - the knowledge base being down must not break the chat
             logger.exception("knowledge.answer failed")
-            grounded, text, sources = False, "", []
+            grounded, text, sources, usage = False, "", [], {}
         self._log(tracker, question, answered=bool(text) and grounded, grounded=grounded,
-                  product=(products or [None])[0], customer=turn.customer_id)
+                  product=(products or [None])[0], customer=turn.customer_id, usage=usage)
         if grounded and text:
             body = text + ("\n\n" + render_sources_text(sources) if sources else "")
             if latest_channel(tracker) == "whatsapp" or not sources:
@@ -334,12 +336,11 @@ class ActionAnswerQuestion(Action):
 
     @staticmethod
     def _log(tracker: Tracker, question: str, *, answered: bool, grounded: bool, product: str | None,
-             customer: int | None) -> None:
-
+             customer: int | None, usage: dict | None = None) -> None:
         try:
             with session_scope() as s:
                 outcomes.log_question(s, tracker.sender_id, question, answered=answered,
-                                      grounded=grounded, product=product)
+                                      grounded=grounded, product=product, **(usage or {}))
         except Exception:  # noqa: BLE001
             logger.exception("could not log the question")
         record_outcome(tracker, customer, answered_from_docs=answered)

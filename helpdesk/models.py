@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -234,6 +235,11 @@ class KnowledgeQuery(Base):
     answered: Mapped[bool] = mapped_column(Boolean, default=False)
     grounded: Mapped[bool] = mapped_column(Boolean, default=False)
     at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # how it was answered (0011): "llm" | "extractive" | NULL (before 0011 or no answer at all),
+    # the LLM tokens the call cost, and whether the repeat-question cache served it (no call)
+    mode: Mapped[Optional[str]] = mapped_column(String(12), nullable=True)
+    llm_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    cached: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
 
 
 class PrivacyRequest(Base):

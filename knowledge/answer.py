@@ -6,7 +6,7 @@ import logging
 import math
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -220,23 +220,33 @@ def llm_answer(question: str, hits: Sequence[Hit], settings: Settings, timeout_s
         model=settings.openai_model, messages=build_messages(question, hits), temperature=0,
     )
     reply = (response.choices[0].message.content or "").strip() if response.choices else ""
+    tokens = _tokens(response)
     if not reply or NOT_FOUND_TOKEN in reply.upper().replace("Ã", "A"):
-        return not_found("llm")
+        return replace(not_found("llm"), llm_tokens=tokens)
     text, cited = map_citations(reply, hits)
     if not cited:
         log.info("LLM answer without a valid citation: treated as not found")
-        return not_found("llm")
+        return replace(not_found("llm"), llm_tokens=tokens)
     if idf is not None:
         checked = faithfulness.check(text, [evidence_text(h.chunk) for h in cited], idf)
         for r in checked.removed:
             log.warning("LLM sentence removed (%s): %.200s", r.reason, r.sentence)
         if not checked.supported:
             log.info("LLM answer not supported by its sources: treated as not found")
-            return not_found("llm")
+            return replace(not_found("llm"), llm_tokens=tokens)
         text, cited = map_citations(checked.text, cited)
         if not cited:
-            return not_found("llm")
-    return Answer(text, _sources(cited), True, "llm")
+            return replace(not_found("llm"), llm_tokens=tokens)
+    return Answer(text, _sources(cited), True, "llm", llm_tokens=tokens)
+
+
+def _tokens(response: Any) -> int:
+    """Total tokens the provider reports for the call (0 when it reports none)."""
+    usage = getattr(response, "usage", None)
+    try:
+        return max(0, int(getattr(usage, "total_tokens", 0) or 0))
+    except (TypeError, ValueError):
+        return 0
 
 
 def render_sources(answer: Answer) -> str:

@@ -90,6 +90,9 @@ class Settings:
     allowed_private_hosts: tuple[str, ...] = ()
     # LLM calls per conversation in any sliding hour; past it, answers are extractive. 0 = no limit
     llm_calls_per_hour: int = DEFAULT_LLM_CALLS_PER_HOUR
+    # repeat questions (knowledge/cache.py): entries kept (0 = no cache) and their lifetime
+    answer_cache_size: int = 1024
+    answer_cache_ttl_s: float = 86400.0
 
     @classmethod
     def from_env(cls, index_dir: str | os.PathLike[str] | None = None) -> "Settings":
@@ -114,6 +117,9 @@ class Settings:
             llm_calls_per_hour=_non_negative_int("KNOWLEDGE_LLM_CALLS_PER_HOUR",
                                                  env.get("KNOWLEDGE_LLM_CALLS_PER_HOUR"),
                                                  DEFAULT_LLM_CALLS_PER_HOUR),
+            answer_cache_size=_non_negative_int("KNOWLEDGE_ANSWER_CACHE_SIZE", env.get("KNOWLEDGE_ANSWER_CACHE_SIZE"), 1024),
+            answer_cache_ttl_s=float(_non_negative_int("KNOWLEDGE_ANSWER_CACHE_TTL_S",
+                                                       env.get("KNOWLEDGE_ANSWER_CACHE_TTL_S"), 86400)),
         )
 
     @property

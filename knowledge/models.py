@@ -21,6 +21,10 @@ class Answer:
     sources: list[Source]
     grounded: bool
     mode: str  # "llm" | "extractive"
+    # cost accounting, not part of the answer's identity: tokens the LLM call used (0 without one,
+    # and for an answer served from the repeat-question cache, which sets `cached`)
+    llm_tokens: int = field(default=0, compare=False)
+    cached: bool = field(default=False, compare=False)
 
     def to_json(self) -> dict[str, object]:
         return {

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -11,6 +12,8 @@ from atende_contract.text import MAX_MESSAGE_CHARS
 
 from .answer import evidence, extractive_answer, idf_of, llm_answer, not_found
 from .budget import llm_budget
+from .cache import answer_cache
+from .cache import key as cache_key
 from .config import Settings
 from .embed import Embedder, get_embedder
 from .index import IndexNotFound, IndexStore, LoadedIndex
@@ -104,6 +107,17 @@ def preload(index_dir: str | Path | None = None) -> bool:
     return done
 
 
+def _cache_key(question: str, products: list[str] | None, index: LoadedIndex, settings: Settings) -> tuple:
+    return cache_key(question, products, index.version, settings.openai_model)
+
+
+def _cached(question: str, products: list[str] | None, index: LoadedIndex, settings: Settings) -> Answer | None:
+    if settings.answer_cache_size <= 0:
+        return None
+    hit = answer_cache.get(_cache_key(question, products, index, settings), settings.answer_cache_ttl_s)
+    return None if hit is None else replace(hit, llm_tokens=0, cached=True)
+
+
 def answer(question: str, products: list[str] | None = None, *, index_dir: str | Path | None = None,
            conversation_id: str | None = None, timeout_s: float | None = None) -> Answer:
     """Answer a customer question from the documentation (see docs/contracts.md).
@@ -127,6 +141,9 @@ def answer(question: str, products: list[str] | None = None, *, index_dir: str |
     if not found.strong(settings.llm_enabled):
         return not_found(mode)
     if settings.llm_enabled:
+        cached = _cached(question, products, index, settings)
+        if cached is not None:
+            return cached  # a repeat question: no LLM call, no budget spent
         left = None if deadline is None else deadline - time.monotonic()
         if left is not None and left < MIN_LLM_TIME_S:
             log.warning("%.1f s left of the question's deadline: answering extractively", max(left, 0.0))
@@ -134,9 +151,12 @@ def answer(question: str, products: list[str] | None = None, *, index_dir: str |
                 return not_found("extractive")
         elif conversation_id is None or llm_budget.try_acquire(conversation_id, settings.llm_calls_per_hour):
             try:
-                return llm_answer(question, hits, settings, timeout_s=left, idf=idf_of(index))
+                result = llm_answer(question, hits, settings, timeout_s=left, idf=idf_of(index))
             except Exception as exc:  # network, HTTP or API errors: fall back to the extractive answer
                 log.warning("LLM unavailable (%s: %s); answering extractively", type(exc).__name__, exc)
+            else:
+                answer_cache.put(_cache_key(question, products, index, settings), result, settings.answer_cache_size)
+                return result
         else:
             log.warning("conversation %s used its %d LLM calls of the last hour; answering extractively",
                         conversation_id, settings.llm_calls_per_hour)

@@ -64,9 +64,15 @@ def record(s: Session, conversation_id: str, *, channel: str | None = None, cust
 
 
 def log_question(s: Session, conversation_id: str | None, question: str, *, answered: bool,
-                 grounded: bool, product: str | None = None) -> KnowledgeQuery:
+                 grounded: bool, product: str | None = None, mode: str | None = None,
+                 llm_tokens: int = 0, cached: bool = False) -> KnowledgeQuery:
+    """One asked question. mode/llm_tokens/cached: how knowledge.answer answered it (cost report);
+    an unknown mode is stored as NULL, negative or absurd token counts as 0."""
+    mode = mode if mode in ("llm", "extractive") else None
+    tokens = int(llm_tokens) if isinstance(llm_tokens, int) and 0 <= llm_tokens < 10_000_000 else 0
     q = KnowledgeQuery(conversation_id=conversation_id, question=(question or "").strip()[:MAX_MESSAGE_CHARS],
-                       product=product, answered=answered, grounded=grounded, at=utcnow())
+                       product=product, answered=answered, grounded=grounded, at=utcnow(),
+                       mode=mode, llm_tokens=tokens, cached=bool(cached))
     s.add(q)
     s.flush()
     return q

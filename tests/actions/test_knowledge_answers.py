@@ -128,6 +128,7 @@ def test_llm_budget_per_conversation_falls_back_to_extractive(
     with FakeOpenAI(default_reply=LLM_REPLY) as llm:
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
         monkeypatch.setenv("OPENAI_BASE_URL", llm.url)
+        monkeypatch.setenv("KNOWLEDGE_ANSWER_CACHE_SIZE", "0")  # every ask reaches the LLM (cache: test_cache.py)
         monkeypatch.setenv("KNOWLEDGE_LLM_CALLS_PER_HOUR", "2")
         question = "como faço sangria no pdv?"
         for n in (1, 2):
@@ -147,6 +148,16 @@ def test_llm_budget_per_conversation_falls_back_to_extractive(
         messages, _ = run_action(ActionAnswerQuestion(), make_tracker(question, "ask_question", sender="conv-b"))
         assert len(llm.chat_requests()) == 3 and messages[0]["text"].startswith("Abra o menu Caixa")
     llm_budget.reset()
+    # each question is logged with how it was answered and the tokens it cost (cost report)
+    from helpdesk.db import session_scope
+    from helpdesk.models import KnowledgeQuery
+
+    with session_scope() as s:
+        rows = s.scalars(select(KnowledgeQuery).order_by(KnowledgeQuery.id)).all()
+        assert [(r.conversation_id, r.mode, r.cached) for r in rows] == [
+            ("conv-a", "llm", False), ("conv-a", "llm", False), ("conv-a", "extractive", False),
+            ("conv-b", "llm", False)]
+        assert all(r.llm_tokens > 0 for r in rows if r.mode == "llm") and rows[2].llm_tokens == 0
 
 
 def test_knowledge_failure_is_polite(db: Demo, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -210,6 +221,7 @@ def slow_llm(docs: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI
     with FakeOpenAI(default_reply=LLM_REPLY) as llm:
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
         monkeypatch.setenv("OPENAI_BASE_URL", llm.url)
+        monkeypatch.setenv("KNOWLEDGE_ANSWER_CACHE_SIZE", "0")  # every ask reaches the LLM (cache: test_cache.py)
         yield llm
     llm_budget.reset()
 

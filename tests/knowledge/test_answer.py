@@ -24,6 +24,7 @@ def llm(monkeypatch: pytest.MonkeyPatch) -> FakeOpenAI:
     with FakeOpenAI() as fake:
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
         monkeypatch.setenv("OPENAI_BASE_URL", fake.url)
+        monkeypatch.setenv("KNOWLEDGE_ANSWER_CACHE_SIZE", "0")  # every ask reaches the LLM (cache: test_cache.py)
         monkeypatch.setenv("OPENAI_MODEL", "gpt-teste")
         yield fake
 

@@ -23,6 +23,7 @@ def llm(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
     with FakeOpenAI(default_reply=REPLY) as fake:
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
         monkeypatch.setenv("OPENAI_BASE_URL", fake.url)
+        monkeypatch.setenv("KNOWLEDGE_ANSWER_CACHE_SIZE", "0")  # every ask reaches the LLM (cache: test_cache.py)
         yield fake
 
 

@@ -137,12 +137,19 @@ class FakeOpenAI:
             self.in_flight -= 1
 
 
-def _completion(model: str, content: str) -> Dict[str, Any]:
+def _usage(body: Any, content: str) -> Dict[str, int]:
+    """Token counts as a provider reports them (here: about 4 characters per token)."""
+    prompt = sum(len(str(m.get("content", ""))) for m in (body or {}).get("messages", []) if isinstance(m, dict))
+    p, c = max(1, prompt // 4), max(1, len(content) // 4)
+    return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
+
+
+def _completion(model: str, content: str, body: Any = None) -> Dict[str, Any]:
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex[:12]}", "object": "chat.completion", "created": int(time.time()),
         "model": model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+        "usage": _usage(body, content),
     }
 
 
@@ -219,7 +226,7 @@ def _handler(fake: FakeOpenAI) -> type:
                 data = f"data: {json.dumps(chunk)}\n\ndata: {json.dumps(end)}\n\ndata: [DONE]\n\n".encode()
                 self._send(200, data, "text/event-stream")
                 return
-            self._send(200, _completion(model, content))
+            self._send(200, _completion(model, content, body))
 
     return Handler
 
