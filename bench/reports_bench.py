@@ -30,7 +30,7 @@ from sqlalchemy import create_engine, text  # noqa: E402
 from helpdesk.config import normalize_database_url  # noqa: E402
 from helpdesk.db import session_scope, upgrade  # noqa: E402
 from helpdesk.models import utcnow  # noqa: E402
-from helpdesk.services import metrics, reports  # noqa: E402
+from helpdesk.services import drilldown, metrics, reports  # noqa: E402
 
 LIMIT_S = 2.0
 MODULES = ["gestor", "pdv", "bi", "tef", "nfe", "omnicrm", "social", "chatbot", "ailxp", "inpaas", "dtm"]
@@ -166,6 +166,11 @@ def main(argv: list[str] | None = None) -> int:
         ("bot: contida, verificada, durável", metrics.bot_resolution),
         ("avaliações", metrics.ratings),
         ("lacunas da documentação", metrics.documentation_gaps),
+        ("contatos e conversas únicos dos chamados", drilldown.ticket_reach),
+        ("ver chamados do período (500 linhas + contagens)",
+         lambda s, p: drilldown.drill(s, p, drilldown.Figure("chamados"))),
+        ("ver conversas duráveis (500 linhas + contagens)",
+         lambda s, p: drilldown.drill(s, p, drilldown.Figure("duraveis"))),
         ("relatório inteiro, em série (+ CSV)", lambda s, p: reports.to_csv(reports.build(s, p))),
         ("relatório inteiro, 4 conexões (como no console)",
          lambda s, p: reports.to_csv(reports.build_concurrently(p, url))),

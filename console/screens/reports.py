@@ -1,5 +1,5 @@
 """Relatórios (managers): period filter, then the report of helpdesk.services.reports laid out
-(figures, plotly charts, CSV export)."""
+(figures, plotly charts, CSV export), and the rows behind any figure (``report_drill``)."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -10,9 +10,12 @@ import streamlit as st
 
 from console import charts, ui
 from console.auth import User
+from console.screens import report_drill
+from helpdesk.db import session_scope
 from helpdesk.errors import DomainError
 from helpdesk.models import utcnow
-from helpdesk.services import metrics, reports, sla_metrics
+from helpdesk.services import drilldown, metrics, reports, sla_metrics
+from helpdesk.services.drilldown import Figure
 
 
 def figures(r: reports.Report) -> dict[str, Any]:
@@ -63,10 +66,13 @@ def render(user: User) -> None:
         ui.alert("error", err.message_pt)
         return
     sm, bot = r.summary, r.bot
+    with session_scope() as s:
+        contacts, conversations = drilldown.ticket_reach(s, period)
     st.caption("Chamados abertos no período; tempos de resolução dos chamados concluídos. "
                "Módulo mais problemático: mais chamados do tipo erro.")
     m = st.columns(4)
-    m[0].metric("Chamados no período", sm.total)
+    m[0].metric("Chamados no período", sm.total, f"{contacts} contatos únicos · {conversations} conversas únicas",
+                delta_color="off")
     m[1].metric("Tempo médio de resolução", ui.hours(sm.mean_resolution_h))
     m[2].metric("Tempo mediano de resolução", ui.hours(sm.median_resolution_h))
     m[3].metric("Concluídos / em aberto", f"{sm.resolved} / {sm.open}")
@@ -79,13 +85,13 @@ def render(user: User) -> None:
                 f"{sm.top_module.count} erros" if sm.top_module else None, delta_color="off")
     m[3].metric("Técnico com maior carga", ui.md(sm.top_technician.label) if sm.top_technician else "—",
                 f"{sm.top_technician.count} chamados" if sm.top_technician else None, delta_color="off")
-    figs = figures(r)
-    st.plotly_chart(figs["dia"], key="fig_dia")
+    figs = figures(r)  # a click on a bar opens its tickets in "Ver chamados e conversas" below
+    report_drill.plot(st, figs["dia"], "fig_dia", [Figure("dia", d) for d, _ in r.per_day])
     a, b = st.columns(2)
-    a.plotly_chart(figs["modulo"], key="fig_modulo")
-    b.plotly_chart(figs["cliente"], key="fig_cliente")
-    a.plotly_chart(figs["tipo"], key="fig_tipo")
-    b.plotly_chart(figs["tecnico"], key="fig_tecnico")
+    report_drill.plot(a, figs["modulo"], "fig_modulo", [Figure("modulo", m) for m, _, _ in r.per_module])
+    report_drill.plot(b, figs["cliente"], "fig_cliente", [Figure("cliente", n) for n, _ in reversed(r.per_customer)])
+    report_drill.plot(a, figs["tipo"], "fig_tipo", [Figure("tipo", t) for t, _ in r.per_type])
+    report_drill.plot(b, figs["tecnico"], "fig_tecnico", [Figure("tecnico", n) for n, _, _ in r.per_technician])
 
     _sla(r)
 
@@ -115,7 +121,7 @@ def render(user: User) -> None:
                + (f" {res.pending} resolução(ões) ainda dentro da janela podem deixar de ser duráveis."
                   if res.pending else ""))
     a, b = st.columns(2)
-    a.plotly_chart(figs["avaliacoes"], key="fig_avaliacoes")
+    report_drill.plot(a, figs["avaliacoes"], "fig_avaliacoes", [Figure("avaliacao", n) for n, _ in r.ratings])
     with b:
         st.markdown("**Lacunas da documentação** (perguntas sem resposta, agrupadas)")
         if r.gaps:
@@ -125,3 +131,4 @@ def render(user: User) -> None:
             st.caption("Nenhuma pergunta sem resposta no período.")
     st.download_button("Exportar CSV", reports.to_csv(r).encode("utf-8"), key="r_csv", mime="text/csv",
                        file_name=f"relatorio_{first.isoformat()}_{last.isoformat()}.csv")
+    report_drill.render(r, int(window))
