@@ -16,6 +16,10 @@
   person changes the priority or the customer's tier, or a manager changes policies or calendar,
   but a target already breached keeps its due instant, and the job's own escalation does not
   move them (the promise made stays the measure).
+
+About 330 lines, over the usual 300: policies, clocks and the queue's status share the Config and
+Targets types and read best together; the job (sla_escalation), the calendar (sla_calendar) and the
+reports (sla_metrics) are modules of their own.
 """
 from __future__ import annotations
 
@@ -29,7 +33,9 @@ from sqlalchemy.orm import Session
 
 from ..errors import InvalidInput, NotFound
 from ..models import PRIORITIES, Customer, SlaCalendar, SlaPolicy, Ticket, TicketSla, utcnow
-from .sla_calendar import Calendar, business_deadline, business_minutes_between, default_calendar, parse_calendar
+from .sla_calendar import (
+    DEFAULT_TIMEZONE, Calendar, business_deadline, business_minutes_between, default_calendar, parse_calendar,
+)
 
 TARGETS = ("first_response", "resolution")
 TARGET_LABELS = {"first_response": "primeira resposta", "resolution": "resolução"}
@@ -144,8 +150,6 @@ def save(s: Session, *, policies: Iterable[dict[str, Any]], week: Any, timezone:
     """Replace policies and calendar at once (the SLA page's "Salvar"). Everything is validated
     before anything is written: bad input raises InvalidInput and changes nothing. Concurrent saves
     are serialised on the calendar row's lock."""
-    from .sla_calendar import DEFAULT_TIMEZONE
-
     calendar = parse_calendar(week, tz=timezone or DEFAULT_TIMEZONE, carnival=carnival)
     rows = validate_policies(policies)
     now = utcnow()
