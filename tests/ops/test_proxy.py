@@ -327,3 +327,25 @@ def test_concurrent_requests_from_one_client_are_capped(tmp_path: Path) -> None:
             statuses = list(pool.map(lambda i: nginx.status(f"/socket.io/?EIO=4&session_id=s{i}"), range(10)))
         assert sorted(statuses) == [200] * 4 + [429] * 6, statuses
         assert nginx.status("/socket.io/?EIO=4&session_id=later") == 200
+
+
+def test_forwarded_headers_choose_neither_the_replica_nor_the_bucket(tmp_path: Path) -> None:
+    """A socket.io client without `session_id` (rasa-webchat) is pinned by its address: headers it
+    sends itself (X-Forwarded-For, X-Real-IP) move it neither to another replica nor to a fresh
+    rate-limit bucket."""
+    nginx_or_skip()
+    with Nginx(tmp_path) as nginx:
+        owners = set()
+        for i in range(20):
+            req = urllib.request.Request(f"{nginx.base}/socket.io/?EIO=4&transport=polling",
+                                         headers={"X-Forwarded-For": f"10.1.{i}.7", "X-Real-IP": f"10.2.{i}.9"})
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                owners.add(resp.read().decode())
+        assert len(owners) == 1, owners
+        layout = prod_nginx.ProxyLayout(rasa=("r:1",), console="c:1")
+        assert 429 in _statuses(nginx, "/socket.io/?EIO=4&transport=polling", 2 * layout.chat_burst)
+        spoofed = urllib.request.Request(f"{nginx.base}/socket.io/?EIO=4&transport=polling",
+                                         headers={"X-Forwarded-For": "203.0.113.50", "X-Real-IP": "203.0.113.51"})
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(spoofed, timeout=10)
+        assert err.value.code == 429
