@@ -40,7 +40,9 @@ from ..models import (
     Notification, NotificationCursor, Technician, Ticket, TicketEvent, utcnow,
 )
 from . import notify_channels as ch
-from .notify_admin import FailedRow, failed, failed_count, preferences, retry, set_preference  # noqa: F401
+from .notify_admin import (  # noqa: F401 (the service's API)
+    FailedRow, failed, failed_count, preferences, preferences_many, retry, set_preference,
+)
 from .notify_channels import DeliveryError, Notice, NotifySettings
 
 KINDS = ("created", "escalated", "sla_warning", "sla_breach")
@@ -65,27 +67,25 @@ def _insert(s: Session):  # type: ignore[no-untyped-def]
 
 # ---- who is concerned ----------------------------------------------------------------------------
 
-def recipients(s: Session, ev: TicketEvent, ticket: Ticket) -> list[Technician]:
-    active = select(Technician).where(Technician.active.is_(True))
-    concerned: dict[int, Technician] = {}
+def recipients(roster: list[Technician], ev: TicketEvent, ticket: Ticket) -> list[Technician]:
+    """Who is concerned by ``ev``, among ``roster`` (the active console users, read once per run)."""
+    by_id = {t.id: t for t in roster}
+    managers = [t for t in roster if t.role == "manager"]
 
     def by_level(level: int) -> list[Technician]:
-        techs = list(s.scalars(active.where(Technician.role == "technician", Technician.level >= level)))
-        return techs or list(s.scalars(active.where(Technician.role == "manager")))
+        return [t for t in roster if t.role == "technician" and t.level >= level] or managers
 
     data = ev.data or {}
     if ev.kind == "escalated":
         target = data.get("to_technician_id")
-        people = [t for t in [s.get(Technician, int(target))] if t is not None and t.active] if target \
+        people = ([by_id[int(target)]] if int(target) in by_id else []) if target \
             else by_level(int(data.get("to_level") or ticket.level))
     else:
-        holder = s.get(Technician, ticket.technician_id) if ticket.technician_id else None
-        people = [holder] if holder is not None and holder.active else by_level(ticket.level)
+        holder = by_id.get(ticket.technician_id) if ticket.technician_id else None
+        people = [holder] if holder is not None else by_level(ticket.level)
     if ev.kind == "sla_breach":
-        people += list(s.scalars(active.where(Technician.role == "manager")))
-    for t in people:
-        if t.id != ev.technician_id:
-            concerned.setdefault(t.id, t)
+        people = people + managers
+    concerned = {t.id: t for t in people if t.id != ev.technician_id}
     return sorted(concerned.values(), key=lambda t: t.id)
 
 
@@ -109,31 +109,33 @@ def fan_out(s: Session, *, now: datetime | None = None, settings: NotifySettings
     events = list(s.scalars(select(TicketEvent).where(TicketEvent.id > cursor, TicketEvent.kind.in_(KINDS))
                             .order_by(TicketEvent.id).limit(BATCH)))
     done = set(s.scalars(select(Notification.event_id).where(Notification.event_id.in_([e.id for e in events]))))
+    by_ticket = {t.id: t for t in s.scalars(select(Ticket).where(Ticket.id.in_({e.ticket_id for e in events})))}
+    roster = list(s.scalars(select(Technician).where(Technician.active.is_(True)))) if events else []
+    prefs = preferences_many(s, [t.id for t in roster], settings)
     settled = now - timedelta(seconds=LATE_COMMIT_S)
-    new_cursor, still_settling, created = cursor, False, 0
+    new_cursor, still_settling = cursor, False
+    rows: list[dict] = []
     for ev in events:
         if ev.at <= settled and not still_settling:
             new_cursor = ev.id
         else:
             still_settling = True
-        if ev.id in done or ev.at < now - STALE_AFTER:
+        ticket = by_ticket.get(ev.ticket_id)
+        if ev.id in done or ev.at < now - STALE_AFTER or ticket is None \
+                or (ticket.status == "concluido" and ev.kind != "sla_breach"):
             continue
-        ticket = s.get(Ticket, ev.ticket_id)
-        if ticket is None or (ticket.status == "concluido" and ev.kind != "sla_breach"):
-            continue
-        rows = []
-        for tech in recipients(s, ev, ticket):
-            for channel, on in preferences(s, tech.id, settings).items():
-                if on:
-                    rows.append({"channel": channel, "recipient": f"technician:{tech.id}", "technician_id": tech.id})
+        base = {"event_id": ev.id, "ticket_id": ev.ticket_id, "kind": ev.kind, "state": "pending", "attempts": 0,
+                "next_attempt_at": now, "last_error": "", "created_at": now}
+        for tech in recipients(roster, ev, ticket):
+            rows += [{**base, "channel": channel, "recipient": f"technician:{tech.id}", "technician_id": tech.id}
+                     for channel, on in prefs[tech.id].items() if on]
         if settings.webhook_enabled:
-            rows.append({"channel": "webhook", "recipient": "team", "technician_id": None})
-        for row in rows:
-            result = s.execute(_insert(s)(Notification).values(
-                event_id=ev.id, ticket_id=ev.ticket_id, kind=ev.kind, state="pending", attempts=0,
-                next_attempt_at=now, last_error="", created_at=now, **row)
-                .on_conflict_do_nothing(index_elements=["event_id", "channel", "recipient"]))
-            created += max(result.rowcount or 0, 0)
+            rows.append({**base, "channel": "webhook", "recipient": "team", "technician_id": None})
+    created = 0
+    if rows:  # one statement: the write lock (SQLite) lasts milliseconds
+        result = s.execute(_insert(s)(Notification.__table__).on_conflict_do_nothing(
+            index_elements=["event_id", "channel", "recipient"]), rows)
+        created = result.rowcount if result.rowcount >= 0 else len(rows)  # type: ignore[attr-defined]
     if new_cursor > cursor:
         s.execute(update(NotificationCursor)
                   .where(NotificationCursor.name == CURSOR, NotificationCursor.last_event_id < new_cursor)

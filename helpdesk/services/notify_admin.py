@@ -19,15 +19,23 @@ TECH_CHANNELS = ("console", "email")
 
 # ---- preferences ---------------------------------------------------------------------------------
 
-def preferences(s: Session, technician_id: int, settings: NotifySettings | None = None) -> dict[str, bool]:
-    """This technician's channels: the stored choice, else the default."""
+def preferences_many(s: Session, technician_ids: list[int],
+                     settings: NotifySettings | None = None) -> dict[int, dict[str, bool]]:
+    """Each technician's channels (one query): the stored choice, else the default (console on;
+    e-mail on when SMTP is configured, and never without it)."""
     settings = settings or ch.notify_settings()
-    prefs = {"console": True, "email": settings.email_enabled}
-    for p in s.scalars(select(NotificationPreference).where(NotificationPreference.technician_id == technician_id)):
-        prefs[p.channel] = bool(p.enabled)
-    if not settings.email_enabled:
-        prefs["email"] = False
+    prefs = {tid: {"console": True, "email": settings.email_enabled} for tid in technician_ids}
+    if technician_ids:
+        for p in s.scalars(select(NotificationPreference)
+                           .where(NotificationPreference.technician_id.in_(technician_ids))):
+            if p.channel in prefs[p.technician_id]:
+                prefs[p.technician_id][p.channel] = bool(p.enabled) and (p.channel != "email" or settings.email_enabled)
     return prefs
+
+
+def preferences(s: Session, technician_id: int, settings: NotifySettings | None = None) -> dict[str, bool]:
+    """This technician's channels."""
+    return preferences_many(s, [technician_id], settings)[technician_id]
 
 
 def set_preference(s: Session, technician_id: int, channel: str, enabled: bool) -> None:
