@@ -231,6 +231,16 @@ def test_two_tabs_in_chromium_show_a_notification_once(tmp_path) -> None:  # typ
             assert "Impressora fiscal parou" in toast.first.inner_text()
             time.sleep(11)  # two more polls of each tab
             notes = [p.evaluate("window.__atendeNotes") for p in pages]
+            # Bruno logs in after the notification was created: the login's run jumps to the queue,
+            # and the notification it claimed still pops up there
+            context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="pt-BR")
+            context.add_init_script(FAKE_NOTIFICATION)
+            late = context.new_page()
+            late.set_default_timeout(30_000)
+            _login(late, console_url, "bruno@teste.dev", dataset.PASSWORD)
+            late.get_by_test_id("stToast").filter(has_text=f"Novo chamado #{number}").first.wait_for(timeout=10_000)
+            late.wait_for_function("window.__atendeNotes.length > 0", timeout=10_000)
+            late_notes = late.evaluate("window.__atendeNotes")
             browser.close()
     finally:
         console.stop()
@@ -239,3 +249,4 @@ def test_two_tabs_in_chromium_show_a_notification_once(tmp_path) -> None:  # typ
     assert len(shown_in) == 1, notes
     assert shown_in[0]["title"] == f"Novo chamado #{number} transferido pelo assistente"
     assert "Impressora fiscal parou" in shown_in[0]["body"]
+    assert [n["title"] for n in late_notes] == [f"Novo chamado #{number} transferido pelo assistente"]
