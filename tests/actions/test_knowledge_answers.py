@@ -407,7 +407,7 @@ def test_a_full_new_question_is_not_merged(db: Demo, demo_docs: Path) -> None:
     (None, "e no TEF?", "e no TEF?"),  # nothing to continue
 ])
 def test_follow_up_resolution_rule(previous: str | None, text: str, expected: str) -> None:
-    from actions.knowledge_answers import ModuleTerms, fold, resolve_followup
+    from actions.followups import ModuleTerms, fold, resolve_followup
 
     modules = [ModuleTerms(c, n, tuple(sorted({fold(t) for t in (c, n, *syn)}, key=len, reverse=True)))
                for c, n, syn in [("pdv", "PDV", ["frente de caixa", "caixa"]), ("tef", "TEF", ["pinpad"]),
