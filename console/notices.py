@@ -146,7 +146,7 @@ def failed_page(user: User) -> None:
         st.info("Nenhuma notificação falhou.")
         return
     st.dataframe([{"Chamado": f"#{r.ticket_id}", "Aviso": r.kind, "Canal": CHANNEL_LABELS.get(r.channel, r.channel),
-                   "Tentativas": r.attempts, "Último erro": r.last_error, "Criado em": ui.fmt_dt(r.created_at)}
+                   "Destinatário": r.recipient_name, "Tentativas": r.attempts, "Último erro": r.last_error, "Criado em": ui.fmt_dt(r.created_at)}
                   for r in rows], hide_index=True)
     for r in rows[:50]:
         if st.button(f"Tentar de novo: #{r.ticket_id} · {CHANNEL_LABELS.get(r.channel, r.channel)}",

@@ -64,13 +64,15 @@ class FailedRow:
     attempts: int
     last_error: str
     created_at: datetime
+    recipient_name: str = "equipe (webhook)"
 
 
 def failed(s: Session, limit: int = 200) -> list[FailedRow]:
-    rows = s.scalars(select(Notification).where(Notification.state == "failed")
-                     .order_by(Notification.id.desc()).limit(limit))
-    return [FailedRow(n.id, n.ticket_id, n.kind, n.channel, n.recipient, n.attempts, n.last_error, n.created_at)
-            for n in rows]
+    rows = s.execute(select(Notification, Technician.name)
+                     .outerjoin(Technician, Technician.id == Notification.technician_id)
+                     .where(Notification.state == "failed").order_by(Notification.id.desc()).limit(limit))
+    return [FailedRow(n.id, n.ticket_id, n.kind, n.channel, n.recipient, n.attempts, n.last_error, n.created_at,
+                      name or "equipe (webhook)") for n, name in rows]
 
 
 def failed_count(s: Session) -> int:

@@ -141,6 +141,7 @@ def test_managers_see_failed_notifications_and_retry(ids: dataset.Ids, monkeypat
     assert current_path(at) == notices.PAGE
     table = at.dataframe[0].value
     assert set(table["Chamado"]) == {f"#{number}"} and table["Último erro"].str.contains("SMTP").all()
+    assert set(table["Destinatário"]) == {"Tiago Técnico", "Bruno Técnico"}
     first = failed[0]
     at.button(key=f"notify_retry_{first.id}").click().run()
     assert "Notificação recolocada na fila." in messages(at, "success")
