@@ -24,6 +24,7 @@ from helpdesk.services import tickets
 
 from .common import IDENTITY_SLOTS
 from .identification import identify
+from .privacy_notice import at_session_start
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,8 @@ class ActionSessionStart(Action):
         blank = Tracker(tracker.sender_id, {name: None for name in IDENTITY_SLOTS}, tracker.latest_message,
                         tracker.events, False, None, {}, "action_listen")
         events += identify(blank, metadata=metadata, session_start=True)
+        # LGPD: the website consent is recorded, the WhatsApp notice sent before the answer.
+        at_session_start(dispatcher, tracker, metadata, events)
         active = None
         try:
             with session_scope() as s:

@@ -92,7 +92,8 @@ class NoticeSettings:
             parts.append(LLM_SENTENCE_PT.format(provider=self.llm_provider))
         if self.policy_url and self.policy_url not in body:
             parts.append(POLICY_LINE_PT.format(url=self.policy_url))
-        return "\n\n".join(parts)
+        # one line each, never a blank line: Rasa sends each paragraph as a message of its own
+        return "\n".join(parts)
 
 
 @lru_cache(maxsize=1)

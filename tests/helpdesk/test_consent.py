@@ -118,6 +118,7 @@ def test_notice_with_llm_and_policy_url(monkeypatch: pytest.MonkeyPatch) -> None
     assert "Suas perguntas são enviadas ao provedor de inteligência artificial configurado " \
            "(llm.vendor.example)" in text
     assert text.endswith("Política de privacidade: https://vendor.example/privacidade")
+    assert "\n\n" not in text  # Rasa would send each paragraph as a message of its own
 
 
 def test_configured_text_with_the_policy_placeholder(monkeypatch: pytest.MonkeyPatch) -> None:

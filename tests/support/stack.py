@@ -95,6 +95,9 @@ def start_stack(workdir: Path, *, extra_env: dict[str, str] | None = None) -> St
         "WHATSAPP_PHONE_NUMBER_ID": WHATSAPP_PHONE_ID,
         "WHATSAPP_GRAPH_URL": graph.base_url,
         "OPENAI_API_KEY": "",
+        # The WhatsApp privacy notice is a first message of its own: off here, so the journeys count
+        # the answers they expect; tests/conversation/test_privacy_notice.py turns it on.
+        "ATENDE_PRIVACY_NOTICE_ENABLED": "0",
     }
     env.update(extra_env or {})
     started: list[procs.Proc] = []
