@@ -60,6 +60,8 @@ def main() -> int:
     rasa_url = f"http://localhost:{rasa_port}"
     os.environ.setdefault("RASA_URL", rasa_url)
     os.environ.setdefault("ACTION_SERVER_URL", f"http://{action_host}:{action_port}/webhook")
+    # The demo site's privacy page: the widget links it, the connector accepts it in consents (http).
+    os.environ.setdefault("ATENDE_PRIVACY_POLICY_URL", f"http://{shown_host}:{demo_port}/privacidade")
 
     _step("Database: upgrading the schema and loading the demo data (once)")
     subprocess.run([str(APP_PYTHON), "-m", "helpdesk", "demo"], cwd=ROOT, check=True)
