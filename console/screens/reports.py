@@ -11,10 +11,9 @@ import streamlit as st
 from console import charts, ui
 from console.auth import User
 from console.screens import report_drill
-from helpdesk.db import session_scope
 from helpdesk.errors import DomainError
 from helpdesk.models import utcnow
-from helpdesk.services import drilldown, metrics, reports, sla_metrics
+from helpdesk.services import metrics, reports, sla_metrics
 from helpdesk.services.drilldown import Figure
 
 
@@ -66,8 +65,7 @@ def render(user: User) -> None:
         ui.alert("error", err.message_pt)
         return
     sm, bot = r.summary, r.bot
-    with session_scope() as s:
-        contacts, conversations = drilldown.ticket_reach(s, period)
+    contacts, conversations = r.reach
     st.caption("Chamados abertos no período; tempos de resolução dos chamados concluídos. "
                "Módulo mais problemático: mais chamados do tipo erro.")
     m = st.columns(4)

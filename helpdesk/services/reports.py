@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from helpdesk.db import session_scope
 from helpdesk.services import metrics, sla_metrics
 from helpdesk.services.customer_import import csv_text
+from helpdesk.services.drilldown import ticket_reach
 
 
 @dataclass
@@ -37,6 +38,8 @@ class Report:
     sla_per_technician: list[sla_metrics.SlaRow] = field(default_factory=list)
     sla_per_module: list[sla_metrics.SlaRow] = field(default_factory=list)
     sla_per_customer: list[sla_metrics.SlaRow] = field(default_factory=list)
+    # unique contacts and unique conversations of the period's tickets (drilldown.ticket_reach)
+    reach: tuple[int, int] = (0, 0)
 
     @property
     def sla_total(self) -> sla_metrics.SlaRow:
@@ -54,6 +57,7 @@ def _queries(window_days: int) -> dict[str, Callable[[Session, metrics.Period], 
         "ratings": metrics.ratings, "gaps": metrics.documentation_gaps,
         "sla_per_day": sla_metrics.sla_per_day, "sla_per_technician": sla_metrics.sla_per_technician,
         "sla_per_module": sla_metrics.sla_per_module, "sla_per_customer": sla_metrics.sla_per_customer,
+        "reach": ticket_reach,
     }
 
 
@@ -64,7 +68,7 @@ def _assemble(period: metrics.Period, got: dict[str, Any]) -> Report:
                   per_customer=got["per_customer"], per_type=got["per_type"], per_technician=got["per_technician"],
                   bot=got["bot"], resolution=got["resolution"], ratings=got["ratings"], gaps=got["gaps"],
                   **{key: got[key] for key in ("sla_per_day", "sla_per_technician", "sla_per_module",
-                                               "sla_per_customer")})
+                                               "sla_per_customer", "reach")})
 
 
 def build(s: Session, period: metrics.Period, window_days: int = metrics.DURABLE_WINDOW_DAYS) -> Report:
@@ -114,7 +118,8 @@ def to_csv(r: Report) -> str:
     sm, bot, res = r.summary, r.bot, r.resolution
     rows.append(["periodo", "inicio", r.period.start.date().isoformat()])
     rows.append(["periodo", "fim", (r.period.end - timedelta(days=1)).date().isoformat()])
-    for key, value in (("total_chamados", sm.total), ("concluidos", sm.resolved), ("em_aberto", sm.open),
+    for key, value in (("total_chamados", sm.total), ("contatos_unicos", r.reach[0]),
+                       ("conversas_unicas", r.reach[1]), ("concluidos", sm.resolved), ("em_aberto", sm.open),
                        ("tempo_medio_resolucao_h", _rounded(sm.mean_resolution_h, 2)),
                        ("tempo_mediano_resolucao_h", _rounded(sm.median_resolution_h, 2))):
         rows.append(["resumo", key, value])

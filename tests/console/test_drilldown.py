@@ -59,7 +59,7 @@ def test_rows_are_the_ones_behind_the_figure(data: dataset.Ids) -> None:
 def test_unique_contacts_and_conversations_next_to_ticket_counts(data: dataset.Ids) -> None:
     with session_scope() as s:
         # 7 tickets: customers Alfa, Beta, Gama and one lead; 6 of them came from a conversation
-        assert drilldown.ticket_reach(s, PERIOD) == (4, 6)
+        assert drilldown.ticket_reach(s, PERIOD) == (4, 6) == reports.build(s, PERIOD).reach
         alfa = drilldown.drill(s, PERIOD, Figure("cliente", "Alfa Comércio Ltda"))
         assert (alfa.total, alfa.unique_contacts, alfa.unique_conversations) == (3, 1, 3)
 
@@ -79,6 +79,12 @@ def test_a_bad_figure_is_refused(data: dataset.Ids, figure: Figure) -> None:
         drilldown.drill(s, PERIOD, figure)
     with session_scope() as s:
         assert s.query(Ticket).count() == 8  # nothing changed
+
+
+def test_the_report_csv_has_unique_contacts_and_conversations(data: dataset.Ids) -> None:
+    with session_scope() as s:
+        lines = reports.to_csv(reports.build(s, PERIOD)).splitlines()
+    assert lines[3:6] == ["resumo;total_chamados;7", "resumo;contatos_unicos;4", "resumo;conversas_unicas;6"]
 
 
 def test_exports_neutralise_cells_and_carry_full_transcripts(data: dataset.Ids) -> None:
