@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Optional
 
+from .envparse import positive_number
+
 logger = logging.getLogger("atende.worker")
 
 JobFn = Callable[[Any], Optional[dict]]
@@ -59,16 +61,7 @@ class WorkerSettings:
         env = os.environ if env is None else env
 
         def num(key: str, default: float) -> float:
-            raw = env.get(key)
-            if raw in (None, ""):
-                return default
-            try:
-                value = float(raw)
-            except ValueError:
-                raise ValueError(f"{key} must be a number of seconds, got {raw!r}") from None
-            if value <= 0:
-                raise ValueError(f"{key} must be greater than zero, got {raw!r}")
-            return value
+            return positive_number(env, key, default)
 
         return cls(sla_interval_s=num("ATENDE_WORKER_SLA_INTERVAL_S", cls.sla_interval_s),
                    notify_interval_s=num("ATENDE_WORKER_NOTIFY_INTERVAL_S", cls.notify_interval_s),
@@ -78,8 +71,8 @@ class WorkerSettings:
 # (job name, "module:function", WorkerSettings attribute holding its interval). A module that is
 # not there yet is skipped with a warning, so the worker runs whatever this checkout ships.
 JOB_TABLE: list[tuple[str, str, str]] = [
-    ("privacy.purge", "helpdesk.retention:run", "purge_interval_s"),
     ("sla.tick", "helpdesk.services.sla:tick", "sla_interval_s"),
+    ("privacy.purge", "helpdesk.retention:run", "purge_interval_s"),
     ("notifications.dispatch", "helpdesk.services.notifications:run", "notify_interval_s"),
 ]
 

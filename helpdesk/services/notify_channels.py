@@ -30,6 +30,9 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from ..envparse import flag as env_flag
+from ..envparse import positive_number
+
 TARGET_LABELS = {"first_response": "primeira resposta", "resolution": "resolução"}
 TICKET_PATH = "/chamado?id={id}"  # the console's ticket page (st.navigation url_path "chamado")
 MAX_NAME = 80
@@ -74,26 +77,10 @@ class NotifySettings:
         env = dict(os.environ if env is None else env)
 
         def number(key: str, default: float, kind: type = float) -> float:
-            raw = (env.get(key) or "").strip()
-            if not raw:
-                return default
-            try:
-                value = kind(raw)
-            except ValueError:
-                raise NotifyConfigError(f"{key} must be a number, got {raw!r}") from None
-            if value <= 0:
-                raise NotifyConfigError(f"{key} must be greater than zero, got {raw!r}")
-            return value
+            return positive_number(env, key, default, kind, NotifyConfigError)
 
         def flag(key: str, default: bool) -> bool:
-            raw = (env.get(key) or "").strip().lower()
-            if not raw:
-                return default
-            if raw in ("1", "true", "yes", "on"):
-                return True
-            if raw in ("0", "false", "no", "off"):
-                return False
-            raise NotifyConfigError(f"{key} must be true or false, got {raw!r}")
+            return env_flag(env, key, default, NotifyConfigError)
 
         host = (env.get("ATENDE_SMTP_HOST") or "").strip()
         sender = (env.get("ATENDE_SMTP_FROM") or "").strip()
