@@ -177,6 +177,43 @@ def test_reply_leaves_the_console_for_rasa(tmp_path: Path, browser_page: Any) ->
         rasa.stop()
 
 
+def test_a_click_on_a_report_bar_lists_the_tickets_behind_it(tmp_path: Path, browser_page: Any) -> None:
+    from datetime import timedelta
+
+    from helpdesk.models import Ticket, utcnow
+    from helpdesk.services import tickets
+
+    url, _ids = _dataset_db(tmp_path)
+    now = utcnow()
+    with session_scope(url) as s:  # the page opens on the last 30 days: three tickets on two days
+        for days_ago, subject in ((3, "Ontem não"), (1, "Caixa travou"), (1, "Cupom não sai")):
+            t = tickets.open_ticket(s, customer_id=None, channel="phone", type="erro", module="pdv",
+                                    description=subject, subject=subject, conversation_id=None)
+            s.get(Ticket, t.id).opened_at = now - timedelta(days=days_ago)
+    dispose_engines()
+    console, console_url = _start_console(tmp_path, {"DATABASE_URL": url})
+    try:
+        page = browser_page
+        _login(page, f"{console_url}/relatorios", "marta@teste.dev", dataset.PASSWORD, heading="Relatórios")
+        chart = page.locator(".js-plotly-plot", has_text="Chamados por dia")
+        bar = chart.locator("g.point path").nth(1)  # the second day's bar
+        bar.wait_for()
+        box = bar.bounding_box()
+        assert box is not None
+        page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)  # plotly's drag layer takes it
+        day = (now - timedelta(days=1)).strftime("%d/%m/%Y")
+        page.get_by_text(f"Chamados do dia {day} (2)").first.wait_for()
+        from playwright.sync_api import expect
+
+        # the grid draws on a canvas; its accessible (hidden) table holds the cells
+        table = page.get_by_test_id("stDataFrame").last
+        expect(table.get_by_text("Ontem não")).to_have_count(0)  # the third day's ticket is not behind the bar
+        expect(table.get_by_text("Caixa travou")).to_have_count(1)
+        expect(table.get_by_text("Cupom não sai")).to_have_count(1)
+    finally:
+        console.stop()
+
+
 @pytest.mark.integration
 def test_reply_reaches_the_website_customer(tmp_path: Path, browser_page: Any, atende_stack: Any) -> None:
     import socketio
