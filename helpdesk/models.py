@@ -428,3 +428,36 @@ class CustomerCorrection(Base):
     actor: Mapped[str] = mapped_column(String(60))  # technician | whatsapp:number-change | ... | unknown
     field: Mapped[str] = mapped_column(String(40))  # responsible_name, cnpj, contact.phone, machine, ...
     action: Mapped[str] = mapped_column(String(20))  # created | changed | added | removed
+
+
+ARTICLE_STATES = ("pending", "approved", "discarded", "needs_review")
+
+
+class KnowledgeArticle(Base):
+    """A registered solution suggested as documentation, and the article a manager makes of it (0012;
+    services/articles.py). ``question`` and ``solution`` are copies of the ticket's text at suggestion
+    time (personal, erased with the ticket); ``title``/``body`` are the manager's article, the only
+    text the ingester reads, and only while ``state`` is ``approved``. ``review_reason`` set (e.g.
+    "titular apagado") flags the row for a manager's review."""
+    __tablename__ = "knowledge_articles"
+    __table_args__ = (Index("ix_knowledge_articles_state", "state"),
+                      Index("ix_knowledge_articles_ticket", "ticket_id"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[Optional[int]] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"), nullable=True)
+    state: Mapped[str] = mapped_column(String(20), default="pending")
+    module: Mapped[Optional[str]] = mapped_column(String(40), nullable=True)  # module code
+    question: Mapped[str] = mapped_column(Text, default="")
+    solution: Mapped[str] = mapped_column(Text, default="")
+    title: Mapped[str] = mapped_column(String(200), default="")
+    body: Mapped[str] = mapped_column(Text, default="")
+    suggested_by_id: Mapped[Optional[int]] = mapped_column(ForeignKey("technicians.id", ondelete="SET NULL"),
+                                                           nullable=True)
+    suggested_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    decided_by_id: Mapped[Optional[int]] = mapped_column(ForeignKey("technicians.id", ondelete="SET NULL"),
+                                                         nullable=True)
+    decided_at: Mapped[Optional[datetime]] = mapped_column(DateTime, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # the manager approved despite the personal-data warnings (they confirmed none is the customer's)
+    personal_data_confirmed: Mapped[bool] = mapped_column(Boolean, default=False)
+    review_reason: Mapped[str] = mapped_column(String(200), default="")
+    flagged_at: Mapped[Optional[datetime]] = mapped_column(DateTime, nullable=True)

@@ -27,6 +27,7 @@ from sqlalchemy import bindparam, inspect, or_, select, text
 from sqlalchemy.orm import Session
 
 from . import consent
+from .services import articles
 from .errors import InvalidInput, NotFound
 from .models import (
     Contact,
@@ -300,6 +301,7 @@ def counts(s: Session, scope: Scope) -> dict[str, int | None]:
         "conversation_outcomes": len(_outcomes(s, scope)),
         "knowledge_queries": len(_queries(s, scope)),
         **consent.count_rows(s, scope),  # website consents, WhatsApp notices (0007)
+        **articles.count_rows(s, scope),  # documentation candidates/articles of their tickets (0012)
     }
     for store, table, column, attr in _FOREIGN:
         out[store] = _count_in(s, table, column, getattr(scope, attr)) if _has(s, table) else None
@@ -344,6 +346,7 @@ def export(s: Session, selector: str, value: str, *, actor: str | None = None) -
     doc["conversation_outcomes"] = [_model_dict(o) for o in _outcomes(s, scope)]
     doc["knowledge_queries"] = [_model_dict(q) for q in _queries(s, scope)]
     doc.update(consent.export_rows(s, scope))  # privacy_consents, privacy_notices
+    doc.update(articles.export_rows(s, scope))  # knowledge_articles made from their tickets
     # who in the support team saw the AnyDesk codes of the person's machines (ids only)
     doc["machine_accesses"] = ([_model_dict(a) for a in s.scalars(
         select(MachineAccess).where(MachineAccess.customer_id == scope.customer.id).order_by(MachineAccess.id))]
@@ -498,8 +501,9 @@ def _erase_customer(s: Session, scope: Scope, pseudo: _Pseudonyms) -> None:
 
 
 # In this order; a failure anywhere rolls every step back (one transaction).
-ERASE_STEPS = (_erase_events, _erase_whatsapp, _erase_queries_and_outcomes, _erase_tickets, consent.erase_rows,
-               _erase_customer)
+# articles.erase_rows reads the person's names before _erase_tickets and _erase_customer remove them.
+ERASE_STEPS = (_erase_events, _erase_whatsapp, _erase_queries_and_outcomes, articles.erase_rows, _erase_tickets,
+               consent.erase_rows, _erase_customer)
 
 
 def plan(s: Session, selector: str, value: str) -> dict[str, int | None]:
@@ -543,6 +547,7 @@ STORE_LABELS_PT = {
     "whatsapp_aliases": "trocas de número do WhatsApp (apagadas)",
     "privacy_consents": "consentimentos do chat do site (apagados)",
     "privacy_notices": "avisos de privacidade do WhatsApp (apagados)",
+    "knowledge_articles": "artigos e sugestões de artigo dos chamados (texto do chamado removido; marcados para revisão)",
 }
 
 

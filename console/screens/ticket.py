@@ -195,7 +195,8 @@ def _update(ticket_id: int, user: User) -> str:
 
 def _solve(ticket_id: int, user: User) -> str:
     with session_scope() as s:
-        out = handoff.resolve(s, ticket_id, technician_id=user.id, solution=ui.value("sol_text", ""), client=_client())
+        out = handoff.resolve(s, ticket_id, technician_id=user.id, solution=ui.value("sol_text", ""), client=_client(),
+                              suggest_article=bool(ui.value("sol_article", False)))
     if not out.ok:
         ui.flash("warning", out.message_pt)
         return "Solução registrada."
@@ -259,6 +260,8 @@ def _actions(view: View, user: User) -> None:
     with tabs[2]:
         with st.form("solve", clear_on_submit=True):
             st.text_area("Solução", key="sol_text")
+            st.checkbox("Sugerir como artigo da documentação", key="sol_article",
+                        help="Um gestor revisa a solução e a publica como artigo que o assistente pode citar.")
             st.form_submit_button("Concluir chamado", key="sol_send", type="primary", disabled=closed,
                                   **_on(_solve, view, user))
     with tabs[3]:

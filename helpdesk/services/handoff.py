@@ -85,10 +85,13 @@ def reply(s: Session, ticket_id: int, *, technician_id: int, text: str, client: 
     return ActionOutcome(True, "Resposta enviada ao cliente.", ev.id)
 
 
-def resolve(s: Session, ticket_id: int, *, technician_id: int, solution: str, client: RasaClient) -> ActionOutcome:
-    """Register the solution and close the ticket; then ask the bot to request a rating."""
+def resolve(s: Session, ticket_id: int, *, technician_id: int, solution: str, client: RasaClient,
+            suggest_article: bool = False) -> ActionOutcome:
+    """Register the solution and close the ticket (``suggest_article``: also a documentation
+    candidate); then ask the bot to request a rating."""
     tech = _tech(s, technician_id)
-    ticket = tickets.resolve(s, ticket_id, technician_id=technician_id, solution=solution)
+    ticket = tickets.resolve(s, ticket_id, technician_id=technician_id, solution=solution,
+                             suggest_article=suggest_article)
     s.commit()  # closing is a fact of the help desk; the bot notification is a consequence
     if not can_reply(ticket.channel, ticket.conversation_id):
         return ActionOutcome(True, f"Chamado {ticket.number} concluído.")

@@ -262,8 +262,10 @@ def take_over(s: Session, ticket_id: int, technician_id: int, *, from_technician
     return ticket
 
 
-def resolve(s: Session, ticket_id: int, *, technician_id: int, solution: str) -> Ticket:
-    """Register the solution and close the ticket (concluído)."""
+def resolve(s: Session, ticket_id: int, *, technician_id: int, solution: str,
+            suggest_article: bool = False) -> Ticket:
+    """Register the solution and close the ticket (concluído); ``suggest_article``: the solution also
+    becomes a documentation candidate (services/articles.py)."""
     tech = _technician(s, technician_id)
     text = (solution or "").strip()
     if not text:
@@ -277,6 +279,10 @@ def resolve(s: Session, ticket_id: int, *, technician_id: int, solution: str) ->
     if ticket.technician_id is None:
         ticket.technician_id = technician_id
     _event(s, ticket, actor=tech.name, kind="solution", text=ticket.solution, technician_id=technician_id)
+    if suggest_article:
+        from . import articles
+
+        articles.suggest(s, ticket, technician_id=technician_id)
     return transition(s, ticket_id, "concluido", actor=tech.name, technician_id=technician_id)
 
 
