@@ -256,8 +256,25 @@ class _Run:
         bar.close()
         return ok
 
+    def run_articles(self, source: SourceSpec) -> bool:
+        """The console's approved articles (``articles: database``), cited with their console URLs;
+        an unreachable or unmigrated database keeps the articles indexed before."""
+        from .articles_source import ArticlesUnavailable, approved_articles
+
+        try:
+            docs = approved_articles()
+        except ArticlesUnavailable as exc:
+            self._problem(f"{source.name} (artigos)", str(exc))
+            return False
+        for doc in self._bar(docs, f"{source.name} (artigos)"):
+            self.handle(doc["key"], source, doc["data"], url=doc["url"], content_type="text/markdown; charset=utf-8",
+                        module_hint=doc["module"])
+        return True
+
     def run_source(self, source: SourceSpec) -> None:
         complete = True
+        if source.articles:
+            complete &= self.run_articles(source)
         if source.folder is not None:
             complete &= self.run_folder(source, source.folder)
         if source.sitemap:

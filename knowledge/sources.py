@@ -9,7 +9,10 @@ from pathlib import Path
 import yaml
 
 SOURCE_KEYS = {"name", "product", "module", "sitemap", "start_url", "prefix", "folder", "urls",
-               "module_from_subdir", "max_pages", "allow_private_network"}
+               "module_from_subdir", "max_pages", "allow_private_network", "articles"}
+# `articles: database`: the articles managers approved in the console (helpdesk.services.articles),
+# read from the help desk's database (DATABASE_URL), each cited with its console URL
+ARTICLE_STORES = ("database",)
 _CODE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 
@@ -30,6 +33,7 @@ class SourceSpec:
     module_from_subdir: bool = False
     max_pages: int | None = None
     allow_private_network: bool = False  # this source's hosts may resolve to private addresses
+    articles: str | None = None  # "database": the console's approved articles
 
     @cached_property
     def hosts(self) -> frozenset[str]:
@@ -96,6 +100,9 @@ def load_sources(path: Path) -> list[SourceSpec]:
             folder_path = Path(str(folder)).expanduser()
             if not folder_path.is_absolute():
                 folder_path = (path.parent / folder_path).resolve()
+        articles = item.get("articles")
+        if articles is not None and articles not in ARTICLE_STORES:
+            raise SourcesError(f"{where}: 'articles' must be one of {list(ARTICLE_STORES)}, got {articles!r}")
         spec = SourceSpec(
             name=name,
             product=str(product) if product else None,
@@ -108,9 +115,10 @@ def load_sources(path: Path) -> list[SourceSpec]:
             module_from_subdir=bool(item.get("module_from_subdir", False)),
             max_pages=int(item["max_pages"]) if item.get("max_pages") else None,
             allow_private_network=_flag(item.get("allow_private_network", False), "allow_private_network", where),
+            articles=articles,
         )
-        if not (spec.sitemap or spec.start_url or spec.folder or spec.urls):
-            raise SourcesError(f"{where}: needs at least one of sitemap, start_url, folder, urls")
+        if not (spec.sitemap or spec.start_url or spec.folder or spec.urls or spec.articles):
+            raise SourcesError(f"{where}: needs at least one of sitemap, start_url, folder, urls, articles")
         specs.append(spec)
     return specs
 

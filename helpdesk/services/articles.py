@@ -122,14 +122,24 @@ def person_names(s: Session, ticket: Ticket | None) -> list[str]:
     return sorted({n.strip() for n in names if n and len(n.strip()) >= 3})
 
 
+_COMPANY_SUFFIX = re.compile(r"\s+(?:ltda|me|epp|eireli|s a|sa|mei|cia)$")
+
+
+def _name_keys(name: str) -> set[str]:
+    """The name folded, and without a company suffix ("Mercado Lins Ltda" -> "mercado lins")."""
+    key = re.sub(r"[^a-z0-9]+", " ", _fold(name)).strip()
+    keys = {key} if key else set()
+    short = _COMPANY_SUFFIX.sub("", key)
+    while short != key:
+        key, short = short, _COMPANY_SUFFIX.sub("", short)
+    if " " in key or len(key) >= 5:
+        keys.add(key)
+    return keys
+
+
 def _name_found(names: Iterable[str], text: str) -> list[str]:
     folded = f" {re.sub(r'[^a-z0-9]+', ' ', _fold(text))} "
-    found = []
-    for name in names:
-        key = re.sub(r"[^a-z0-9]+", " ", _fold(name)).strip()
-        if key and f" {key} " in folded:
-            found.append(name)
-    return found
+    return [name for name in names if any(f" {k} " in folded for k in _name_keys(name))]
 
 
 def personal_data(text: str, names: Iterable[str] = ()) -> list[str]:

@@ -124,6 +124,7 @@ def test_a_technician_cannot_approve_or_discard(world: dict[str, int]) -> None:
     ("Escreva para joana@paodourado.com.br.", "um e-mail"),
     ("A Joana Ribeiro confirmou.", 'o nome "Joana Ribeiro"'),
     ("Na padaria pao dourado LTDA deu certo.", 'o nome "Padaria Pão Dourado Ltda"'),
+    ("Na Padaria Pão Dourado deu certo.", 'o nome "Padaria Pão Dourado Ltda"'),
 ])
 def test_personal_data_blocks_approval_until_removed_or_confirmed(world: dict[str, int], extra: str,
                                                                   warning: str) -> None:

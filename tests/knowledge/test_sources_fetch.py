@@ -24,6 +24,9 @@ def _fetcher(**kw: object) -> tuple[Fetcher, list[float]]:
 
 def test_demo_sources_file_declares_both_products() -> None:
     specs = load_sources(DEMO_SOURCES)
+    # and the console's approved articles (their product comes from each article's module)
+    assert [s.name for s in specs if s.articles] == ["artigos"]
+    specs = [s for s in specs if not s.articles]
     assert {s.product for s in specs} == {"erp", "omni"}
     for s in specs:
         assert s.folder is not None and s.folder.is_dir() and s.module_from_subdir
