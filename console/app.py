@@ -19,7 +19,7 @@ import streamlit as st
 
 from console import auth, notices, ui
 from console.auth import User
-from console.screens import customers, privacy, queue, reports, sla, ticket, users
+from console.screens import articles, customers, privacy, queue, reports, sla, ticket, users
 from helpdesk.errors import PermissionDenied
 
 REFUSED = PermissionDenied.message_pt + " Esta página é só para gestores."
@@ -46,6 +46,7 @@ def manager_pages() -> list[st.Page]:
         st.Page(_screen(users.render), title="Usuários", url_path=ui.USERS),
         st.Page(_screen(privacy.render), title="Privacidade", url_path=privacy.URL_PATH),
         st.Page(_screen(sla.render), title="SLA", url_path="sla"),
+        st.Page(_screen(articles.render), title="Artigos", url_path=articles.URL_PATH),
         st.Page(_screen(notices.failed_page), title="Notificações", url_path=notices.PAGE, visibility="hidden"),
     ]
 
@@ -64,11 +65,15 @@ def _home_page(render: object = _home) -> st.Page:
 
 
 def pages_for(user: User) -> list[st.Page]:
-    """``user``'s page set: a technician's keeps the manager paths as hidden pages that refuse."""
+    """``user``'s page set: a technician's keeps the manager paths as hidden pages that refuse
+    (Artigos refuses itself, but opens an approved article's link, ``/artigos?id=N``)."""
     pages = [_home_page(), *technician_pages()]
     for page in manager_pages():
         if user.is_manager:
             pages.append(page)
+        elif page.url_path == articles.URL_PATH:
+            pages.append(st.Page(_screen(articles.render), title=page.title, url_path=page.url_path,
+                                 visibility="hidden"))
         else:
             pages.append(st.Page(_refused, title=page.title, url_path=page.url_path, visibility="hidden"))
     return pages
