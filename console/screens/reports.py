@@ -127,6 +127,23 @@ def render(user: User) -> None:
                          hide_index=True, width="stretch")
         else:
             st.caption("Nenhuma pergunta sem resposta no período.")
+    _llm_usage(r)
     st.download_button("Exportar CSV", reports.to_csv(r).encode("utf-8"), key="r_csv", mime="text/csv",
                        file_name=f"relatorio_{first.isoformat()}_{last.isoformat()}.csv")
     report_drill.render(r, int(window))
+
+
+def _llm_usage(r: reports.Report) -> None:
+    """What the LLM cost in the period: calls, answers from the repeat-question cache, tokens."""
+    u = r.llm
+    m = st.columns(4)
+    m[0].metric("Chamadas ao LLM", u.llm_calls, f"{u.extractive} respostas sem LLM", delta_color="off")
+    m[1].metric("Respostas do cache", u.cached, "perguntas repetidas, sem nova chamada", delta_color="off")
+    m[2].metric("Tokens do LLM", f"{u.tokens:,}".replace(",", "."))
+    m[3].metric("Tokens por chamada", "—" if u.tokens_per_call is None else f"{u.tokens_per_call:.0f}")
+    days = [(d, x) for d, x in r.llm_per_day if x.llm_calls or x.cached]
+    if days:
+        with st.expander("Uso do LLM por dia"):
+            st.dataframe(pd.DataFrame([{"Dia": d.strftime("%d/%m/%Y"), "Chamadas": x.llm_calls,
+                                        "Do cache": x.cached, "Tokens": x.tokens} for d, x in days]),
+                         hide_index=True, width="stretch")

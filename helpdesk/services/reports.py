@@ -15,7 +15,7 @@ from typing import Any, Callable
 from sqlalchemy.orm import Session
 
 from helpdesk.db import session_scope
-from helpdesk.services import metrics, sla_metrics
+from helpdesk.services import llm_usage, metrics, sla_metrics
 from helpdesk.services.customer_import import csv_text
 from helpdesk.services.drilldown import ticket_reach
 
@@ -40,6 +40,9 @@ class Report:
     sla_per_customer: list[sla_metrics.SlaRow] = field(default_factory=list)
     # unique contacts and unique conversations of the period's tickets (drilldown.ticket_reach)
     reach: tuple[int, int] = (0, 0)
+    # what the LLM cost: calls, cache hits, extractive answers and tokens (llm_usage), and per day
+    llm: llm_usage.LlmUsage = field(default_factory=lambda: llm_usage.LlmUsage(0, 0, 0, 0, 0))
+    llm_per_day: list[tuple[date, llm_usage.LlmUsage]] = field(default_factory=list)
 
     @property
     def sla_total(self) -> sla_metrics.SlaRow:
@@ -57,7 +60,7 @@ def _queries(window_days: int) -> dict[str, Callable[[Session, metrics.Period], 
         "ratings": metrics.ratings, "gaps": metrics.documentation_gaps,
         "sla_per_day": sla_metrics.sla_per_day, "sla_per_technician": sla_metrics.sla_per_technician,
         "sla_per_module": sla_metrics.sla_per_module, "sla_per_customer": sla_metrics.sla_per_customer,
-        "reach": ticket_reach,
+        "reach": ticket_reach, "llm": llm_usage.usage, "llm_per_day": llm_usage.usage_per_day,
     }
 
 
@@ -68,7 +71,7 @@ def _assemble(period: metrics.Period, got: dict[str, Any]) -> Report:
                   per_customer=got["per_customer"], per_type=got["per_type"], per_technician=got["per_technician"],
                   bot=got["bot"], resolution=got["resolution"], ratings=got["ratings"], gaps=got["gaps"],
                   **{key: got[key] for key in ("sla_per_day", "sla_per_technician", "sla_per_module",
-                                               "sla_per_customer", "reach")})
+                                               "sla_per_customer", "reach", "llm", "llm_per_day")})
 
 
 def build(s: Session, period: metrics.Period, window_days: int = metrics.DURABLE_WINDOW_DAYS) -> Report:
@@ -143,6 +146,11 @@ def to_csv(r: Report) -> str:
                        ("pct_resolucao_duravel", _rounded(res.pct(res.durable), 1)),
                        ("verificada_menos_duravel", res.gap), ("duravel_ainda_na_janela", res.pending)):
         rows.append(["bot", key, "" if value is None else value])
+    for key, value in (("chamadas_llm", r.llm.llm_calls), ("respostas_do_cache", r.llm.cached),
+                       ("respostas_extrativas", r.llm.extractive), ("tokens_llm", r.llm.tokens)):
+        rows.append(["llm", key, value])
+    rows += [["llm_por_dia", d.isoformat(), f"{u.llm_calls} chamadas; {u.cached} do cache; {u.tokens} tokens"]
+             for d, u in r.llm_per_day]
     rows += [["avaliacoes", rating, c] for rating, c in r.ratings]
     rows += [["lacunas_documentacao", q, c] for q, c, _last in r.gaps]
     rows += _sla_csv(r)

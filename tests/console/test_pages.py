@@ -10,7 +10,8 @@ from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
 from helpdesk.db import get_engine, session_scope
-from helpdesk.models import Contact, Customer, License, Machine, MachineAccess, Technician, Ticket, TicketEvent
+from helpdesk.models import (Contact, Customer, KnowledgeQuery, License, Machine, MachineAccess, Technician, Ticket,
+                             TicketEvent)
 from helpdesk.services import technicians
 
 from . import dataset
@@ -655,6 +656,23 @@ def test_reports_page_shows_contained_verified_and_durable_resolution(ids: datas
     m = metrics(at)
     assert m["Resolvidas pelo bot (durável, 9 dias)"] == "0,0%" and m["Verificadas que voltaram"] == "1"
     assert m["Resolução verificada"] == "25,0%"
+
+
+def test_reports_page_shows_llm_calls_cache_hits_and_tokens(ids: dataset.Ids) -> None:
+    with session_scope() as s:
+        for day, mode, tokens, cached in ((2, "llm", 900, False), (2, "llm", 0, True), (5, "llm", 1100, False),
+                                          (6, "extractive", 0, False), (20, "llm", 5000, False)):
+            s.add(KnowledgeQuery(conversation_id="web:x", question="como faço a sangria?", answered=True,
+                                 grounded=True, at=datetime(2026, 3, day, 10), mode=mode, llm_tokens=tokens,
+                                 cached=cached))
+    at = goto(login("marta@teste.dev", dataset.PASSWORD), "relatorios")
+    at.date_input(key="r_from").set_value(date(2026, 3, 1))
+    at.date_input(key="r_to").set_value(date(2026, 3, 10)).run()
+    m = metrics(at)
+    assert m["Chamadas ao LLM"] == "2" and m["Respostas do cache"] == "1"
+    assert m["Tokens do LLM"] == "2.000" and m["Tokens por chamada"] == "1000"
+    per_day = next(d.value for d in at.dataframe if "Tokens" in d.value.columns)
+    assert list(per_day["Dia"]) == ["02/03/2026", "05/03/2026"] and list(per_day["Tokens"]) == [900, 1100]
 
 
 def test_report_csv_export(ids: dataset.Ids) -> None:
