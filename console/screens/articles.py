@@ -1,5 +1,6 @@
 """Artigos: solutions suggested as documentation (managers) and the read-only view of an approved
-article (everyone signed in: it is the link the bot cites, ``/artigos?id=N``).
+article (everyone signed in: it is the link the bot cites, ``/artigos?id=N``); and the
+Relatórios section of documentation gaps grouped by similarity (``gaps_section``).
 
 A manager picks a candidate (pending, or flagged for review after an erasure), reads the ticket's
 question and solution, writes the article (title, module, steps) and approves or discards it.
@@ -9,14 +10,24 @@ it goes to ``st.text`` or through ``ui.md``, never rendered as Markdown or HTML.
 """
 from __future__ import annotations
 
+import logging
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
 import streamlit as st
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from console import ui
 from console.auth import User
+from helpdesk.config import get_settings
 from helpdesk.db import session_scope
 from helpdesk.errors import PermissionDenied
-from helpdesk.models import KnowledgeArticle
-from helpdesk.services import articles
+from helpdesk.models import KnowledgeArticle, KnowledgeQuery
+from helpdesk.services import articles, gaps, metrics
+
+log = logging.getLogger(__name__)
 
 URL_PATH = articles.URL_PATH
 REFUSED = PermissionDenied.message_pt + " Esta página é só para gestores."
@@ -135,3 +146,41 @@ def render(user: User) -> None:
     for a in published:
         st.text(f"#{a.id} · {a.title} · {modules.get(a.module or '', a.module or '—')} · "
                 f"{articles.article_url(a.id)}")
+
+
+# ---- Relatórios: documentation gaps grouped by meaning ------------------------------------------
+
+def _gap_fingerprint(s: Session, period: metrics.Period) -> tuple[Any, ...]:
+    """What the grouping depends on, cheap to read: a new question or article edit misses the cache."""
+    q = KnowledgeQuery
+    n, last = s.execute(select(func.count(), func.max(q.id)).where(
+        q.at >= period.start, q.at < period.end, q.answered.is_(False))).one()
+    edited = s.scalar(select(func.max(KnowledgeArticle.updated_at)))
+    return (get_settings().database_url, int(n or 0), last, edited)
+
+
+@st.cache_data(ttl=300, show_spinner="Agrupando perguntas sem resposta…", max_entries=32)
+def _gap_rows(start: datetime, end: datetime, _fingerprint_key: str) -> list[dict[str, Any]]:
+    with session_scope() as s:
+        return gaps.as_table(gaps.gap_groups(s, metrics.Period(start, end)))
+
+
+def gaps_section(period: metrics.Period) -> None:
+    """The period's unanswered questions grouped by similarity, with the articles that answer them."""
+    st.subheader("Lacunas da documentação por assunto")
+    st.caption("Perguntas sem resposta no período agrupadas por semelhança (embeddings da base de "
+               "conhecimento), com exemplos e as sugestões ou artigos que as respondem.")
+    with session_scope() as s:
+        key = repr(_gap_fingerprint(s, period))
+    try:
+        rows = _gap_rows(period.start, period.end, key)
+    except Exception:  # noqa: BLE001 - the embedder failing must not take the report down
+        log.exception("documentation gap grouping failed")
+        ui.alert("warning", "Agrupamento por semelhança indisponível agora. A lista de perguntas sem "
+                            "resposta acima continua valendo.")
+        return
+    if not rows:
+        st.caption("Nenhuma pergunta sem resposta no período.")
+        return
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="r_gap_groups",
+                 column_config={"Link": st.column_config.LinkColumn("Link", display_text="abrir artigo")})

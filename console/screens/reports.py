@@ -10,7 +10,7 @@ import streamlit as st
 
 from console import charts, ui
 from console.auth import User
-from console.screens import report_drill
+from console.screens import articles, report_drill
 from helpdesk.errors import DomainError
 from helpdesk.models import utcnow
 from helpdesk.services import metrics, reports, sla_metrics
@@ -127,6 +127,7 @@ def render(user: User) -> None:
                          hide_index=True, width="stretch")
         else:
             st.caption("Nenhuma pergunta sem resposta no período.")
+    articles.gaps_section(period)  # grouped by similarity, with the articles that answer them
     _llm_usage(r)
     st.download_button("Exportar CSV", reports.to_csv(r).encode("utf-8"), key="r_csv", mime="text/csv",
                        file_name=f"relatorio_{first.isoformat()}_{last.isoformat()}.csv")

@@ -62,7 +62,8 @@ def console_url() -> str:
 
 
 def article_url(article_id: int, base: str | None = None) -> str:
-    return f"{base or console_url()}/{URL_PATH}?id={int(article_id)}"
+    """The read-only view the bot cites; ``base`` "" gives the relative ``/artigos?id=N``."""
+    return f"{console_url() if base is None else base}/{URL_PATH}?id={int(article_id)}"
 
 
 # ---- candidates ---------------------------------------------------------------------------------

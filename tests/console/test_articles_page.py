@@ -151,3 +151,30 @@ def test_a_technician_is_refused_the_page_but_opens_a_published_article(ids: dat
     # a technician's action on the form is refused by the service too
     with session_scope() as s, pytest.raises(Exception, match="manager"):
         articles.discard(s, aid, manager_id=ids.tiago)
+
+
+# ---- Relatórios: documentation gaps grouped by similarity ---------------------------------------
+
+def test_reports_group_unanswered_questions_and_link_the_article(ids: dataset.Ids) -> None:
+    from datetime import date
+
+    with session_scope() as s:
+        mdfe = KnowledgeArticle(state="approved", module="gestor", title="Emitir MDF-e no Gestor",
+                                body="No Gestor, abra Fiscal > MDF-e, informe as notas e o veículo e transmita o manifesto.")
+        s.add(mdfe)
+        s.flush()
+        aid = mdfe.id
+    at = goto(login("marta@teste.dev", dataset.PASSWORD), "relatorios")
+    at.date_input(key="r_from").set_value(date(2026, 3, 1))
+    at.date_input(key="r_to").set_value(date(2026, 3, 10)).run()
+    assert "Lacunas da documentação por assunto" in [h.value for h in at.subheader]
+    table = next(d.value for d in at.dataframe if "Exemplos" in d.value.columns)
+    assert list(table["Perguntas"]) == [2, 1]
+    assert list(table["Exemplos"]) == ["como emitir mdf-e?", "Tem app para iPad?"]
+    assert list(table["Artigos que respondem"]) == [f"#{aid} Emitir MDF-e no Gestor (aprovado)", "—"]
+    assert table["Link"][0] == f"https://console.atende.example/artigos?id={aid}"
+    # an empty period says so
+    at.date_input(key="r_from").set_value(date(2025, 1, 1))
+    at.date_input(key="r_to").set_value(date(2025, 1, 31)).run()
+    assert not any("Exemplos" in d.value.columns for d in at.dataframe)
+    assert [c.value for c in at.caption].count("Nenhuma pergunta sem resposta no período.") == 2
