@@ -11,7 +11,8 @@ passage; those at least ``match_threshold`` similar answer it.
 
 Thresholds depend on the embedding model's scale: e5 models (``query:``/``passage:`` prefixes)
 give unrelated Portuguese questions about 0.80-0.89, MiniLM about 0.1-0.6, so each family has its
-own defaults (measured on knowledge/eval questions, see docs/operations.md "Artigos").
+own defaults, measured on pt-BR help-desk questions (tests/helpdesk/test_articles_gaps.py holds
+the cases; docs/operations.md "Artigos" gives the figures).
 """
 from __future__ import annotations
 
