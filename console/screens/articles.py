@@ -160,7 +160,7 @@ def _gap_fingerprint(s: Session, period: metrics.Period) -> tuple[Any, ...]:
 
 
 @st.cache_data(ttl=300, show_spinner="Agrupando perguntas sem resposta…", max_entries=32)
-def _gap_rows(start: datetime, end: datetime, _fingerprint_key: str) -> list[dict[str, Any]]:
+def _gap_rows(start: datetime, end: datetime, fingerprint: str) -> list[dict[str, Any]]:
     with session_scope() as s:
         return gaps.as_table(gaps.gap_groups(s, metrics.Period(start, end)))
 

@@ -173,6 +173,16 @@ def test_reports_group_unanswered_questions_and_link_the_article(ids: dataset.Id
     assert list(table["Exemplos"]) == ["como emitir mdf-e?", "Tem app para iPad?"]
     assert list(table["Artigos que respondem"]) == [f"#{aid} Emitir MDF-e no Gestor (aprovado)", "—"]
     assert table["Link"][0] == f"https://console.atende.example/artigos?id={aid}"
+    # the grouping is cached per period, but a new question is counted at once
+    with session_scope() as s:
+        from datetime import datetime
+
+        from helpdesk.models import KnowledgeQuery
+        s.add(KnowledgeQuery(question="como emitir o MDF-e", answered=False, grounded=False,
+                             at=datetime(2026, 3, 8, 9)))
+    at.run()
+    table = next(d.value for d in at.dataframe if "Exemplos" in d.value.columns)
+    assert list(table["Perguntas"]) == [3, 1]
     # an empty period says so
     at.date_input(key="r_from").set_value(date(2025, 1, 1))
     at.date_input(key="r_to").set_value(date(2025, 1, 31)).run()
