@@ -39,6 +39,9 @@ class Outgoing:
     body: Dict[str, Any]
     ref: Optional[str] = None
     options: Dict[str, str] = field(default_factory=dict)  # option id -> Rasa payload
+    hold: bool = False  # outside the 24-hour window: kept until the customer writes (templates.py)
+    needs_template: bool = False  # outside the window with no template sent for it
+    reason: Optional[str] = None  # why it is held (shown by the console)
 
     @property
     def kind(self) -> str:

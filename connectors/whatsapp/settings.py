@@ -53,6 +53,8 @@ class WhatsAppSettings:
     zapi: ZapiSettings = ZapiSettings()
     # HMAC key of the identity attestation (atende_contract.attestation); None: no identity.
     attestation_key: Optional[bytes] = None
+    # WHATSAPP_TEMPLATES: JSON of the templates per purpose outside the 24-hour window (templates.py)
+    templates_json: str = ""
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None,
@@ -89,4 +91,5 @@ class WhatsAppSettings:
                 client_token=env.get("ZAPI_CLIENT_TOKEN", ""), webhook_token=env.get("ZAPI_WEBHOOK_TOKEN", ""),
                 base_url=env.get("ZAPI_BASE_URL", "") or ZAPI_DEFAULT_BASE_URL),
             attestation_key=key_from_env(env),
+            templates_json=get("WHATSAPP_TEMPLATES", ""),
         )

@@ -27,7 +27,7 @@ from rasa.shared.core.events import BotUttered, UserUttered
 
 from atende_contract import attestation
 
-from . import hooks
+from . import hooks, templates
 from .identity import CHANNEL_NAME, attest, conversation_id, recipient_fields
 from .ingest import Ingestor
 from .outbound import Outgoing, render
@@ -43,8 +43,12 @@ T = TypeVar("T")
 class Worker:
     """Store, provider and the background worker, created when the server starts."""
 
-    def __init__(self, settings: WhatsAppSettings) -> None:
+    def __init__(self, settings: WhatsAppSettings,
+                 message_templates: Optional[Dict[str, templates.Template]] = None) -> None:
         self.settings = settings
+        # outside the 24-hour window (templates.py); a bad WHATSAPP_TEMPLATES stops the start here
+        self.templates = (templates.parse_config(settings.templates_json) if message_templates is None
+                          else message_templates)
         engine = make_engine(settings.database_url, settings.sqlite_synchronous)
         if settings.lease_s <= 0:
             raise ValueError(f"WHATSAPP_LEASE_SECONDS must be positive, got {settings.lease_s}")
@@ -204,6 +208,9 @@ class Worker:
         text = row.text or ""
         if row.kind == "message" and row.attempts == 0:
             self._spawn(self._mark_read(row.item_id, row.address))
+        if row.kind == "message":
+            # the customer wrote: the window is open again and the held free text goes first
+            await self.db(self.store.release_held, row.address)
         if row.button_id:
             payload = await self.db(self.store.resolve_option, row.address, row.button_id)
             if payload is not None:
@@ -337,9 +344,12 @@ class Worker:
 
     async def push(self, conversation_address: str, message: Dict[str, Any]) -> None:
         """Queue a proactive message (agent replies, trigger_intent) and wake the worker."""
-        outgoing = render(message)
+        # a conversation whose customer changed number is answered at the current number
+        address = await self.db(self.store.current_address, conversation_address)
+        window_open = True  # Z-API (an unofficial WhatsApp Web session) has no 24-hour window
+        if self.settings.provider == "cloud":
+            window_open = (await self.db(self.store.window_of, address)).is_open()
+        outgoing = templates.plan(message, window_open, self.templates)
         if outgoing:
-            # a conversation whose customer changed number is answered at the current number
-            address = await self.db(self.store.current_address, conversation_address)
             await self.db(self.store.queue, f"push:{uuid.uuid4().hex}", address, outgoing)
             self.wake.set()

@@ -16,3 +16,12 @@ WHATSAPP_OUTBOX = "whatsapp_outbox"
 # `recipient` is the bare WhatsApp id (the conversation id without `whatsapp:`).
 WHATSAPP_OUTBOX_COLUMNS = ("id", "recipient", "status", "send_state", "error_code", "error_title",
                            "needs_template", "body", "created_at")
+
+WHATSAPP_INBOX = "whatsapp_inbox"
+# The 24-hour window (atende_contract.wa_window): the customer's last message is the latest
+# `received_at` of a row with kind "message" from `sender` (the bare WhatsApp id).
+WHATSAPP_INBOX_COLUMNS = ("sender", "kind", "received_at")
+
+WHATSAPP_WINDOWS = "whatsapp_windows"
+# Meta's `conversation.expiration_timestamp` (UNIX seconds) seen on statuses, per `recipient`.
+WHATSAPP_WINDOWS_COLUMNS = ("recipient", "expires_at", "updated_at")

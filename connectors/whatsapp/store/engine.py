@@ -18,6 +18,8 @@ the columns call ``sender`` / ``recipient`` (docs/whatsapp.md, "Names").
   (hostname:pid:random) and ``expires_at`` (docs/whatsapp.md, "Several replicas").
 - ``whatsapp_aliases``: a customer's number change (Meta's ``user_changed_number``): the new
   ``wa_id`` keeps the conversation of the first one (``conversation`` = the conversation address).
+- ``whatsapp_windows``: the latest ``conversation.expiration_timestamp`` Meta gave per address
+  (the 24-hour window, store/window.py).
 """
 
 from __future__ import annotations
@@ -92,6 +94,15 @@ aliases = sa.Table(
     sa.Column("wa_id", sa.String(128), primary_key=True),
     sa.Column("conversation", sa.String(128), nullable=False, index=True),
     sa.Column("changed_at", sa.Float, nullable=False),
+)
+
+
+windows = sa.Table(
+    "whatsapp_windows",
+    metadata,
+    sa.Column("recipient", sa.String(128), primary_key=True),
+    sa.Column("expires_at", sa.Float, nullable=False),  # Meta's conversation.expiration_timestamp
+    sa.Column("updated_at", sa.Float, nullable=False),
 )
 
 

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from ..outbound import Outgoing
 from .engine import insert_ignoring_duplicates, outbox
 from .leases import LeaseOps
+from .window import note_expiration
 
 TEMPLATE_NEEDED_CODE = 131047  # Meta: outside the 24-hour window, a template is needed
 CALLBACK_PREFIX = "atende-outbox:"  # biz_opaque_callback_data of a send: "<prefix><outbox id>"
@@ -44,7 +45,8 @@ class OutboxOps(LeaseOps):
                 "source_key": source_key, "idx": i, "recipient": address, "kind": m.kind,
                 "body": json.dumps(m.body, ensure_ascii=False), "ref": m.ref,
                 "options": json.dumps(m.options, ensure_ascii=False) if m.options else None,
-                "send_state": "pending", "needs_template": False, "attempts": 0,
+                "send_state": "held" if m.hold else "pending", "needs_template": m.needs_template,
+                "error_title": m.reason, "attempts": 0,
                 "created_at": now, "updated_at": now,
             })
 
@@ -144,6 +146,7 @@ class OutboxOps(LeaseOps):
                             send_state="accepted", wamid=wamid, updated_at=time.time()))
             if row is None:
                 return "unknown message"
+            note_expiration(conn, row["recipient"], status.get("conversation_expires_at"))
             cur = row["status"]
             values: Dict[str, Any] = {}
             if new == "failed":

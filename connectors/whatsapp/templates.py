@@ -1,0 +1,139 @@
+"""Outside the 24-hour window: approved template messages instead of free text (pure).
+
+Meta refuses a free-form message when the customer has not written for 24 hours (131047). A
+proactive message (a technician's reply, a ticket update, the "back to the bot" notice, the rating
+request) then goes out as the template configured for its *purpose*, and its free text is kept in
+the outbox (``held``) to follow once the customer answers and the window reopens.
+
+- The purpose comes from the bot message's ``custom`` (an action's ``json_message``):
+  ``{"purpose": "ticket_update", "params": {"ticket_number": "#12", "technician": "Ana"}}``.
+  It is untrusted: an unknown purpose is no purpose, unknown parameters are dropped, values are
+  bounded.
+- Templates are configured once per process from ``WHATSAPP_TEMPLATES`` (settings.py; JSON, docs/whatsapp.md
+  "24-hour window"): per purpose a ``name``, a ``language`` (``pt_BR``) and ``parameters``, the
+  ordered sources of the body's ``{{1}}``, ``{{2}}``...: ``ticket_number``, ``technician``,
+  ``text`` (the message's own text, shortened).
+- Parameters are cut to fit with an ellipsis; line breaks, tabs and runs of spaces (which Meta
+  refuses in a parameter) become single spaces.
+- No template for the purpose: the text is held with ``needs_template`` and its reason, never
+  reported as sent.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, replace
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+from .outbound import Outgoing, render
+
+PURPOSES = ("ticket_update", "satisfaction", "handoff_return")
+PARAM_SOURCES = ("ticket_number", "technician", "text")
+PARAM_MAX = {"ticket_number": 20, "technician": 60, "text": 600}  # the body stays under Meta's 1,024
+PARAMS_MAX = 10
+_NAME = re.compile(r"[a-z0-9_]{1,512}")
+_LANGUAGE = re.compile(r"[a-z]{2,3}(_[A-Z]{2})?")
+_TICKET = re.compile(r"#?\d{1,12}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class TemplateConfigError(ValueError):
+    """WHATSAPP_TEMPLATES is not valid: the process refuses to start with a clear message."""
+
+
+@dataclass(frozen=True)
+class Template:
+    purpose: str
+    name: str
+    language: str
+    parameters: Tuple[str, ...]
+
+
+def parse_config(raw: Optional[str]) -> Dict[str, Template]:
+    """The templates of ``WHATSAPP_TEMPLATES`` (empty or unset: none configured)."""
+    if raw is None or not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise TemplateConfigError(f"WHATSAPP_TEMPLATES is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise TemplateConfigError("WHATSAPP_TEMPLATES must be a JSON object {purpose: template}")
+    out: Dict[str, Template] = {}
+    for purpose, spec in data.items():
+        if purpose not in PURPOSES:
+            raise TemplateConfigError(f"WHATSAPP_TEMPLATES: unknown purpose {purpose!r} (use {', '.join(PURPOSES)})")
+        if not isinstance(spec, dict):
+            raise TemplateConfigError(f"WHATSAPP_TEMPLATES[{purpose!r}] must be an object")
+        name, language = spec.get("name"), spec.get("language", "pt_BR")
+        params = spec.get("parameters", [])
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise TemplateConfigError(f"WHATSAPP_TEMPLATES[{purpose!r}]: name must be lower-case letters, "
+                                      "digits and underscores")
+        if not isinstance(language, str) or not _LANGUAGE.fullmatch(language):
+            raise TemplateConfigError(f"WHATSAPP_TEMPLATES[{purpose!r}]: bad language {language!r} (e.g. pt_BR)")
+        if (not isinstance(params, list) or len(params) > PARAMS_MAX
+                or any(p not in PARAM_SOURCES for p in params)):
+            raise TemplateConfigError(f"WHATSAPP_TEMPLATES[{purpose!r}]: parameters must be a list of at most "
+                                      f"{PARAMS_MAX} of {', '.join(PARAM_SOURCES)}")
+        out[purpose] = Template(purpose, name, language, tuple(params))
+    return out
+
+
+def fit(value: str, limit: int) -> str:
+    """One line, at most ``limit`` characters, an ellipsis where it was cut."""
+    value = " ".join(_CONTROL.sub(" ", value).split())
+    return value if len(value) <= limit else value[: limit - 1].rstrip() + "…"
+
+
+def purpose_of(message: Mapping[str, Any]) -> Tuple[Optional[str], Dict[str, str]]:
+    """The purpose and parameters an action put in ``custom``; (None, {}) when absent or invalid."""
+    custom = message.get("custom")
+    if not isinstance(custom, dict) or custom.get("purpose") not in PURPOSES:
+        return None, {}
+    params: Dict[str, str] = {}
+    raw = custom.get("params") if isinstance(custom.get("params"), dict) else {}
+    for key in ("ticket_number", "technician"):
+        value = raw.get(key)
+        if not isinstance(value, str) or not value.strip():
+            continue
+        value = fit(value, PARAM_MAX[key])
+        if key == "ticket_number":
+            if not _TICKET.fullmatch(value):
+                continue
+            value = "#" + value.lstrip("#")
+        params[key] = value
+    return str(custom["purpose"]), params
+
+
+def template_message(tpl: Template, params: Mapping[str, str], text: str) -> Outgoing:
+    values = {**params, "text": text}
+    body_params = [{"type": "text", "text": fit(values.get(src) or "-", PARAM_MAX[src]) or "-"}
+                   for src in tpl.parameters]
+    template: Dict[str, Any] = {"name": tpl.name, "language": {"code": tpl.language}}
+    if body_params:
+        template["components"] = [{"type": "body", "parameters": body_params}]
+    return Outgoing({"type": "template", "template": template})
+
+
+def plan(message: Mapping[str, Any], window_open: bool, templates: Mapping[str, Template]) -> List[Outgoing]:
+    """What one proactive bot message becomes: as rendered inside the window; outside it, the
+    purpose's template plus the held free text, or the held text marked ``needs_template``."""
+    rendered = render(dict(message))
+    if window_open or not rendered:
+        return rendered
+    purpose, params = purpose_of(message)
+    free = [m for m in rendered if m.kind != "template"]  # a ready template needs no window
+    ready = [m for m in rendered if m.kind == "template"]
+    if not free:
+        return ready
+    tpl = templates.get(purpose) if purpose else None
+    if tpl is None:
+        why = (f"fora da janela de 24 h e sem modelo configurado para '{purpose}'" if purpose
+               else "fora da janela de 24 h e sem finalidade para escolher um modelo")
+        return ready + [replace(m, hold=True, needs_template=True, reason=why) for m in free]
+    text = " ".join(str(m.body.get("text", {}).get("body", "")) for m in free if m.kind == "text")
+    held = f"fora da janela de 24 h: enviado o modelo {tpl.name}; segue quando o cliente responder"
+    return ready + [template_message(tpl, params, text or str(message.get("text") or ""))] + [
+        replace(m, hold=True, reason=held) for m in free]
