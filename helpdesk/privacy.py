@@ -547,7 +547,8 @@ STORE_LABELS_PT = {
     "whatsapp_aliases": "trocas de número do WhatsApp (apagadas)",
     "privacy_consents": "consentimentos do chat do site (apagados)",
     "privacy_notices": "avisos de privacidade do WhatsApp (apagados)",
-    "knowledge_articles": "artigos e sugestões de artigo dos chamados (texto do chamado removido; marcados para revisão)",
+    "knowledge_articles": ("artigos e sugestões de artigo dos chamados (texto do chamado removido; marcados para "
+                           "revisão; rode python -m knowledge ingest para tirar do assistente os que citavam a pessoa)"),
 }
 
 
