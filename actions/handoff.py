@@ -34,7 +34,11 @@ def relay_agent_reply(dispatcher: CollectingDispatcher, tracker: Tracker) -> Non
         return
     name = (first_entity(tracker, "agent_name") or "").strip()
     if name:
-        dispatcher.utter_message(response="utter_agent_reply", agent_name=name, agent_text=text)
+        # ticket_number rides with the response to the output channel: WhatsApp's template for a
+        # reply outside the 24-hour window names the ticket (connectors/whatsapp/templates.py)
+        number = str(tracker.get_slot("active_ticket") or "")
+        dispatcher.utter_message(response="utter_agent_reply", agent_name=name, agent_text=text,
+                                 **({"ticket_number": number} if number else {}))
     else:
         dispatcher.utter_message(text=text)
 

@@ -5,10 +5,15 @@ proactive message (a technician's reply, a ticket update, the "back to the bot" 
 request) then goes out as the template configured for its *purpose*, and its free text is kept in
 the outbox (``held``) to follow once the customer answers and the window reopens.
 
-- The purpose comes from the bot message's ``custom`` (an action's ``json_message``):
+- The purpose comes from the response Rasa uttered (``utter_action``, with the response's own
+  arguments ``agent_name`` / ``ticket_number``, which Rasa hands to the output channel with the
+  message): ``utter_agent_reply`` is a ``ticket_update``, ``utter_ticket_closed`` a
+  ``satisfaction``. An action may also say it in ``custom`` (``json_message``):
   ``{"purpose": "ticket_update", "params": {"ticket_number": "#12", "technician": "Ana"}}``.
-  It is untrusted: an unknown purpose is no purpose, unknown parameters are dropped, values are
-  bounded.
+  Both are untrusted: an unknown purpose is no purpose, unknown parameters are dropped, values
+  are bounded.
+- A message without a template of its own that comes after a template still awaiting the
+  customer's answer (the rating question after the "closed" template) is held behind it quietly.
 - Templates are configured once per process from ``WHATSAPP_TEMPLATES`` (settings.py; JSON, docs/whatsapp.md
   "24-hour window"): per purpose a ``name``, a ``language`` (``pt_BR``) and ``parameters``, the
   ordered sources of the body's ``{{1}}``, ``{{2}}``...: ``ticket_number``, ``technician``,
@@ -36,6 +41,9 @@ _NAME = re.compile(r"[a-z0-9_]{1,512}")
 _LANGUAGE = re.compile(r"[a-z]{2,3}(_[A-Z]{2})?")
 _TICKET = re.compile(r"#?\d{1,12}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# responses of domain.yml that are proactive messages, and their purpose
+RESPONSE_PURPOSES = {"utter_agent_reply": "ticket_update", "utter_ticket_closed": "satisfaction",
+                     "utter_handoff_return": "handoff_return"}
 
 
 class TemplateConfigError(ValueError):
@@ -88,12 +96,19 @@ def fit(value: str, limit: int) -> str:
 
 
 def purpose_of(message: Mapping[str, Any]) -> Tuple[Optional[str], Dict[str, str]]:
-    """The purpose and parameters an action put in ``custom``; (None, {}) when absent or invalid."""
+    """The purpose and parameters of a bot message (``custom``, else the response uttered);
+    (None, {}) when absent or invalid."""
     custom = message.get("custom")
-    if not isinstance(custom, dict) or custom.get("purpose") not in PURPOSES:
-        return None, {}
+    if isinstance(custom, dict) and custom.get("purpose") in PURPOSES:
+        purpose = str(custom["purpose"])
+        raw = custom.get("params") if isinstance(custom.get("params"), dict) else {}
+    else:
+        action = message.get("utter_action")
+        purpose = RESPONSE_PURPOSES.get(action) if isinstance(action, str) else None
+        if purpose is None:
+            return None, {}
+        raw = {"ticket_number": message.get("ticket_number"), "technician": message.get("agent_name")}
     params: Dict[str, str] = {}
-    raw = custom.get("params") if isinstance(custom.get("params"), dict) else {}
     for key in ("ticket_number", "technician"):
         value = raw.get(key)
         if not isinstance(value, str) or not value.strip():
@@ -104,7 +119,7 @@ def purpose_of(message: Mapping[str, Any]) -> Tuple[Optional[str], Dict[str, str
                 continue
             value = "#" + value.lstrip("#")
         params[key] = value
-    return str(custom["purpose"]), params
+    return purpose, params
 
 
 def template_message(tpl: Template, params: Mapping[str, str], text: str) -> Outgoing:
@@ -117,9 +132,11 @@ def template_message(tpl: Template, params: Mapping[str, str], text: str) -> Out
     return Outgoing({"type": "template", "template": template})
 
 
-def plan(message: Mapping[str, Any], window_open: bool, templates: Mapping[str, Template]) -> List[Outgoing]:
+def plan(message: Mapping[str, Any], window_open: bool, templates: Mapping[str, Template],
+         template_awaiting: bool = False) -> List[Outgoing]:
     """What one proactive bot message becomes: as rendered inside the window; outside it, the
-    purpose's template plus the held free text, or the held text marked ``needs_template``."""
+    purpose's template plus the held free text, the text held behind a template already sent
+    (``template_awaiting``), or the held text marked ``needs_template``."""
     rendered = render(dict(message))
     if window_open or not rendered:
         return rendered
@@ -129,6 +146,9 @@ def plan(message: Mapping[str, Any], window_open: bool, templates: Mapping[str, 
     if not free:
         return ready
     tpl = templates.get(purpose) if purpose else None
+    if tpl is None and template_awaiting:
+        why = "fora da janela de 24 h: segue o modelo já enviado quando o cliente responder"
+        return ready + [replace(m, hold=True, reason=why) for m in free]
     if tpl is None:
         why = (f"fora da janela de 24 h e sem modelo configurado para '{purpose}'" if purpose
                else "fora da janela de 24 h e sem finalidade para escolher um modelo")

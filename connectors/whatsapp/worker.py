@@ -346,10 +346,11 @@ class Worker:
         """Queue a proactive message (agent replies, trigger_intent) and wake the worker."""
         # a conversation whose customer changed number is answered at the current number
         address = await self.db(self.store.current_address, conversation_address)
-        window_open = True  # Z-API (an unofficial WhatsApp Web session) has no 24-hour window
+        window_open, awaiting = True, False  # Z-API (a WhatsApp Web session) has no 24-hour window
         if self.settings.provider == "cloud":
             window_open = (await self.db(self.store.window_of, address)).is_open()
-        outgoing = templates.plan(message, window_open, self.templates)
+            awaiting = not window_open and await self.db(self.store.template_awaiting, address)
+        outgoing = templates.plan(message, window_open, self.templates, awaiting)
         if outgoing:
             await self.db(self.store.queue, f"push:{uuid.uuid4().hex}", address, outgoing)
             self.wake.set()

@@ -280,3 +280,22 @@ def test_templates_come_from_the_settings_and_a_bad_one_stops_the_worker(graph: 
     bad = WhatsAppSettings.from_env({**env, "WHATSAPP_TEMPLATES": '{"ticket_update": {"name": "X"}}'})
     with pytest.raises(templates.TemplateConfigError):
         Worker(bad)
+
+
+def test_purpose_from_the_response_rasa_uttered() -> None:
+    """Rasa hands the output channel the response's name and arguments with the message."""
+    msg = {"text": "Ana: pronto.", "utter_action": "utter_agent_reply", "agent_name": "Ana",
+           "agent_text": "pronto.", "ticket_number": "7"}
+    assert templates.purpose_of(msg) == ("ticket_update", {"ticket_number": "#7", "technician": "Ana"})
+    assert templates.purpose_of({"utter_action": "utter_ticket_closed", "ticket_number": "9"}) == \
+        ("satisfaction", {"ticket_number": "#9"})
+    assert templates.purpose_of({"utter_action": "utter_greet"}) == (None, {})
+    assert templates.purpose_of({"utter_action": ["utter_agent_reply"]}) == (None, {})  # unhashable: no crash
+
+
+def test_a_message_after_a_sent_template_waits_behind_it_quietly() -> None:
+    rating = {"text": "De 1 a 5?", "buttons": [{"title": "1", "payload": "/rate"}]}
+    [held] = templates.plan(rating, False, TPL, template_awaiting=True)
+    assert held.hold and not held.needs_template and held.kind == "interactive"
+    [held] = templates.plan(rating, False, TPL, template_awaiting=False)
+    assert held.needs_template

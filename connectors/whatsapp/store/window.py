@@ -60,6 +60,13 @@ class WindowOps(StoreBase):
             ).values(send_state="pending", updated_at=time.time()))
             return res.rowcount or 0
 
+    def template_awaiting(self, address: str) -> bool:
+        """A template went to ``address`` and its free text still waits for the customer."""
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(outbox.c.id).where(
+                outbox.c.recipient == address, outbox.c.send_state == "held",
+                outbox.c.needs_template.is_(False)).limit(1)).first() is not None
+
     def held(self, address: str) -> Dict[int, Dict[str, Any]]:
         """Held rows of ``address`` (id -> state columns), for tests and the console."""
         with self.engine.connect() as conn:
