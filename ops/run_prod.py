@@ -106,6 +106,8 @@ class Topology:
         self.env = {
             "DATABASE_URL": self.database_url,
             "REDIS_URL": self.redis.url,
+            # socket.io emits between the Rasa replicas (connectors/website/relay.py)
+            "WEBCHAT_SOCKET_REDIS_URL": self.redis.url,
             "KNOWLEDGE_INDEX_DIR": str(self.workdir / "knowledge"),
             "RASA_URL": self.proxy_url,
             "ACTION_SERVER_URL": f"http://127.0.0.1:{action_port}/webhook",

@@ -9,6 +9,7 @@ Rasa loads it as ``connectors.website.WebsiteInput`` (bot/credentials.yml). One 
 - ``limits``: per-session and per-address rate, sockets per address, trusted proxies;
 - ``sessions``: session ids, per-session state, owners (recovered from the tracker store);
 - ``sockets``: what is known about each open socket;
+- ``relay``: the socket.io client manager shared by replicas through Redis (optional);
 - ``history``: ``mid`` stamps and the replay of missed bot messages;
 - ``messages``: checks on a visitor's message and the pt-BR notices;
 - ``metadata``: client metadata in, forwarded metadata out;
@@ -16,7 +17,7 @@ Rasa loads it as ``connectors.website.WebsiteInput`` (bot/credentials.yml). One 
 - ``shapes``: a bot message as Atende's widget and as stock Rasa clients get it;
 - ``widget``: ``GET /webhooks/website/widget.js``.
 
-Only ``channel``, ``output`` and ``widget`` import Rasa or Sanic. The two channel classes are
+Only ``channel``, ``output`` and ``widget`` import Rasa or Sanic (``relay``: socket.io). The two channel classes are
 imported here on first access (PEP 562), not at import: importing Rasa's socket.io channel costs
 about 1.2 s (``python -X importtime``, bot env), and the pure modules are imported without it
 (their unit tests, tools).

@@ -51,7 +51,8 @@ from .output import WebsiteOutput
 from .sessions import BadSessionId, SessionStore, new_session_id, session_id_in_url, stored_owner
 from .sessions import valid_session_id
 from .settings import WebsiteSettings
-from .sockets import SocketRegistry
+from .relay import install, shared_manager
+from .sockets import SocketRegistry, plain_room, session_room
 from .widget import serve_widget
 
 logger = logging.getLogger(__name__)
@@ -109,6 +110,8 @@ class WebsiteInput(SocketIOInput):
         webhook = super().blueprint(on_new_message)
         sio = self.sio
         assert sio is not None
+        # Several replicas: emits to a session's rooms reach its sockets on each (relay.py).
+        install(sio, shared_manager(self.settings))
         # Origins: the parent disables engine.io's origin check; ours is an explicit list.
         sio.eio.cors_allowed_origins = self._origin_allowed
         sio.eio.cors_credentials = False
@@ -197,12 +200,14 @@ class WebsiteInput(SocketIOInput):
             logger.info("website chat: session_request for a session owned by another identity; new session")
             session_id = new_session_id()
         previous = self.sockets.session.get(sid)
-        if previous and previous != session_id:
-            await sio.leave_room(sid, previous)
+        if previous:
+            await sio.leave_room(sid, session_room(previous))
+            await sio.leave_room(sid, plain_room(previous))
         self.sockets.session[sid] = session_id
         # Rasa's protocol has no replay cursor: a client that sends none is a stock Rasa widget.
-        self.sockets.mark_plain(sid, session_id if "last_mid" not in data else None)
-        await sio.enter_room(sid, session_id)
+        plain = "last_mid" not in data
+        self.sockets.mark_plain(sid, session_id if plain else None)
+        await sio.enter_room(sid, plain_room(session_id) if plain else session_room(session_id))
         await sio.emit("session_confirm", session_id, room=sid)
         await sio.emit(AUTH_EVENT, auth_status(check), room=sid)
 
@@ -237,7 +242,8 @@ class WebsiteInput(SocketIOInput):
                 await self._ack(sid, client_id, "refused", "no_session")
                 return
         else:
-            session_id = sid
+            session_id = sid  # its conversation is the socket's own: it listens on that room
+            await sio.enter_room(sid, session_room(sid))
         state = self.store.get(session_id)
         conversation_id = channels.conversation_id(channels.WEBSITE, session_id)
         output = WebsiteOutput(sio, self.bot_message_evt, self.store, self.sockets)

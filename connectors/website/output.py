@@ -2,9 +2,11 @@
 
 Rasa addresses a conversation id (``web:<session id>``, its ``recipient_id``); the socket.io
 room is the session id itself. Each message is stamped with a unique ``mid`` and kept for
-replay (:mod:`.history`); the payloads a message offers as buttons are remembered, so that only
-those pass as quick replies. Stock Rasa clients in the room get Rasa's own shapes
-(:func:`.shapes.rasa_shaped`).
+replay (:mod:`.history`) by the replica that produced it; the payloads a message offers as
+buttons are remembered, so that only those pass as quick replies. Atende's widget listens on the
+session's room, stock Rasa clients on its ``rasa:`` room and get Rasa's own shapes
+(:func:`.shapes.rasa_shaped`); both are emitted through the server's client manager, so they
+reach the session's sockets on every replica when the manager is shared (:mod:`.relay`).
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from socketio import AsyncServer
 
 from atende_contract import channels
 
-from .sessions import SessionStore
+from .sessions import SessionStore, valid_session_id
 from .shapes import rasa_shaped, website_shaped
-from .sockets import SocketRegistry
+from .sockets import SocketRegistry, plain_room, session_room
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +48,9 @@ class WebsiteOutput(SocketIOOutput):
         except channels.BadConversationId:
             logger.warning("website chat: refused to deliver another channel's conversation")
             return
+        if not valid_session_id(session_id):
+            logger.warning("website chat: refused to deliver to a malformed session id")
+            return
         state = self.store.get(session_id)
         buttons = [
             reply.get("payload")
@@ -55,11 +60,11 @@ class WebsiteOutput(SocketIOOutput):
         if buttons:
             state.offer_payloads(buttons)
         stamped = state.history.record(response)
-        plain = self.sockets.plain_sockets(session_id)
-        await self.sio.emit(self.bot_message_evt, stamped, room=session_id, skip_sid=plain or None)
-        for sid in plain:
-            for message in rasa_shaped(stamped):
-                await self.sio.emit(self.bot_message_evt, message, room=sid)
+        # To the session's rooms, not to sockets known here: with a shared client manager
+        # (:mod:`.relay`) every replica delivers to the sockets it holds.
+        await self.sio.emit(self.bot_message_evt, stamped, room=session_room(session_id))
+        for message in rasa_shaped(stamped):
+            await self.sio.emit(self.bot_message_evt, message, room=plain_room(session_id))
 
     async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
         """One event per bot message: text, quick replies, sources and attachments together."""

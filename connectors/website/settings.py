@@ -57,6 +57,10 @@ class WebsiteSettings:
     # and the only non-https one a consent may name), and the LLM provider the card must name.
     policy_url: Optional[str] = None
     llm_provider: Optional[str] = None
+    # Several replicas: the Redis that carries socket.io emits between them (None: this process
+    # only, as in `make run`), and the pub/sub channel they share (connectors/website/relay.py).
+    socket_redis_url: Optional[str] = None
+    socket_redis_channel: str = "atende-webchat"
 
     @classmethod
     def from_sources(
@@ -115,6 +119,11 @@ class WebsiteSettings:
             widget_dir=str(creds.get("widget_dir") or env.get("WEBCHAT_WIDGET_DIR") or DEFAULT_WIDGET_DIR),
             policy_url=consent.configured_policy_url(env),
             llm_provider=consent.llm_provider(env),
+            socket_redis_url=_redis_url(
+                creds.get("socket_redis_url", env.get("WEBCHAT_SOCKET_REDIS_URL"))),
+            socket_redis_channel=str(
+                creds.get("socket_redis_channel") or env.get("WEBCHAT_SOCKET_REDIS_CHANNEL")
+                or cls.socket_redis_channel),
         )
         if settings.rate_per_second <= 0 or settings.ip_rate_per_second <= 0:
             raise ConfigError("rate_per_second and ip_rate_per_second must be > 0")
@@ -125,6 +134,17 @@ class WebsiteSettings:
     def origin_allowed(self, origin: Optional[str]) -> bool:
         """True when a browser on ``origin`` may open a socket (see :func:`cors.origin_allowed`)."""
         return origin_allowed(self.allowed_origins, origin)
+
+
+def _redis_url(value: Any) -> Optional[str]:
+    """A ``redis://``, ``rediss://`` or ``unix://`` URL, or None when unset or empty."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    url = str(value).strip()
+    scheme = url.partition("://")[0].lower() if "://" in url else ""
+    if scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError("socket_redis_url must be a redis://, rediss:// or unix:// URL")
+    return url
 
 
 def _positive_int(value: Any, name: str) -> int:

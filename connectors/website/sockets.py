@@ -4,11 +4,25 @@ Per socket: the client address it counts against, the ``session_id`` its connect
 the session it was confirmed for (``session_confirm``), and whether it is a stock Rasa client
 (no ``last_mid`` in its ``session_request``): those get Rasa's own message shapes. Everything is
 forgotten when the socket disconnects. Pure: no Rasa, no socket.io import.
+
+Rooms: a session's sockets listen on ``session:<id>`` (Atende's widget) or ``rasa:<id>`` (stock
+clients, Rasa's shapes). The prefix keeps a session id out of socket.io's own per-socket rooms
+(a sid never contains ``:``), so no conversation id names another socket's private room.
 """
 
 from __future__ import annotations
 
 from typing import Dict, List, Optional, Set
+
+
+def session_room(session_id: str) -> str:
+    """The room of Atende-widget sockets confirmed for ``session_id``."""
+    return f"session:{session_id}"
+
+
+def plain_room(session_id: str) -> str:
+    """The room of stock Rasa clients confirmed for ``session_id`` (they get Rasa's shapes)."""
+    return f"rasa:{session_id}"
 
 
 class SocketRegistry:
