@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Callable
+from urllib.parse import quote
 
 import pandas as pd
 import streamlit as st
@@ -23,7 +24,7 @@ from helpdesk.db import session_scope
 from helpdesk.errors import DomainError
 from helpdesk.models import PRIORITIES, TICKET_TYPES
 from helpdesk.phones import format_phone
-from helpdesk.services import catalog, customers, handoff, technicians, tickets, transcripts
+from helpdesk.services import catalog, customers, handoff, technicians, tickets, transcripts, wa_window
 from helpdesk.services.rasa_client import RasaClient
 
 
@@ -54,6 +55,8 @@ class View:
     contact: dict[str, str] = field(default_factory=dict)
     unverified_cnpj: str | None = None
     contact_declined: bool = False
+    window: wa_window.ReplyWindow | None = None  # WhatsApp's 24-hour window (Responder tab)
+    email: str | None = None  # the customer's e-mail, the other channel outside the window
 
 
 def load(ticket_id: int) -> View:
@@ -90,6 +93,9 @@ def load(ticket_id: int) -> View:
                              for m in cust.machines]
         if t.channel == "whatsapp" and t.conversation_id:
             view.failures = transcripts.whatsapp_failures(s, t.conversation_id, since=t.opened_at)
+            view.window = wa_window.reply_window(s, t.conversation_id)
+        view.email = t.contact_email or next((c.value for c in (cust.contacts if cust else []) if c.kind == "email"),
+                                             None)
     return view
 
 
@@ -232,6 +238,26 @@ def _on(fn: Callable[[int, User], str], view: View, user: User) -> dict[str, Any
     return {"on_click": ui.action, "args": (lambda: fn(view.id, user),)}
 
 
+def _window_notice(view: View) -> None:
+    """WhatsApp's 24-hour window, before the technician types (helpdesk/services/wa_window.py)."""
+    w = view.window
+    assert w is not None
+    if w.state == "open":
+        ui.alert("info", f"Janela do WhatsApp aberta até {w.until_pt()}: a resposta vai como mensagem comum.")
+    elif w.state == "template":
+        ui.alert("warning", f"Fora da janela de 24 horas: será enviado o modelo {w.template}. "
+                            "A sua mensagem segue quando o cliente responder.")
+    elif view.email:
+        ui.alert("error", "Fora da janela de 24 horas e sem modelo configurado: use o e-mail do cliente "
+                          f"{wa_window.mask_email(view.email)}.")
+        st.link_button("Escrever e-mail ao cliente", f"mailto:{quote(view.email, safe='@')}")
+    else:
+        ui.alert("error", "Fora da janela de 24 horas e sem modelo configurado: a mensagem só segue quando o "
+                          "cliente escrever, e ele não tem e-mail cadastrado. Ligue para o cliente.")
+    if w.problem:
+        st.caption(f"Modelos do WhatsApp mal configurados (WHATSAPP_TEMPLATES): {w.problem}")
+
+
 def _actions(view: View, user: User) -> None:
     closed = view.status == "concluido"
     if view.technician_id is None and not closed:
@@ -249,6 +275,8 @@ def _actions(view: View, user: User) -> None:
     with tabs[0]:
         if not handoff.can_reply(view.channel, view.conversation_id):
             st.caption("Este chamado não tem conversa pelo WhatsApp ou pelo site: responda por telefone.")
+        elif view.window is not None and not closed:
+            _window_notice(view)
         with st.form("reply", clear_on_submit=True):
             st.text_area("Mensagem ao cliente", key="reply_text", max_chars=handoff.MAX_REPLY)
             st.form_submit_button("Enviar resposta", key="reply_send", type="primary", **_on(_reply, view, user))

@@ -25,3 +25,7 @@ WHATSAPP_INBOX_COLUMNS = ("sender", "kind", "received_at")
 WHATSAPP_WINDOWS = "whatsapp_windows"
 # Meta's `conversation.expiration_timestamp` (UNIX seconds) seen on statuses, per `recipient`.
 WHATSAPP_WINDOWS_COLUMNS = ("recipient", "expires_at", "updated_at")
+
+WHATSAPP_ALIASES = "whatsapp_aliases"
+# A number change: the new `wa_id` continues the conversation of `conversation` (the first number).
+WHATSAPP_ALIASES_COLUMNS = ("wa_id", "conversation", "changed_at")
