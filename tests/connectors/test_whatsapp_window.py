@@ -299,3 +299,20 @@ def test_a_message_after_a_sent_template_waits_behind_it_quietly() -> None:
     assert held.hold and not held.needs_template and held.kind == "interactive"
     [held] = templates.plan(rating, False, TPL, template_awaiting=False)
     assert held.needs_template
+
+
+def test_the_fake_graph_refuses_template_parameters_meta_refuses() -> None:
+    from fake_graph import validate_message
+    base = {"messaging_product": "whatsapp", "to": CUSTOMER, "type": "template"}
+    for bad in ("a\nb", "a\tb", "a     b", "", "x" * 1025):
+        body = {**base, "template": {"name": "t", "language": {"code": "pt_BR"},
+                                     "components": [{"type": "body", "parameters": [{"type": "text", "text": bad}]}]}}
+        assert validate_message(body), bad
+    [good] = templates.plan({**REPLY, "text": "a\n\tb" + " " * 8 + "c" * 3000}, False, TPL)[:1]
+    assert validate_message({**base, **good.body}) == []
+
+
+def test_the_tables_the_console_reads_include_the_aliases() -> None:
+    from connectors.whatsapp.store.engine import aliases
+    assert aliases.name == tables.WHATSAPP_ALIASES
+    assert set(tables.WHATSAPP_ALIASES_COLUMNS) <= set(aliases.c.keys())

@@ -72,6 +72,9 @@ class Recorded:
     at: float = field(default_factory=time.time)
 
 
+TEMPLATE_PARAM_MAX = 1024  # a body's text, parameters included, is at most 1,024 characters
+
+
 def validate_message(body: Any) -> List[str]:
     """Meta's limits for a /messages request; returns the violations (empty when valid)."""
     v: List[str] = []
@@ -109,6 +112,14 @@ def validate_message(body: Any) -> List[str]:
         tpl = body.get("template") or {}
         if not tpl.get("name") or not (tpl.get("language") or {}).get("code"):
             v.append("template needs name and language.code")
+        for comp in tpl.get("components") or []:
+            for p in (comp or {}).get("parameters") or []:
+                value = p.get("text") if isinstance(p, dict) and p.get("type") == "text" else None
+                # Meta (132018): a text parameter is non-empty, one line, no tab, no 4+ spaces in a row
+                if not isinstance(value, str) or not value.strip() or re.search(r"[\n\t]| {4,}", value):
+                    v.append("template text parameter empty or with new lines, tabs or 4+ spaces")
+                elif len(value) > TEMPLATE_PARAM_MAX:
+                    v.append(f"template text parameter longer than {TEMPLATE_PARAM_MAX}")
     else:
         v.append(f"unsupported message type {mtype!r}")
     return v
