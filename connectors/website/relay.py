@@ -9,9 +9,10 @@ that room it holds (rooms stay per replica; only emits travel).
 
 Changes to python-socketio's manager, both for a Redis that is down or slow:
 - an emit to one socket of this replica (acks, ``session_confirm``, replays) is never published;
-- a publish is bounded (:data:`PUBLISH_TIMEOUT_S`), never raises, and logs one warning per
-  outage: the channel keeps serving this replica's own sockets. The listener reconnects by
-  itself (python-socketio's retries, up to a minute apart).
+- a publish is bounded (:data:`PUBLISH_TIMEOUT_S`), never raises, and logs one warning a
+  minute; after a failure, publishes are skipped for :data:`RETRY_AFTER_S` (an unreachable host
+  does not slow every reply down): the channel keeps serving this replica's own sockets. The
+  listener reconnects by itself (python-socketio's retries, up to a minute apart).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ logger = logging.getLogger(__name__)
 PUBLISH_TIMEOUT_S = 2.0
 CONNECT_TIMEOUT_S = 2.0
 WARN_INTERVAL_S = 60.0
+RETRY_AFTER_S = 5.0
 
 
 class SharedRooms(AsyncRedisManager):
@@ -42,6 +44,7 @@ class SharedRooms(AsyncRedisManager):
                          redis_options={"socket_connect_timeout": CONNECT_TIMEOUT_S})
         self.publish_failures = 0
         self._warned_at = float("-inf")
+        self._retry_at = float("-inf")
 
     async def emit(self, event: Any, data: Any, namespace: Any = None, room: Any = None,
                    skip_sid: Any = None, callback: Any = None, to: Any = None, **kwargs: Any) -> Any:
@@ -52,6 +55,9 @@ class SharedRooms(AsyncRedisManager):
                                   callback=callback, **kwargs)
 
     async def _publish(self, data: Any) -> None:
+        if time.monotonic() < self._retry_at:
+            self.publish_failures += 1
+            return
         try:
             if not self.connected:
                 self._redis_connect()
@@ -61,6 +67,7 @@ class SharedRooms(AsyncRedisManager):
             self.connected = False
             self.publish_failures += 1
             now = time.monotonic()
+            self._retry_at = now + RETRY_AFTER_S
             if now - self._warned_at >= WARN_INTERVAL_S:
                 self._warned_at = now
                 logger.warning(

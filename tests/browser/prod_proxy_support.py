@@ -23,7 +23,7 @@ import requests
 from test_stock_clients import Traffic, install_clients
 
 # The vendor's pages. `rasa` (query) is the proxy's URL; each page speaks to it cross-origin.
-WEBCHAT_PAGE = """<!doctype html>
+WEBCHAT_PAGE = r"""<!doctype html>
 <html lang="pt-BR"><head><meta charset="utf-8"><title>Loja (rasa-webchat)</title></head>
 <body><div id="webchat"></div>
 <script src="/vendor/rasa-webchat.js"></script>
@@ -215,11 +215,13 @@ class Proxy:
         return [e["text"] for e in resp.json()["events"] if e["event"] == "user"
                 and not str(e.get("text") or "").startswith("EXTERNAL")]
 
-    def agent_reply(self, session_id: str, text: str) -> None:
-        """What the console sends when a technician answers: through the proxy, by conversation id."""
+    def agent_reply(self, session_id: str, text: str, via: str = "") -> None:
+        """What the console sends when a technician answers: through the proxy, by conversation id
+        (or straight to the replica `via`, host:port, whichever holds the visitor's socket)."""
         from helpdesk.services.rasa_client import RasaClient
 
-        RasaClient(self.url, self.topo.env["RASA_JWT_SECRET"], timeout_s=60).agent_reply(
+        url = f"http://{via}" if via else self.url
+        RasaClient(url, self.topo.env["RASA_JWT_SECRET"], timeout_s=60).agent_reply(
             f"web:{session_id}", agent_text=text, agent_name="Carla")
 
 

@@ -7,7 +7,8 @@ come from a loopback HTTP server on another port, the one allowed origin; Debian
 them:
 
 - the stock rasa-webchat 1.0.1 (long-polling, then the upgrade): greeting, an answer with its
-  sources, a quick reply clicked and answered;
+  sources, a quick reply clicked and answered, and every technician's reply, with or without a
+  session id in its URL (the replicas share socket.io emits through Redis);
 - Atende's widget with WebSockets blocked in the page (long-polling only): history survives a
   reload, nothing twice, a technician's reply through the proxy reaches the polling socket;
 - a plain socket.io-client 4.x, polling upgraded to a WebSocket.
@@ -97,9 +98,11 @@ def visitor(browser: Any, request: pytest.FixtureRequest) -> Iterator[Visitor]:
 # ---------------------------------------------------------------- the stock clients
 @pytest.mark.parametrize("pin", ["", "session-in-url"])
 def test_rasa_webchat_through_the_proxy(visitor: Visitor, site: PageServer, proxy: Proxy, pin: str) -> None:
-    """As is, rasa-webchat puts no session id in its URL: the proxy pins it by the client address
-    and the bot answers it, but a technician's reply (routed by the conversation id) may land on
-    the other replica. With the page's own id in `socketUrl` (docs/website.md) both agree."""
+    """As is, rasa-webchat puts no session id in its URL: the proxy pins it by the client address,
+    and a technician's reply (routed by the conversation id) may be produced on the other replica;
+    the replicas share socket.io emits through Redis, so every reply reaches it: through the proxy,
+    and straight from each replica (one of them does not hold the socket). With the page's own id
+    in `socketUrl` (docs/website.md) the proxy also routes the reply to the socket's replica."""
     page = visitor.page
     page.goto(f"{site.origin}/webchat.html?" + urlencode({"rasa": proxy.url, "pin": pin}))
     bot = page.locator(".rw-response")
@@ -125,8 +128,16 @@ def test_rasa_webchat_through_the_proxy(visitor: Visitor, site: PageServer, prox
     assert proxy.user_texts(session) == ["/greet", QUESTION, "/deny"]
     if pin:
         assert session == page.evaluate("() => localStorage.getItem('atende-session-id')")
-        proxy.agent_reply(session, "Liberei o acesso ao módulo fiscal.")
-        bot.filter(has_text="Carla: Liberei o acesso ao módulo fiscal.").first.wait_for(timeout=TIMEOUT_MS)
+    replies_sent = ["Liberei o acesso ao módulo fiscal."]
+    proxy.agent_reply(session, replies_sent[0])
+    bot.filter(has_text=f"Carla: {replies_sent[0]}").first.wait_for(timeout=TIMEOUT_MS)
+    for n, replica in enumerate(proxy.replicas, 1):
+        replies_sent.append(f"Resposta {n}, enviada pela réplica {n}.")
+        proxy.agent_reply(session, replies_sent[-1], via=replica)
+        bot.filter(has_text=f"Carla: {replies_sent[-1]}").first.wait_for(timeout=TIMEOUT_MS)
+    page.wait_for_timeout(500)
+    texts = bot.all_inner_texts()
+    assert [sum(f"Carla: {r}" in t for t in texts) for r in replies_sent] == [1, 1, 1], texts
     assert visitor.traffic.errors == [] and visitor.traffic.cors_errors() == [], visitor.traffic.console
     assert visitor.traffic.polling(), "rasa-webchat starts with long-polling"
     assert any("bot_uttered" in f for f in visitor.traffic.ws_frames), "no answer over the upgraded WebSocket"

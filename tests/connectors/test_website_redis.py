@@ -14,6 +14,7 @@ import asyncio
 import json
 import secrets
 import socket
+import time
 import urllib.request
 from typing import Any, Iterator, List, Tuple
 
@@ -203,3 +204,65 @@ def test_the_shared_manager_is_off_unless_configured_and_a_bad_url_does_not_star
     for bad in ("http://redis:6379/0", "redis:6379", "javascript:alert(1)", 6379):
         with pytest.raises(ConfigError, match="socket_redis_url"):
             WebsiteSettings.from_sources({"socket_redis_url": bad}, environ={})
+
+
+def test_a_silent_redis_delays_one_emit_by_the_bound_and_then_none() -> None:
+    """A Redis that accepts connections and never answers (a hung server, on loopback): the first
+    emit waits at most the publish bound, the next ones are not delayed, nothing raises; once the
+    retry window is over, a real Redis gets the publishes again."""
+    from connectors.website import relay
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    port = silent.getsockname()[1]
+
+    async def scenario() -> Tuple[float, float, int]:
+        manager = relay.SharedRooms(f"redis://127.0.0.1:{port}/15", "atende-test-silent")
+        sio = socketio.AsyncServer(async_mode="sanic", client_manager=manager)
+        started = time.monotonic()
+        await sio.emit("bot_uttered", {"text": "oi"}, room="session:abcdefgh12")
+        first = time.monotonic() - started
+        started = time.monotonic()
+        for _ in range(20):
+            await sio.emit("bot_uttered", {"text": "oi"}, room="session:abcdefgh12")
+        rest = time.monotonic() - started
+        return first, rest, manager.publish_failures
+
+    try:
+        first, rest, failures = asyncio.run(scenario())
+    finally:
+        silent.close()
+    assert relay.PUBLISH_TIMEOUT_S - 0.5 <= first <= relay.PUBLISH_TIMEOUT_S + 1.0, first
+    assert rest < 0.5 and failures == 21, (rest, failures)
+
+
+def test_an_emit_to_a_session_room_is_published_on_the_shared_channel() -> None:
+    if not redis_answers():
+        pytest.skip(f"needs Redis at {REDIS_HOST}:{REDIS_PORT}")
+    import redis.asyncio as aioredis
+
+    from connectors.website import relay
+
+    channel = f"atende-test-{secrets.token_hex(4)}"
+
+    async def scenario() -> List[Any]:
+        listener = aioredis.Redis.from_url(f"redis://{REDIS_HOST}:{REDIS_PORT}/15")
+        pubsub = listener.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(channel)
+        sio = socketio.AsyncServer(async_mode="sanic", client_manager=relay.SharedRooms(
+            f"redis://{REDIS_HOST}:{REDIS_PORT}/15", channel))
+        await sio.emit("bot_uttered", {"text": "oi", "mid": "e-1"}, room="session:abcdefgh12")
+        got = []
+        for _ in range(50):
+            message = await pubsub.get_message(timeout=0.1)
+            if message:
+                got.append(json.loads(message["data"]))
+                break
+        await pubsub.unsubscribe(channel)
+        await listener.close()
+        return got
+
+    got = asyncio.run(scenario())
+    assert [(m["method"], m["event"], m["room"], m["data"]) for m in got] == [
+        ("emit", "bot_uttered", "session:abcdefgh12", [{"text": "oi", "mid": "e-1"}])]
