@@ -24,7 +24,9 @@ logger = logging.getLogger(__name__)
 # Action-server settings, read here and not through knowledge.config: importing `knowledge` pulls
 # faiss, bm25s and torch, which must not happen on the server's start path.
 DEFAULT_ANSWER_TIMEOUT_S = 20.0
-DEFAULT_ANSWER_WORKERS = 16
+# threads mostly wait on the LLM's HTTP answer: room for a burst of visitors asking at once
+# (bench/llm_concurrency_bench.py asks 20 at once)
+DEFAULT_ANSWER_WORKERS = 32
 
 
 def answer_timeout_s() -> float:

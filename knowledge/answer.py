@@ -15,7 +15,7 @@ from . import faithfulness
 from .config import Settings
 from .index import LoadedIndex
 from .models import Answer, Source
-from .retrieve import Hit
+from .retrieve import Hit, dense_evidence_floor
 from .text import tokenize
 
 log = logging.getLogger(__name__)
@@ -44,9 +44,12 @@ _CITATION = re.compile(r"\[(\d{1,3})\]")
 class Evidence:
     coverage: float
     dense: float
+    # the cosine that counts as evidence on its own depends on the model (e5's run high):
+    # knowledge.retrieve.dense_evidence_floor(index.model_name); MIN_DENSE is MiniLM's
+    dense_floor: float = MIN_DENSE
 
     def strong(self, llm: bool = False) -> bool:
-        return self.coverage >= (MIN_COVERAGE_LLM if llm else MIN_COVERAGE) or self.dense >= MIN_DENSE
+        return self.coverage >= (MIN_COVERAGE_LLM if llm else MIN_COVERAGE) or self.dense >= self.dense_floor
 
 
 def _idf(idx: LoadedIndex) -> tuple[dict[str, int], np.ndarray, int]:
@@ -61,12 +64,13 @@ def _idf(idx: LoadedIndex) -> tuple[dict[str, int], np.ndarray, int]:
 
 def evidence(idx: LoadedIndex, question: str, hits: Sequence[Hit]) -> Evidence:
     """How well the best passages cover the question: IDF-weighted share of its terms, best cosine."""
+    floor = dense_evidence_floor(idx.model_name or "")
     if not hits:
-        return Evidence(0.0, 0.0)
+        return Evidence(0.0, 0.0, floor)
     q = list(dict.fromkeys(tokenize(question)))
     dense = max(h.dense for h in hits[:3])
     if not q:
-        return Evidence(0.0, dense)
+        return Evidence(0.0, dense, floor)
     vocab, df, n = _idf(idx)
     weights = {}
     for t in q:
@@ -77,7 +81,7 @@ def evidence(idx: LoadedIndex, question: str, hits: Sequence[Hit]) -> Evidence:
     for h in hits[:3]:
         toks = set(tokenize(h.chunk.embed_text()))
         best = max(best, sum(w for t, w in weights.items() if t in toks) / total)
-    return Evidence(best, dense)
+    return Evidence(best, dense, floor)
 
 
 def idf_of(idx: LoadedIndex):

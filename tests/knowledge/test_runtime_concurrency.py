@@ -12,7 +12,7 @@ import pytest
 import knowledge.embed as embed
 import knowledge.runtime as runtime
 from knowledge import answer
-from tests.support.fake_openai import FakeOpenAI
+from loopback.openai_api import FakeOpenAI
 
 QUESTION = "está dando erro 503 na emissão da NF-e, o que faço?"
 REPLY = "O erro 503 é de comunicação: a nota pode ser retransmitida sem alterações [1]."
