@@ -1,4 +1,8 @@
-"""SQLAlchemy 2 models of the help-desk domain. The schema itself comes from Alembic migrations."""
+"""SQLAlchemy 2 models of the help-desk domain. The schema itself comes from Alembic migrations.
+
+Size: one module on purpose: the whole schema in one place, read side by side with the migrations
+(tests/helpdesk/test_demo_and_schema.py compares the two).
+"""
 from __future__ import annotations
 
 from datetime import date, datetime, timezone

@@ -2,7 +2,11 @@
 conditional GET (ETag / Last-Modified), a size cap; plus sitemap reading and prefix crawling.
 
 Every request stays within a set of hosts (a source's own hosts) and goes through the network
-guard (`knowledge.netguard`): redirects are followed here, hop by hop, each hop checked again."""
+guard (`knowledge.netguard`): redirects are followed here, hop by hop, each hop checked again.
+
+Size: one fetcher for folders, sitemaps and crawled sites, sharing the politeness, retry and size
+rules (and the network guard) that must apply to all of them.
+"""
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,8 @@
-"""Ingestion: sources -> fetch -> extract -> chunk -> embed -> index, incremental and atomic."""
+"""Ingestion: sources -> fetch -> extract -> chunk -> embed -> index, incremental and atomic.
+
+Size: the ingestion pipeline's stages and its incremental bookkeeping in one place, so the order of
+the stages and what each persists can be read top to bottom.
+"""
 from __future__ import annotations
 
 import hashlib

@@ -11,6 +11,9 @@ cited with its console URL (``article_url``). Erasure hooks for helpdesk/privacy
 
 A little over 300 lines: the erasure hooks stay next to the name detectors they reuse, so what
 approval warns about and what an erasure counts as quoting the person cannot drift apart.
+
+Size: an article's life (candidate, edit, approve with the personal-data checks, discard, erase
+flag) and its rendering for the ingester, kept together because they share the state rules.
 """
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Customers: lookup by phone, CNPJ and e-mail; creation with validation."""
+"""Customers: lookup by phone, CNPJ and e-mail; creation with validation.
+
+Size: customer records with their contacts, machines and licenses; every write also logs the
+correction (services/corrections.py), which is why they stay in one module.
+"""
 from __future__ import annotations
 
 import re

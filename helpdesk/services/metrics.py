@@ -18,6 +18,9 @@ Definitions (the console shows them next to the figures):
   the figure reported so far; *durável* — verified, and within ``window_days`` (default 7) after
   the conversation's last turn the same customer (or, for an anonymous conversation, the same
   conversation id) opened no ticket and had no conversation handed off to a person.
+
+Size: every report figure's query lives here so that the figures and their drill-downs
+(services/drilldown.py) share one definition of each condition; split by theme if it grows further.
 """
 from __future__ import annotations
 

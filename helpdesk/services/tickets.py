@@ -6,6 +6,9 @@ change and message, so the console can show who did what and when.
 Who may act: a ticket that a technician holds is theirs. Another technician cannot reply to it,
 close it or escalate it without first taking it over explicitly (``take_over``, recorded as an
 ``assigned`` event naming who it was taken from); managers can act on any ticket.
+
+Size: the ticket's whole life cycle (open, assume, reply, escalate, resolve) with its events, kept
+together because each step checks the same state rules.
 """
 from __future__ import annotations
 
