@@ -41,8 +41,8 @@ PARAM_MAX = {"ticket_number": 20, "technician": 60, "text": 600}  # the body sta
 _TICKET = re.compile(r"#?\d{1,12}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # responses of domain.yml that are proactive messages, and their purpose
-RESPONSE_PURPOSES = {"utter_agent_reply": "ticket_update", "utter_ticket_closed": "satisfaction",
-                     "utter_handoff_return": "handoff_return"}
+# (no response of domain.yml announces the return to the bot yet: handoff_return comes by json_message)
+RESPONSE_PURPOSES = {"utter_agent_reply": "ticket_update", "utter_ticket_closed": "satisfaction"}
 
 
 def fit(value: str, limit: int) -> str:
