@@ -316,3 +316,32 @@ def test_the_tables_the_console_reads_include_the_aliases() -> None:
     from connectors.whatsapp.store.engine import aliases
     assert aliases.name == tables.WHATSAPP_ALIASES
     assert set(tables.WHATSAPP_ALIASES_COLUMNS) <= set(aliases.c.keys())
+
+
+def test_zapi_has_no_window_the_free_text_goes_at_once(tmp_path: Path) -> None:
+    """With WHATSAPP_PROVIDER=zapi (a WhatsApp Web session: no 24-hour window, no templates) a late
+    message is sent as rendered, never as a template and never held."""
+    from fake_graph import FakeZapi
+    from connectors.whatsapp.settings import ZapiSettings
+
+    with FakeZapi() as z:
+        settings = WhatsAppSettings(
+            database_url=f"sqlite:///{tmp_path / 'z.db'}", retry_base_s=0.05, retry_max_s=0.2, graph_timeout_s=2.0,
+            lease_s=3.0, resend_grace_s=0.5, sqlite_synchronous="NORMAL", provider="zapi",
+            zapi=ZapiSettings(instance_id=z.instance_id, instance_token=z.instance_token,
+                              client_token=z.client_token, base_url=z.base_url))
+
+        async def main() -> None:
+            worker = Worker(settings, TPL)
+            rasa = EchoAssistant()
+            worker.start(rasa.app(), rasa.handler())
+            try:
+                await worker.push(CUSTOMER, REPLY)  # the customer never wrote
+                await _wait(lambda: len(z.requests) >= 1)
+                await asyncio.sleep(0.5)
+            finally:
+                await worker.stop()
+            assert worker.store.held(CUSTOMER) == {}
+        asyncio.run(main())
+        assert len(z.requests) == 1 and "o backup foi restaurado" in json.dumps(z.requests[0].__dict__,
+                                                                                 ensure_ascii=False)
