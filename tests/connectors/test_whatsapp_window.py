@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root (bot env)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from atende_contract import tables, wa_window  # noqa: E402
 from connectors.whatsapp import templates  # noqa: E402
@@ -123,12 +124,20 @@ def test_outside_the_window_without_a_template_the_text_needs_one() -> None:
 
 
 # ---- the store ---------------------------------------------------------------------------------
-@pytest.fixture()
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(make_engine(f"sqlite:///{tmp_path / 'wa.db'}", "NORMAL"))
-    s.create_tables()
-    yield s
-    s.engine.dispose()
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "sqlite":
+        s = Store(make_engine(f"sqlite:///{tmp_path / 'wa.db'}", "NORMAL"))
+        s.create_tables()
+        yield s
+        s.engine.dispose()
+        return
+    from pg_scratch import scratch_database
+    with scratch_database("wa_win") as url:
+        s = Store(make_engine(url))
+        s.create_tables()
+        yield s
+        s.engine.dispose()
 
 
 def _message(mid: str, text: str, sender: str = CUSTOMER) -> InboundItem:
