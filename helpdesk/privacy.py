@@ -283,6 +283,7 @@ _FOREIGN = (
     ("whatsapp_outbox", tables.WHATSAPP_OUTBOX, "recipient", "wa_ids"),
     ("whatsapp_leases", WA_LEASES, "sender", "wa_ids"),
     ("whatsapp_aliases", WA_ALIASES, "wa_id", "wa_ids"),
+    ("whatsapp_windows", tables.WHATSAPP_WINDOWS, "recipient", "wa_ids"),
 )
 
 
@@ -358,7 +359,8 @@ def export(s: Session, selector: str, value: str, *, actor: str | None = None) -
             doc["transcripts" if store == "events" else store] = None
             continue
         order = "timestamp, id" if store == "events" else {
-            "whatsapp_leases": "sender", "whatsapp_aliases": "wa_id"}.get(store, "id")
+            "whatsapp_leases": "sender", "whatsapp_aliases": "wa_id",
+            "whatsapp_windows": "recipient"}.get(store, "id")
         rows = [_parse_json_columns(r) for r in _rows_in(s, table, column, getattr(scope, attr), order)]
         if store == "events":
             transcripts: dict[str, list[dict[str, Any]]] = {}
@@ -453,6 +455,9 @@ def _erase_whatsapp(s: Session, scope: Scope, pseudo: _Pseudonyms) -> None:
     if _has(s, WA_LEASES):
         s.execute(text(f"DELETE FROM {WA_LEASES} WHERE sender IN :v").bindparams(
             bindparam("v", expanding=True)), {"v": sorted(scope.wa_ids)})
+    if _has(s, tables.WHATSAPP_WINDOWS):  # when Meta's 24-hour window closes for the address
+        s.execute(text(f"DELETE FROM {tables.WHATSAPP_WINDOWS} WHERE recipient IN :v").bindparams(
+            bindparam("v", expanding=True)), {"v": sorted(scope.wa_ids)})
     if _has(s, WA_ALIASES):  # both sides of a number change are the person's numbers
         s.execute(text(f"DELETE FROM {WA_ALIASES} WHERE wa_id IN :v OR conversation IN :v").bindparams(
             bindparam("v", expanding=True)), {"v": sorted(scope.wa_ids)})
@@ -545,6 +550,7 @@ STORE_LABELS_PT = {
     "whatsapp_outbox": "mensagens enviadas pelo WhatsApp (conteúdo removido)",
     "whatsapp_leases": "travas de processamento do WhatsApp (apagadas)",
     "whatsapp_aliases": "trocas de número do WhatsApp (apagadas)",
+    "whatsapp_windows": "janelas de 24 horas do WhatsApp (apagadas)",
     "privacy_consents": "consentimentos do chat do site (apagados)",
     "privacy_notices": "avisos de privacidade do WhatsApp (apagados)",
     "knowledge_articles": ("artigos e sugestões de artigo dos chamados (texto do chamado removido; marcados para "

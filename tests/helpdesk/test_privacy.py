@@ -70,6 +70,9 @@ ALIASES = sa.Table(
     "whatsapp_aliases", _foreign, sa.Column("wa_id", sa.String(128), primary_key=True),
     sa.Column("conversation", sa.String(128), nullable=False, index=True),
     sa.Column("changed_at", sa.Float, nullable=False))
+WINDOWS = sa.Table(
+    "whatsapp_windows", _foreign, sa.Column("recipient", sa.String(128), primary_key=True),
+    sa.Column("expires_at", sa.Float, nullable=False), sa.Column("updated_at", sa.Float, nullable=False))
 
 JOANA_PHONE = "5511987654321"
 JOANA_WA = "551187654321"  # the same mobile as WhatsApp sends it, without the ninth digit
@@ -194,6 +197,8 @@ def _load(with_foreign: bool = True) -> Ids:
                 s.execute(LEASES.insert().values(sender=who, owner="host:1:abc", expires_at=1.0, claimed_at=0.5))
                 # a number change seen by the connector (the person's numbers on both sides)
                 s.execute(ALIASES.insert().values(wa_id=who, conversation=f"{who}0", changed_at=1.0))
+                # Meta's 24-hour window for the address (a status's conversation.expiration_timestamp)
+                s.execute(WINDOWS.insert().values(recipient=who, expires_at=2.0, updated_at=1.0))
         return Ids(joana.id, carlos.id, [t1.id, t2.id], lead.id)
 
 
@@ -466,7 +471,7 @@ def test_connector_tables_of_these_tests_are_the_connectors_own() -> None:
     the tables built here must be the connector's, so a renamed column fails this test."""
     wa_schema = pytest.importorskip("connectors.whatsapp.store.engine")
     for ours, theirs in ((INBOX, wa_schema.inbox), (OUTBOX, wa_schema.outbox), (LEASES, wa_schema.leases),
-                         (ALIASES, wa_schema.aliases)):
+                         (ALIASES, wa_schema.aliases), (WINDOWS, wa_schema.windows)):
         assert ours.name == theirs.name
         assert [c.name for c in ours.c] == [c.name for c in theirs.c]
     assert {"sender", "state", "text", "button_id", "data", "reason"} <= set(wa_schema.inbox.c.keys())
