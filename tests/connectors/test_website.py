@@ -523,7 +523,11 @@ def test_widget_script_is_served_by_the_rasa_server(rasa: RasaServer) -> None:
     with urllib.request.urlopen(f"{rasa.url}/webhooks/website/widget.js", timeout=10) as resp:
         body = resp.read().decode()
         assert resp.headers["Content-Type"].startswith("application/javascript")
-    assert body.startswith('window.__ATENDE_WEBCHAT__=Object.assign({socketPath:"/socket.io"}')
+    # the server's settings first, then the page's, then what the page may not override (the LLM named
+    # by the consent card)
+    first_line = body.split("\n", 1)[0]
+    assert re.fullmatch(r'window\.__ATENDE_WEBCHAT__=Object\.assign\(\{socketPath:"/socket\.io",privacyUrl:(null|"[^"]*")\},'
+                        r'window\.__ATENDE_WEBCHAT__\|\|\{\},\{llmProvider:(null|"[^"]*")\}\);', first_line), first_line
     assert "console.log('atende widget');" in body
     with urllib.request.urlopen(f"{rasa.url}/webhooks/website/", timeout=10) as resp:
         assert json.loads(resp.read()) == {"status": "ok"}
