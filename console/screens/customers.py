@@ -9,39 +9,41 @@ from typing import Any
 
 import pandas as pd
 import streamlit as st
+from sqlalchemy import select
 
 from console import ui
 from console.auth import User
 from helpdesk.cnpj import format_cnpj
 from helpdesk.db import session_scope
 from helpdesk.errors import DomainError
-from helpdesk.models import TAX_REGIME_LABELS, TAX_REGIMES
+from helpdesk.models import TAX_REGIME_LABELS, TAX_REGIMES, Technician
 from helpdesk.services import catalog, customer_import, customers, machine_access
 
 REVEALED_KEY = "ad_revealed"  # (machine id, ticket id or None) revealed in this console session
 
 
-def _save(customer_id: int) -> str:
+def _save(customer_id: int, user: User) -> str:
     k = f"_{customer_id}"
     fields = {name: ui.value(key + k, "") for name, key in (
         ("responsible_name", "e_resp"), ("legal_name", "e_legal"), ("trade_name", "e_trade"), ("cnpj", "e_cnpj"),
         ("tax_regime", "e_regime"), ("city", "e_city"), ("state", "e_state"), ("notes", "e_notes"))}
     fields["state"] = str(fields["state"]).strip().upper()
     with session_scope() as s:
-        customers.update(s, customer_id, **fields)
+        customers.update(s, customer_id, by=user.id, **fields)
     return "Cliente atualizado."
 
 
-def _add_contact(customer_id: int) -> str:
+def _add_contact(customer_id: int, user: User) -> str:
     with session_scope() as s:
         customers.add_contact(s, customer_id, ui.value("k_kind", "phone"), ui.value("k_value", ""),
-                              ui.value("k_name", ""))
+                              ui.value("k_name", ""), by=user.id)
     return "Contato adicionado."
 
 
-def _add_machine(customer_id: int) -> str:
+def _add_machine(customer_id: int, user: User) -> str:
     with session_scope() as s:
-        customers.add_machine(s, customer_id, ui.value("m_name", ""), ui.value("m_code", ""), ui.value("m_notes", ""))
+        customers.add_machine(s, customer_id, ui.value("m_name", ""), ui.value("m_code", ""), ui.value("m_notes", ""),
+                              by=user.id)
     return "Máquina adicionada."
 
 
@@ -96,6 +98,27 @@ def anydesk_panel(machines: list[dict[str, Any]], user: User, *, ticket_id: int 
             a.text(f"AnyDesk: {machine_access.mask(m['anydesk'])}")
             b.button("Mostrar código", key=f"{prefix}_ad_show_{m['id']}", on_click=ui.action,
                      args=(lambda mid=m["id"]: _reveal(mid, ticket_id, user),))
+
+
+FIELD_LABELS = {"responsible_name": "responsável", "legal_name": "razão social", "trade_name": "nome fantasia",
+                "cnpj": "CNPJ", "tax_regime": "regime tributário", "city": "cidade", "state": "UF",
+                "notes": "observações"}
+ACTION_LABELS = {"created": "cadastrado", "changed": "alterado", "added": "adicionado", "removed": "removido"}
+
+
+def _correction_log(customer_id: int) -> None:
+    """Managers: who changed this customer's data and when (the values are never logged)."""
+    with session_scope() as s:
+        rows = customers.corrections(s, customer_id)
+        names = {t.id: t.name for t in s.scalars(select(Technician))}
+        shown = [{"Quando": ui.fmt_dt(r.at), "Quem": names.get(r.technician_id, r.actor) if r.technician_id else r.actor,
+                  "Campo": FIELD_LABELS.get(r.field, r.field), "O quê": ACTION_LABELS.get(r.action, r.action)}
+                 for r in rows]
+    with st.expander("Histórico de alterações dos dados"):
+        if shown:
+            st.dataframe(pd.DataFrame(shown), hide_index=True, width="stretch")
+        else:
+            st.caption("Nenhuma alteração registrada.")
 
 
 def _access_log(customer_id: int, user: User) -> None:
@@ -158,7 +181,9 @@ def _detail(customer_id: int, user: User) -> None:
         b.text_input("Cidade", data["city"], key="e_city" + k)
         a.text_input("UF", data["state"], max_chars=2, key="e_state" + k)
         b.text_area("Observações", data["notes"], key="e_notes" + k)
-        st.form_submit_button("Salvar cliente", key="e_save", **_on(_save, customer_id))
+        st.form_submit_button("Salvar cliente", key="e_save", **_on(_save, customer_id, user))
+    if user.is_manager:
+        _correction_log(customer_id)
     t1, t2, t3 = st.tabs(["Contatos", "Máquinas", "Licenças"])
     with t1:
         if contacts:
@@ -168,14 +193,14 @@ def _detail(customer_id: int, user: User) -> None:
                                 key="k_kind")
             st.text_input("Telefone ou e-mail", key="k_value")
             st.text_input("Nome do contato", key="k_name")
-            st.form_submit_button("Adicionar contato", key="k_save", **_on(_add_contact, customer_id))
+            st.form_submit_button("Adicionar contato", key="k_save", **_on(_add_contact, customer_id, user))
     with t2:
         anydesk_panel(machines, user, ticket_id=None, prefix="c")
         with st.form(f"machine_{customer_id}", clear_on_submit=True):
             st.text_input("Nome da máquina", key="m_name")
             st.text_input("Código AnyDesk", key="m_code")
             st.text_input("Observações", key="m_notes")
-            st.form_submit_button("Adicionar máquina", key="m_save", **_on(_add_machine, customer_id))
+            st.form_submit_button("Adicionar máquina", key="m_save", **_on(_add_machine, customer_id, user))
         if user.is_manager:
             _access_log(customer_id, user)
     with t3:

@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from helpdesk.db import get_engine, session_scope
 from helpdesk.models import (Contact, Customer, KnowledgeQuery, License, Machine, MachineAccess, Technician, Ticket,
                              TicketEvent)
-from helpdesk.services import technicians
+from helpdesk.services import customers, technicians
 
 from . import dataset
 from .apphelpers import (
@@ -519,6 +519,15 @@ def test_customer_search_and_edit_with_cnpj_validation(ids: dataset.Ids) -> None
     with session_scope() as s:
         c = s.get(Customer, ids.a)
         assert (c.cnpj, c.legal_name) == ("04252011000110", "Alfa Novo Nome Ltda")
+        # the correction log names the technician and the fields, never the values (docs/privacy.md)
+        log = [(r.technician_id, r.actor, r.field, r.action) for r in customers.corrections(s, ids.a)]
+        assert sorted(log) == [(ids.tiago, "technician", "cnpj", "changed"),
+                               (ids.tiago, "technician", "legal_name", "changed")]
+    manager = goto(login("marta@teste.dev", dataset.PASSWORD), "clientes")
+    manager.text_input(key="c_search").input("alfa").run()
+    shown = next(d.value for d in manager.dataframe if "Campo" in d.value.columns)
+    assert sorted(shown["Campo"]) == ["CNPJ", "razão social"] and set(shown["Quem"]) == {"Tiago Técnico"}
+    assert "04252011000110" not in shown.to_string()
 
 
 def test_customer_contacts_machines_and_licenses(ids: dataset.Ids) -> None:
