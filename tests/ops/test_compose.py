@@ -46,7 +46,7 @@ def config() -> dict:
 def test_topology_services(config: dict) -> None:
     services = config["services"]
     assert set(services) == {"postgres", "redis", "setup", "bot-setup", "actions", "rasa1", "rasa2",
-                             "whatsapp-gateway", "console", "proxy"}
+                             "whatsapp-gateway", "console", "worker", "proxy"}
     for name in ("rasa1", "rasa2"):
         rasa = services[name]
         assert rasa["build"]["dockerfile"] == "docker/Dockerfile.bot"
@@ -66,11 +66,17 @@ def test_topology_services(config: dict) -> None:
     assert gateway["environment"]["WHATSAPP_WAKE_URLS"].split(",") == [
         f"http://{name}:5005/webhooks/whatsapp/wake" for name in ("rasa1", "rasa2")]
     assert services["proxy"]["depends_on"]["whatsapp-gateway"]["condition"] == "service_healthy"
+    # the periodic jobs (SLA, notifications, retention purge) run in one worker of the app image,
+    # on the migrated database
+    worker = services["worker"]
+    assert worker["command"] == ["worker"] and worker["image"] == services["actions"]["image"]
+    assert worker["depends_on"]["setup"]["condition"] == "service_completed_successfully"
+    assert worker["environment"]["DATABASE_URL"] == services["actions"]["environment"]["DATABASE_URL"]
 
 
 def test_health_checks_and_volumes(config: dict) -> None:
     services = config["services"]
-    for name in ("postgres", "redis", "actions", "rasa1", "rasa2", "whatsapp-gateway", "console", "proxy"):
+    for name in ("postgres", "redis", "actions", "rasa1", "rasa2", "whatsapp-gateway", "console", "worker", "proxy"):
         assert services[name].get("healthcheck", {}).get("test"), f"{name} has no health check"
     assert {"pgdata", "knowledge"} <= set(config["volumes"])
     mounts = {name: [str(v) if isinstance(v, str) else f"{v.get('source')}:{v.get('target')}:{v.get('read_only')}"
