@@ -54,13 +54,11 @@ def customer_with_phone(stack: Stack) -> tuple[Any, str]:
         return s.get(Customer, contact.customer_id), contact.value
 
 
-def test_customer_identified_by_phone_and_problem_becomes_a_ticket(stack: Stack) -> None:
-    customer, phone = customer_with_phone(stack)
-    message(stack, phone, {"type": "text", "text": {"body": "oi"}})
-    first = customer.responsible_name.split()[0]
-    assert wait_texts(stack, phone, 1)[0] == f"Olá, {first}! Como posso ajudar hoje?"
+def report_problem_until_ticket(stack: Stack, phone: str, timeout: float) -> Any:
+    """The customer reports an error and goes through the bot's questions ("Isso resolveu?": no, then
+    yes to a ticket; the module: "não sei") until the ticket exists; returns it."""
     message(stack, phone, {"type": "text", "text": {"body": "o sistema caiu, erro 0x80004005 ao abrir"}})
-    deadline = time.time() + 60
+    deadline = time.time() + timeout
     ticket = None
     while time.time() < deadline and ticket is None:
         texts = texts_to(stack, phone)
@@ -72,7 +70,16 @@ def test_customer_identified_by_phone_and_problem_becomes_a_ticket(stack: Stack)
             message(stack, phone, {"type": "text", "text": {"body": "não sei"}})
         time.sleep(1)
         ticket = ticket_for(stack, f"whatsapp:{phone}")
-    assert ticket is not None
+    assert ticket is not None, f"no ticket for whatsapp:{phone} after {timeout:.0f} s"
+    return ticket
+
+
+def test_customer_identified_by_phone_and_problem_becomes_a_ticket(stack: Stack) -> None:
+    customer, phone = customer_with_phone(stack)
+    message(stack, phone, {"type": "text", "text": {"body": "oi"}})
+    first = customer.responsible_name.split()[0]
+    assert wait_texts(stack, phone, 1)[0] == f"Olá, {first}! Como posso ajudar hoje?"
+    ticket = report_problem_until_ticket(stack, phone, timeout=60)
     assert (ticket.customer_id, ticket.channel, ticket.type) == (customer.id, "whatsapp", "erro")
     assert any(f"#{ticket.id}" in t for t in wait_texts(stack, phone, 3))
 

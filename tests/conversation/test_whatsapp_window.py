@@ -21,8 +21,8 @@ from helpdesk.services import handoff, technicians, tickets
 from helpdesk.services.rasa_client import RasaClient
 from tests.support.stack import RASA_JWT_SECRET, Stack, start_stack
 
-from .test_journeys import ticket_for
-from .test_whatsapp_journeys import customer_with_phone, message, texts_to, wait_texts
+from .test_whatsapp_journeys import (customer_with_phone, message, report_problem_until_ticket, texts_to,
+                                     wait_texts)
 
 pytestmark = pytest.mark.integration
 
@@ -63,20 +63,7 @@ def age_inbox(stack: Stack, wa_id: str, hours: float) -> None:
 def open_ticket_on_whatsapp(stack: Stack, phone: str) -> Any:
     message(stack, phone, {"type": "text", "text": {"body": "oi"}})
     wait_texts(stack, phone, 1)
-    message(stack, phone, {"type": "text", "text": {"body": "o sistema caiu, erro 0x80004005 ao abrir"}})
-    deadline = time.time() + 90
-    ticket = None
-    while time.time() < deadline and ticket is None:
-        texts = texts_to(stack, phone)
-        if any("Isso resolveu?" in t for t in texts):
-            message(stack, phone, {"type": "text", "text": {"body": "nao resolveu"}})
-            wait_texts(stack, phone, len(texts) + 1)
-            message(stack, phone, {"type": "text", "text": {"body": "sim"}})
-        if any("módulo" in t for t in texts_to(stack, phone)[-1:]):
-            message(stack, phone, {"type": "text", "text": {"body": "não sei"}})
-        time.sleep(1)
-        ticket = ticket_for(stack, f"whatsapp:{phone}")
-    assert ticket is not None
+    ticket = report_problem_until_ticket(stack, phone, timeout=90)
     wait_for(lambda: any(f"#{ticket.id}" in t for t in texts_to(stack, phone)))
     return ticket
 
