@@ -122,6 +122,25 @@ def follow_number_change(session: Any, identity: attestation.Identity) -> Any:
     return None
 
 
+def follow_bsuid_change(session: Any, identity: attestation.Identity) -> Any:
+    """A new BSUID whose conversation began on an earlier one (Meta's signed user_changed_user_id;
+    the connector attests the earlier BSUID): find the customer by it and link the new one."""
+    if identity.channel != "whatsapp" or identity.kind != "bsuid":
+        return None
+    for kind, value in identity.alt:
+        if kind != "bsuid":
+            continue
+        try:
+            customer = customers.find_by_whatsapp_id(session, "bsuid", value)
+            if customer is not None:
+                customers.link_whatsapp_id(session, customer.id, "bsuid", identity.value)
+                logger.info("customer %s changed WhatsApp BSUID; new one linked", customer.id)
+                return customer
+        except DomainError:
+            continue
+    return None
+
+
 def link_alternatives(session: Any, customer: Any, identity: attestation.Identity) -> None:
     """Link the sender's other attested WhatsApp ids (a BSUID sent with the phone) to the customer."""
     if identity.channel != "whatsapp" or identity.kind != "phone":
@@ -150,7 +169,8 @@ def identify(tracker: Tracker, *, metadata: dict[str, Any] | None = None,
     if identity is not None:
         try:
             with session_scope() as s:
-                customer = find_customer(s, identity) or follow_number_change(s, identity)
+                customer = (find_customer(s, identity) or follow_number_change(s, identity)
+                            or follow_bsuid_change(s, identity))
                 if customer is not None:
                     link_alternatives(s, customer, identity)
                     if str(customer.id) == str(tracker.get_slot("customer_id") or ""):

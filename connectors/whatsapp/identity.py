@@ -46,5 +46,7 @@ def attest(key: Optional[bytes], conversation: str, address: str, item_id: str,
     alt = [f"bsuid:{bsuid}"] if bsuid and bsuid != address and address.isdigit() else []
     if previous_wa_id and previous_wa_id.isdigit() and previous_wa_id != address:
         alt.append(f"phone:{previous_wa_id}")
+    elif previous_wa_id and not address.isdigit() and previous_wa_id != address and not previous_wa_id.isdigit():
+        alt.append(f"bsuid:{previous_wa_id}")  # Meta's signed user_changed_user_id: the first BSUID
     return attestation.sign(key, channel=CHANNEL_NAME, conversation_id=conversation,
                             subject=subject_of(address), message_id=item_id, alt=alt)

@@ -200,8 +200,9 @@ class Worker:
         if data.get("action") == "alias":
             # Meta (signed delivery) says the customer's number changed: the new number continues
             # this conversation, and its messages vouch for the old number (see `attest`).
-            kept = await self.db(self.store.set_alias, str(metadata.get("new_wa_id")), row.address)
-            await self.db(self.store.finish, row.id, "done", f"number changed; conversation {kept}")
+            old = metadata.get("previous_address") or row.address  # a BSUID change names the old id
+            kept = await self.db(self.store.set_alias, str(metadata.get("new_wa_id")), str(old))
+            await self.db(self.store.finish, row.id, "done", f"identity changed; conversation {kept}")
             return True
         conversation_address = await self.db(self.store.conversation_of, row.address) or row.address
         conversation = conversation_id(conversation_address)

@@ -387,3 +387,41 @@ def test_number_change_aliases_chain_to_the_first_conversation(tmp_path: Path) -
     assert store.conversation_of("5511900000003") == "5511900000001"
     assert store.current_address("5511900000001") == "5511900000003"
     assert store.current_address("5511977777777") == "5511977777777"
+
+
+def _bsuid_change(**system: Any) -> Dict[str, Any]:
+    """Meta's `user_changed_user_id` system message as its reference describes it (no contacts
+    array; system.previous_user_id beside the new id)."""
+    msg = {"from_user_id": "BR.2222", "id": "wamid.UCUI1", "timestamp": "1", "type": "system",
+           "system": {"body": "User changed", "type": "user_changed_user_id", **system}}
+    return {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp", "metadata": {"phone_number_id": "1"}, "messages": [msg]}}]}]}
+
+
+def test_a_bsuid_change_becomes_an_alias_and_bad_ones_are_recorded(tmp_path: Path) -> None:
+    from connectors.whatsapp.identity import attest
+    from connectors.whatsapp.store import Store, make_engine
+
+    [item] = parse_notification(_bsuid_change(user_id="BR.2222", previous_user_id="BR.1111")).items
+    assert (item.action, item.metadata["new_wa_id"], item.metadata["previous_address"]) == ("alias", "BR.2222", "BR.1111")
+    store = Store(make_engine(f"sqlite:///{tmp_path / 'b.db'}"))
+    store.create_tables()
+    assert store.set_alias("BR.2222", "BR.1111") == "BR.1111"
+    assert store.conversation_of("BR.2222") == "BR.1111"
+    # the new BSUID's turns attest the first one beside it, so the action server relinks the customer
+    from atende_contract import attestation
+    proof = attest(b"k" * 32, "whatsapp:BR.1111", "BR.2222", "wamid.X", previous_wa_id="BR.1111")
+    assert proof is not None and "bsuid:BR.1111" in json.dumps(proof)
+    # unknown forms: an ignored item with its reason (stored once, never retried), never a crash
+    for bad in ({"previous_user_id": "BR.1111", "user_id": "no spaces allowed"}, {"user_id": "BR.2222"},
+                {"user_id": "BR.2222", "previous_user_id": "BR.2222"}, {"user_id": "BR.2", "previous_user_id": "x" * 500}):
+        [ignored] = parse_notification(_bsuid_change(**bad)).items
+        assert ignored.action == "ignore" and "BSUID change" in ignored.reason, bad
+    # a wrong JSON type is a malformed notification (400, nothing stored)
+    with pytest.raises(NotificationError):
+        parse_notification(_bsuid_change(user_id=5, previous_user_id="BR.1111"))
+    # on a phone conversation the change is only recorded: the next message links the new BSUID
+    doc = _bsuid_change(user_id="BR.2222", previous_user_id="BR.1111")
+    doc["entry"][0]["changes"][0]["value"]["messages"][0]["from"] = "5511900000001"
+    assert parse_notification(doc).items[0].action == "ignore"
+    del attestation

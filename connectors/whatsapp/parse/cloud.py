@@ -31,7 +31,8 @@ _MESSAGE = {
     "referral": {"source_type": str, "source_id": str, "headline": str},
     "interactive": {"type": str, "button_reply": _REPLY, "list_reply": _REPLY},
     "button": {"payload": str, "text": str},
-    "system": {"type": str, "wa_id": str, "body": str},
+    "system": {"type": str, "wa_id": str, "body": str, "user_id": str, "previous_user_id": str,
+               "parent_user_id": str, "previous_parent_user_id": str},
     "errors": [_ERROR],
     **{m: _MEDIA for m in MEDIA_TYPES},
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
-from .common import (MEDIA_RECEIVED_TEXT, WA_ID, ITEM_ID, InboundItem, SkipItem, bounded, button_key, describe,
+from .common import (BSUID, MEDIA_RECEIVED_TEXT, WA_ID, ITEM_ID, InboundItem, SkipItem, bounded, button_key, describe,
                      neutralise)
 from .identity import identity
 
@@ -90,6 +90,21 @@ def message_item(value: Dict[str, Any], msg: Dict[str, Any]) -> InboundItem:
                 return InboundItem(wamid, "message", address, "alias", metadata={"whatsapp": wa, "new_wa_id": new},
                                    reason="the customer changed number; the new one continues the conversation")
             return ignore("number change without a usable new number")
+        if stype == "user_changed_user_id":
+            # Meta: the sender's BSUID changed (no phone). Only a username conversation (addressed
+            # by the BSUID) needs an alias; a phone conversation links the new BSUID on its next message.
+            try:
+                new_uid = bounded(system.get("user_id") or msg.get("from_user_id"), BSUID, "new user id")
+                old_uid = bounded(system.get("previous_user_id"), BSUID, "previous user id")
+            except SkipItem:
+                new_uid = old_uid = None
+            if not new_uid or not old_uid or new_uid == old_uid:
+                return ignore("BSUID change without a usable previous and new user id")
+            if wa.get("wa_id"):
+                return ignore("BSUID change on a phone conversation; the next message links the new one")
+            return InboundItem(wamid, "message", address, "alias",
+                               metadata={"whatsapp": wa, "new_wa_id": new_uid, "previous_address": old_uid},
+                               reason="the customer's BSUID changed; the new one continues the conversation")
         return ignore(f"system event {describe(stype)} recorded, nothing for the assistant")
     if mtype == "reaction":
         return ignore("reaction recorded, nothing for the assistant")
