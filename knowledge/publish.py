@@ -9,7 +9,9 @@ import re
 import unicodedata
 from pathlib import Path
 
-_LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
+# [label](url); the url may hold one level of balanced parentheses, so "javascript:alert(1)" is
+# read whole (and refused whole) instead of leaving a stray ")" behind
+_LINK = re.compile(r"\[([^\]]+)\]\(((?:[^()\s]|\([^()\s]*\))+)\)")
 
 
 def anchor_id(heading: str) -> str:
