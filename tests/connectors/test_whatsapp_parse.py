@@ -409,7 +409,6 @@ def test_a_bsuid_change_becomes_an_alias_and_bad_ones_are_recorded(tmp_path: Pat
     assert store.set_alias("BR.2222", "BR.1111") == "BR.1111"
     assert store.conversation_of("BR.2222") == "BR.1111"
     # the new BSUID's turns attest the first one beside it, so the action server relinks the customer
-    from atende_contract import attestation
     proof = attest(b"k" * 32, "whatsapp:BR.1111", "BR.2222", "wamid.X", previous_wa_id="BR.1111")
     assert proof is not None and "bsuid:BR.1111" in json.dumps(proof)
     # unknown forms: an ignored item with its reason (stored once, never retried), never a crash
@@ -424,4 +423,3 @@ def test_a_bsuid_change_becomes_an_alias_and_bad_ones_are_recorded(tmp_path: Pat
     doc = _bsuid_change(user_id="BR.2222", previous_user_id="BR.1111")
     doc["entry"][0]["changes"][0]["value"]["messages"][0]["from"] = "5511900000001"
     assert parse_notification(doc).items[0].action == "ignore"
-    del attestation
