@@ -103,41 +103,41 @@ def find_customer(session: Any, identity: attestation.Identity) -> Any:
     return None
 
 
-def follow_number_change(session: Any, identity: attestation.Identity) -> Any:
-    """A new WhatsApp number whose conversation began on an earlier one (the connector attests the
-    earlier number after Meta's signed number change): find the customer by it and move their
-    phone to the new number. None when there is no such earlier number or customer."""
-    if identity.channel != "whatsapp" or identity.kind != "phone":
-        return None
-    for kind, value in identity.alt:
-        if kind != "phone":
-            continue
-        try:
-            customer = customers.find_by_phone(session, value)
-            if customer is not None and customers.change_phone(session, customer.id, value, identity.value):
-                logger.info("customer %s changed WhatsApp number; phone contact moved", customer.id)
-                return customer
-        except DomainError:
-            continue
-    return None
+# The identities whose change Meta signs (user_changed_number, user_changed_user_id): the connector
+# attests the new one with the conversation's first one of the same kind beside it.
+CHANGING_KINDS = ("phone", "bsuid")
 
 
-def follow_bsuid_change(session: Any, identity: attestation.Identity) -> Any:
-    """A new BSUID whose conversation began on an earlier one (Meta's signed user_changed_user_id;
-    the connector attests the earlier BSUID): find the customer by it and link the new one."""
-    if identity.channel != "whatsapp" or identity.kind != "bsuid":
+def _take_over(session: Any, kind: str, old: str, new: str) -> Any:
+    """The customer of the earlier identity `old`, now holding `new` instead (a phone moves: the
+    old number is recyclable) or too (a BSUID is linked); None when `old` is nobody's or the phone
+    cannot move. Raises DomainError for a malformed value."""
+    if kind == "phone":
+        customer = customers.find_by_phone(session, old)
+        return customer if customer is not None and customers.change_phone(session, customer.id, old, new) else None
+    customer = customers.find_by_whatsapp_id(session, kind, old)
+    if customer is not None:
+        customers.link_whatsapp_id(session, customer.id, kind, new)
+    return customer
+
+
+def follow_change(session: Any, identity: attestation.Identity) -> Any:
+    """A new WhatsApp number or BSUID whose conversation began on an earlier one (the connector
+    attests the earlier one, same kind, after Meta's signed change): the customer found by it,
+    who takes the new one. None when there is no such earlier identity or customer; an
+    alternative of another kind is never followed (a phone beside a BSUID is no number change)."""
+    if identity.channel != "whatsapp" or identity.kind not in CHANGING_KINDS:
         return None
-    for kind, value in identity.alt:
-        if kind != "bsuid":
+    for kind, old in identity.alt:
+        if kind != identity.kind:
             continue
         try:
-            customer = customers.find_by_whatsapp_id(session, "bsuid", value)
-            if customer is not None:
-                customers.link_whatsapp_id(session, customer.id, "bsuid", identity.value)
-                logger.info("customer %s changed WhatsApp BSUID; new one linked", customer.id)
-                return customer
+            customer = _take_over(session, kind, old, identity.value)
         except DomainError:
             continue
+        if customer is not None:
+            logger.info("customer %s changed WhatsApp %s; the new one is theirs", customer.id, kind)
+            return customer
     return None
 
 
@@ -169,8 +169,7 @@ def identify(tracker: Tracker, *, metadata: dict[str, Any] | None = None,
     if identity is not None:
         try:
             with session_scope() as s:
-                customer = (find_customer(s, identity) or follow_number_change(s, identity)
-                            or follow_bsuid_change(s, identity))
+                customer = find_customer(s, identity) or follow_change(s, identity)
                 if customer is not None:
                     link_alternatives(s, customer, identity)
                     if str(customer.id) == str(tracker.get_slot("customer_id") or ""):

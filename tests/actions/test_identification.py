@@ -147,6 +147,68 @@ def test_an_unlinked_or_unattested_bsuid_is_a_visitor(db: Demo) -> None:
         assert s.query(Contact).filter_by(kind="bsuid").count() == 0
 
 
+def test_a_changed_bsuid_continues_the_customer_of_the_first_one(db: Demo) -> None:
+    """Meta's signed user_changed_user_id: the conversation began on the first BSUID, and the
+    connector attests the new one with ``alt: bsuid:<first>``. The action server finds the customer
+    by the first BSUID and links the new one; the first stays linked (Meta may still send it)."""
+    from helpdesk.db import session_scope
+    from helpdesk.models import Contact
+    from helpdesk.services import customers
+
+    first, new = "BR.first00001", "BR.second0002"
+    with session_scope() as s:
+        customers.link_whatsapp_id(s, db.maria_id, "bsuid", first)
+    conv = f"whatsapp:{first}"
+    messages, events = run_action(ActionGreet(), make_tracker("oi", sender=conv, channel="whatsapp",
+                                                              attest=f"bsuid:{new}", attest_alt=(f"bsuid:{first}",)))
+    assert slots_of(events)["customer_id"] == str(db.maria_id)
+    assert messages[0]["response"] == "utter_greet_customer" and messages[0]["customer_name"] == "Maria"
+    with session_scope() as s:
+        linked = sorted(c.value for c in s.query(Contact).filter_by(kind="bsuid", customer_id=db.maria_id))
+    assert linked == [first, new]
+    # From now on the new BSUID alone identifies her (a conversation of its own).
+    _, events = run_action(ActionGreet(), make_tracker("oi", sender=f"whatsapp:{new}", channel="whatsapp",
+                                                       attest=f"bsuid:{new}"))
+    assert slots_of(events)["customer_id"] == str(db.maria_id)
+
+
+def test_a_bsuid_change_from_an_unlinked_or_mismatched_id_identifies_nobody(db: Demo) -> None:
+    from helpdesk.db import session_scope
+    from helpdesk.models import Contact
+
+    conv = "whatsapp:BR.nobody0001"
+    cases = {
+        "first BSUID linked to nobody": ("bsuid:BR.newid00001", ("bsuid:BR.nobody0001",)),
+        # a phone among the alternatives of a BSUID subject is not a number change: never followed
+        "phone beside a BSUID subject": ("bsuid:BR.newid00002", (f"phone:{MARIA_PHONE}",)),
+        "malformed first BSUID": ("bsuid:BR.newid00003", ("bsuid:-bad id",)),
+    }
+    for name, (subject, alt) in cases.items():
+        messages, events = run_action(ActionGreet(), make_tracker("oi", sender=conv, channel="whatsapp",
+                                                                  attest=subject, attest_alt=alt))
+        assert "customer_id" not in slots_of(events), name
+        assert responses(messages) == ["utter_greet_visitor"], name
+    with session_scope() as s:
+        assert s.query(Contact).filter_by(kind="bsuid").count() == 0
+
+
+def test_a_changed_number_continues_the_customer_and_moves_the_phone(db: Demo) -> None:
+    from helpdesk.db import session_scope
+    from helpdesk.models import Contact
+
+    new = "5511955554444"
+    conv = f"whatsapp:{MARIA_PHONE}"  # the conversation of the first number goes on
+    _, events = run_action(ActionGreet(), make_tracker("oi", sender=conv, channel="whatsapp",
+                                                       attest=f"phone:{new}", attest_alt=(f"phone:{MARIA_PHONE}",)))
+    assert slots_of(events)["customer_id"] == str(db.maria_id)
+    with session_scope() as s:
+        phones = [c.value for c in s.query(Contact).filter_by(kind="phone", customer_id=db.maria_id)]
+    assert phones == [new]
+    # the old (recyclable) number no longer identifies her
+    _, events = run_action(ActionGreet(), make_tracker("oi", sender=MARIA_PHONE, channel="whatsapp"))
+    assert "customer_id" not in slots_of(events)
+
+
 def test_metadata_claims_without_token_do_not_identify(db: Demo) -> None:
     meta = {"customer_id": str(db.maria_id), "sub": str(db.maria_id), "email": MARIA_EMAIL}
     _, events = run_action(ActionGreet(), make_tracker("oi", channel="website", metadata=meta))
