@@ -6,6 +6,7 @@ Size: one module on purpose: the whole schema in one place, read side by side wi
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
+from decimal import Decimal
 from typing import Any, Optional
 
 from sqlalchemy import (
@@ -16,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    Numeric,
     String,
     Text,
     UniqueConstraint,
@@ -465,3 +467,25 @@ class KnowledgeArticle(Base):
     personal_data_confirmed: Mapped[bool] = mapped_column(Boolean, default=False)
     review_reason: Mapped[str] = mapped_column(String(200), default="")
     flagged_at: Mapped[Optional[datetime]] = mapped_column(DateTime, nullable=True)
+
+
+# Meta's pricing categories of a WhatsApp message (the `pricing.category` of its statuses; Meta's
+# "Status messages webhook reference"): the ones a manager can price in BRL (services/wa_cost.py).
+WHATSAPP_PRICE_CATEGORIES = ("marketing", "marketing_lite", "utility", "authentication",
+                             "authentication_international", "service", "referral_conversion")
+
+
+class WhatsAppPrice(Base):
+    """What a manager says one WhatsApp message of a pricing category costs, in BRL, from
+    ``valid_from`` on (0013; services/wa_cost.py). A message is priced with the row of its category
+    whose ``valid_from`` is the latest at or before the message's time; rows are never edited, a new
+    price is a new row (so past reports keep their figures)."""
+    __tablename__ = "whatsapp_prices"
+    __table_args__ = (UniqueConstraint("category", "valid_from", name="uq_whatsapp_prices_category_valid_from"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    category: Mapped[str] = mapped_column(String(40))
+    price_brl: Mapped[Decimal] = mapped_column(Numeric(10, 4))
+    valid_from: Mapped[datetime] = mapped_column(DateTime)  # UTC
+    created_by_id: Mapped[Optional[int]] = mapped_column(ForeignKey("technicians.id", ondelete="SET NULL"),
+                                                         nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

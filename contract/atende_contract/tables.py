@@ -1,9 +1,10 @@
 """Tables one environment writes and the other reads.
 
-The bot env writes Rasa's ``events`` (the tracker store) and the WhatsApp connector's
-``whatsapp_outbox``; the app env reads them read-only (transcripts on the ticket screen, failed
-sends such as 131047). The names and the columns read are pinned here; tests in both
-environments check them against the real table definitions.
+The bot env writes Rasa's ``events`` (the tracker store) and the WhatsApp connector's tables
+(``whatsapp_outbox``, ``whatsapp_pricing``, ...); the app env reads them read-only (transcripts on
+the ticket screen, failed sends such as 131047, the WhatsApp cost in the reports). The names and
+the columns read are pinned here; tests in both environments check them against the real table
+definitions.
 """
 
 from __future__ import annotations
@@ -29,3 +30,10 @@ WHATSAPP_WINDOWS_COLUMNS = ("recipient", "expires_at", "updated_at")
 WHATSAPP_ALIASES = "whatsapp_aliases"
 # A number change: the new `wa_id` continues the conversation of `conversation` (the first number).
 WHATSAPP_ALIASES_COLUMNS = ("wa_id", "conversation", "changed_at")
+
+WHATSAPP_PRICING = "whatsapp_pricing"
+# Meta's `pricing` object of the statuses, one row per message (`wamid`): `recipient` is the bare
+# address, `conversation` Rasa's conversation id (`whatsapp:<address>`, as tickets keep it);
+# `recorded_at` UNIX seconds. The console prices `category` with whatsapp_prices (its own table).
+WHATSAPP_PRICING_COLUMNS = ("wamid", "recipient", "conversation", "billable", "category", "pricing_model",
+                            "pricing_type", "reason", "recorded_at")

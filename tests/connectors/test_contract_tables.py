@@ -17,6 +17,13 @@ def test_whatsapp_outbox_has_the_columns_the_console_reads() -> None:
     assert set(tables.WHATSAPP_OUTBOX_COLUMNS) <= set(outbox.c.keys())
 
 
+def test_whatsapp_pricing_has_the_columns_the_reports_read() -> None:
+    from connectors.whatsapp.store.engine import pricing
+
+    assert pricing.name == tables.WHATSAPP_PRICING
+    assert set(tables.WHATSAPP_PRICING_COLUMNS) <= set(pricing.c.keys())
+
+
 def test_rasa_events_table_has_the_columns_the_console_reads() -> None:
     from rasa.core.tracker_store import SQLTrackerStore
 

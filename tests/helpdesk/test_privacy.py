@@ -73,6 +73,12 @@ ALIASES = sa.Table(
 WINDOWS = sa.Table(
     "whatsapp_windows", _foreign, sa.Column("recipient", sa.String(128), primary_key=True),
     sa.Column("expires_at", sa.Float, nullable=False), sa.Column("updated_at", sa.Float, nullable=False))
+PRICING = sa.Table(  # Meta's pricing object per message (connectors/whatsapp/store/engine.py)
+    "whatsapp_pricing", _foreign, sa.Column("wamid", sa.String(255), primary_key=True),
+    sa.Column("recipient", sa.String(128), nullable=False), sa.Column("conversation", sa.String(200), nullable=False),
+    sa.Column("billable", sa.Boolean), sa.Column("category", sa.String(40)), sa.Column("pricing_model", sa.String(16)),
+    sa.Column("pricing_type", sa.String(40)), sa.Column("reason", sa.Text),
+    sa.Column("recorded_at", sa.Float, nullable=False))
 
 JOANA_PHONE = "5511987654321"
 JOANA_WA = "551187654321"  # the same mobile as WhatsApp sends it, without the ninth digit
@@ -471,7 +477,8 @@ def test_connector_tables_of_these_tests_are_the_connectors_own() -> None:
     the tables built here must be the connector's, so a renamed column fails this test."""
     wa_schema = pytest.importorskip("connectors.whatsapp.store.engine")
     for ours, theirs in ((INBOX, wa_schema.inbox), (OUTBOX, wa_schema.outbox), (LEASES, wa_schema.leases),
-                         (ALIASES, wa_schema.aliases), (WINDOWS, wa_schema.windows)):
+                         (ALIASES, wa_schema.aliases), (WINDOWS, wa_schema.windows),
+                         (PRICING, wa_schema.pricing)):
         assert ours.name == theirs.name
         assert [c.name for c in ours.c] == [c.name for c in theirs.c]
     assert {"sender", "state", "text", "button_id", "data", "reason"} <= set(wa_schema.inbox.c.keys())

@@ -20,6 +20,8 @@ the columns call ``sender`` / ``recipient`` (docs/whatsapp.md, "Names").
   ``wa_id`` keeps the conversation of the first one (``conversation`` = the conversation address).
 - ``whatsapp_windows``: the latest ``conversation.expiration_timestamp`` Meta gave per address
   (the 24-hour window, store/window.py).
+- ``whatsapp_pricing``: Meta's ``pricing`` object of the statuses, one row per message sent
+  (``wamid``), with the conversation it belongs to (store/pricing.py; the console prices it).
 """
 
 from __future__ import annotations
@@ -103,6 +105,20 @@ windows = sa.Table(
     sa.Column("recipient", sa.String(128), primary_key=True),
     sa.Column("expires_at", sa.Float, nullable=False),  # Meta's conversation.expiration_timestamp
     sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+pricing = sa.Table(
+    "whatsapp_pricing",
+    metadata,
+    sa.Column("wamid", sa.String(255), primary_key=True),
+    sa.Column("recipient", sa.String(128), nullable=False, index=True),  # the address
+    sa.Column("conversation", sa.String(200), nullable=False, index=True),  # Rasa's "whatsapp:<address>"
+    sa.Column("billable", sa.Boolean, nullable=True),  # None: Meta did not say (deprecated under PMP)
+    sa.Column("category", sa.String(40), nullable=True),  # authentication, marketing, utility, service, ...
+    sa.Column("pricing_model", sa.String(16), nullable=True),  # CBP | PMP
+    sa.Column("pricing_type", sa.String(40), nullable=True),  # regular | free_customer_service | free_entry_point
+    sa.Column("reason", sa.Text, nullable=True),  # what of Meta's object was not stored, and why
+    sa.Column("recorded_at", sa.Float, nullable=False, index=True),  # UNIX seconds: the message's time
 )
 
 
