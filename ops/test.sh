@@ -13,11 +13,11 @@ echo "==> Training the assistant model if its data changed"
 
 if [ -d tests/connectors ]; then
   echo "==> Bot env tests (connectors)"
-  .venv-bot/bin/pytest -q -ra -p no:cacheprovider --confcutdir tests/connectors tests/connectors
+  .venv-bot/bin/pytest -q -ra --durations=40 -p no:cacheprovider --confcutdir tests/connectors tests/connectors
   rc=$?; [ $rc -eq 0 ] || [ $rc -eq 5 ] || status=1
 fi
 
 echo "==> App env tests"
-.venv/bin/pytest -q -ra tests --ignore=tests/connectors
+.venv/bin/pytest -q -ra --durations=40 tests --ignore=tests/connectors
 rc=$?; [ $rc -eq 0 ] || status=1
 exit $status
