@@ -9,6 +9,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any, Optional
 
+from atende_contract import wa_pricing
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -177,6 +178,9 @@ class Ticket(Base):
     # A lead's own contact (no customer record): canonical phone digits / lower-case e-mail.
     contact_phone: Mapped[Optional[str]] = mapped_column(String(20), nullable=True)
     contact_email: Mapped[Optional[str]] = mapped_column(String(200), nullable=True)
+    # Which identity the bot had when it opened the ticket (0014; services/identities.py):
+    # phone | bsuid | lid | website_token | claim; NULL: anonymous, a lead, the console, older.
+    identified_by: Mapped[Optional[str]] = mapped_column(String(20), nullable=True)
     solution: Mapped[str] = mapped_column(Text, default="")
     opened_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     first_response_at: Mapped[Optional[datetime]] = mapped_column(DateTime, nullable=True)
@@ -469,10 +473,9 @@ class KnowledgeArticle(Base):
     flagged_at: Mapped[Optional[datetime]] = mapped_column(DateTime, nullable=True)
 
 
-# Meta's pricing categories of a WhatsApp message (the `pricing.category` of its statuses; Meta's
-# "Status messages webhook reference"): the ones a manager can price in BRL (services/wa_cost.py).
-WHATSAPP_PRICE_CATEGORIES = ("marketing", "marketing_lite", "utility", "authentication",
-                             "authentication_international", "service", "referral_conversion")
+# Meta's pricing categories of a WhatsApp message (the `pricing.category` of its statuses,
+# atende_contract.wa_pricing): the ones a manager can price in BRL (services/wa_cost.py).
+WHATSAPP_PRICE_CATEGORIES = wa_pricing.CATEGORIES
 
 
 class WhatsAppPrice(Base):

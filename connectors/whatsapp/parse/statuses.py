@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Dict, Optional
 
 from .common import BSUID, ITEM_ID, NAME, UNKNOWN_ADDRESS, InboundItem, bounded
+from .pricing import parse_pricing
 
 MIN_EXPIRATION, MAX_EXPIRATION = 1_500_000_000, 4_102_444_800  # 2017 .. 2100
 STATUS_VALUES = frozenset({"sent", "delivered", "read", "played", "failed", "deleted", "warning"})
@@ -36,6 +37,9 @@ def status_item(st: Dict[str, Any]) -> InboundItem:
         "errors": list(st.get("errors") or []),
         "biz_opaque_callback_data": st.get("biz_opaque_callback_data"),
         "conversation_expires_at": _expiration(st.get("conversation")),
+        # Meta's pricing object (parse/pricing.py: never rejects the status); None when absent
+        "pricing": parse_pricing(st.get("pricing")),
+        "recipient": address,
     }
     if st.get("type") == "call":
         return InboundItem(item_id, "status", address, "ignore", status=info, reason=f"call status {status!r}")

@@ -1,5 +1,5 @@
 """The WhatsApp connector's durable store (SQLAlchemy 1.4 core, bot env), one module per table:
-engine.py (URL, engine, schema), inbox.py, outbox.py, leases.py, aliases.py, window.py. ``Store`` gathers
+engine.py (URL, engine, schema), inbox.py, outbox.py, leases.py, aliases.py, window.py, pricing.py. ``Store`` gathers
 their operations over one engine; every function is synchronous (the worker runs them in threads).
 The tables themselves are in engine.py (``store.inbox`` etc. are the modules of their operations).
 """

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from ..outbound import Outgoing
 from .engine import insert_ignoring_duplicates, outbox
 from .leases import LeaseOps
+from .pricing import note_pricing
 from .window import note_expiration
 
 TEMPLATE_NEEDED_CODE = 131047  # Meta: outside the 24-hour window, a template is needed
@@ -144,6 +145,8 @@ class OutboxOps(LeaseOps):
                         # the send before the crash did reach Meta: never send it again
                         conn.execute(sa.update(outbox).where(outbox.c.id == row["id"]).values(
                             send_state="accepted", wamid=wamid, updated_at=time.time()))
+            # what Meta charges for the message, whatever happens to the status below
+            note_pricing(conn, status, row["recipient"] if row is not None else None)
             if row is None:
                 return "unknown message"
             note_expiration(conn, row["recipient"], status.get("conversation_expires_at"))
