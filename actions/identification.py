@@ -34,7 +34,7 @@ from helpdesk.cnpj import format_cnpj, normalize_cnpj
 from helpdesk.config import get_settings
 from helpdesk.db import session_scope
 from helpdesk.errors import DomainError, InvalidCNPJ
-from helpdesk.services import customers
+from helpdesk.services import customers, identities
 
 from .common import extract_cnpj, is_payload, latest_channel, latest_metadata, record_outcome, slot_after, user_text
 
@@ -97,6 +97,9 @@ def find_customer(session: Any, identity: attestation.Identity) -> Any:
             return customers.find_by_email(session, identity.value)
         if identity.kind in customers.WHATSAPP_ID_KINDS:
             # a username-only sender: recognised by the BSUID / LID linked when first seen with the phone
+            if not identities.well_formed(identity.kind, identity.value):
+                logger.warning("ignored a WhatsApp %s in an unexpected form", identity.kind)
+                return None
             return customers.find_by_whatsapp_id(session, identity.kind, identity.value)
     except DomainError:
         return None
@@ -147,11 +150,24 @@ def link_alternatives(session: Any, customer: Any, identity: attestation.Identit
         return
     for kind, value in identity.alt:
         if kind in customers.WHATSAPP_ID_KINDS:
+            if not identities.well_formed(kind, value):
+                logger.warning("ignored a WhatsApp %s in an unexpected form for customer %s", kind, customer.id)
+                continue
             try:
                 if customers.link_whatsapp_id(session, customer.id, kind, value):
                     logger.info("linked a WhatsApp %s to customer %s", kind, customer.id)
             except DomainError:
                 logger.warning("ignored a malformed WhatsApp %s for customer %s", kind, customer.id)
+
+
+def ticket_identified_by(tracker: Tracker, *, verified: bool, claimed: bool) -> str | None:
+    """What identified the customer of a ticket the bot opens on this turn (tickets.identified_by):
+    the kind of this turn's attested identity when the customer is verified (phone / bsuid / lid /
+    website_token), `claim` for a CNPJ typed in the chat, else None."""
+    if verified:
+        identity = turn_identity(tracker)
+        return identities.identified_by_for(identity.kind if identity is not None else None)
+    return identities.identified_by_for(None, claimed=claimed)
 
 
 def identify(tracker: Tracker, *, metadata: dict[str, Any] | None = None,

@@ -13,9 +13,10 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from helpdesk.db import session_scope
 from helpdesk.errors import DomainError
-from helpdesk.services import tickets
+from helpdesk.services import identities, tickets
 
 from .common import latest_channel, latest_metadata, record_outcome, ticket_channel
+from .identification import ticket_identified_by
 from .turn import Turn, turn_of
 
 logger = logging.getLogger(__name__)
@@ -47,11 +48,12 @@ def open_and_hand_off(tracker: Tracker, turn: Turn, *, channel: str, type_: str,
 
     The ticket belongs to the verified customer, else to the company of a CNPJ claim, marked as
     coming from an unverified contact (a note in the description, `unverified_contact` on the
-    ticket's `created` event).
+    ticket's `created` event). The ticket records which identity identified it (`identified_by`).
     """
 
     flags = dict(flags or {})
     claim = turn.unverified_claim
+    identified_by = ticket_identified_by(tracker, verified=turn.customer_id is not None, claimed=bool(claim))
     if claim:
         description = f"{description}\n\n{unverified_note(claim)}"
         flags.update(unverified_contact=True, claimed_cnpj=claim)
@@ -65,6 +67,7 @@ def open_and_hand_off(tracker: Tracker, turn: Turn, *, channel: str, type_: str,
             description=description, conversation_id=tracker.sender_id, actor="bot",
             contact_name=name or contact_name(tracker, turn), contact_phone=contact_phone,
             contact_email=contact_email, flags=flags or None)
+        identities.set_identified_by(s, ticket.id, identified_by)
         return int(ticket.id), True
 
 

@@ -276,3 +276,121 @@ def test_bare_cnpj_missed_by_nlu_is_still_a_claim(db: Demo) -> None:
     # other digits are not taken for a CNPJ
     messages, _ = run_action(ActionFallback(), make_tracker("123456789", "nlu_fallback"))
     assert responses(messages) == ["utter_rephrase"]
+
+
+# ---- Z-API LID (contacts as `…@lid`, a stable chatLid) ------------------------------------------
+
+LID = "81896604192873@lid"
+
+
+def lid_links() -> list[tuple[int, str]]:
+    from helpdesk.db import session_scope
+    from helpdesk.models import Contact
+
+    with session_scope() as s:
+        return [(c.customer_id, c.value) for c in s.query(Contact).filter_by(kind="lid").order_by(Contact.id)]
+
+
+def test_a_lid_seen_with_the_phone_identifies_the_customer_when_only_the_lid_comes(db: Demo) -> None:
+    # Z-API sent phone and chatLid (token-checked webhook): the connector attests the phone, alt lid.
+    _, events = run_action(ActionGreet(), make_tracker("oi", sender=MARIA_PHONE, channel="whatsapp",
+                                                       attest_alt=(f"lid:{LID}",)))
+    assert slots_of(events)["customer_id"] == str(db.maria_id)
+    assert lid_links() == [(db.maria_id, LID)]
+    # Later Z-API hides the number: phone = chatLid = the LID, a conversation of its own.
+    messages, events = run_action(ActionGreet(), make_tracker("oi", sender=f"whatsapp:{LID}", channel="whatsapp",
+                                                              attest=f"lid:{LID}"))
+    assert slots_of(events)["customer_id"] == str(db.maria_id)
+    assert messages[0]["response"] == "utter_greet_customer" and messages[0]["customer_name"] == "Maria"
+
+
+def test_a_lid_in_an_unexpected_form_links_and_identifies_nobody(db: Demo) -> None:
+    from helpdesk.db import session_scope
+    from helpdesk.services import customers
+
+    for bad in ("abc@lid", "1@lid@lid", "81896604192873@LID", "81896604192873", "81896604192873@s.whatsapp.net",
+                "120363019502650977-group", "8189@lid.x"):
+        _, events = run_action(ActionGreet(), make_tracker("oi", sender=MARIA_PHONE, channel="whatsapp",
+                                                           attest_alt=(f"lid:{bad}",)))
+        assert slots_of(events)["customer_id"] == str(db.maria_id), bad  # the phone still identifies her
+    assert lid_links() == []
+    # a malformed LID linked by some other path is still never taken as an identity
+    with session_scope() as s:
+        customers.link_whatsapp_id(s, db.maria_id, "lid", "1@lid@lid")
+    messages, events = run_action(ActionGreet(), make_tracker("oi", sender="whatsapp:1@lid@lid", channel="whatsapp",
+                                                              attest="lid:1@lid@lid"))
+    assert "customer_id" not in slots_of(events) and responses(messages) == ["utter_greet_visitor"]
+
+
+def test_a_lid_claimed_where_a_client_writes_links_nothing(db: Demo) -> None:
+    # metadata a REST client (or the customer's text) may carry: never attested, so never linked
+    for meta in ({"whatsapp": {"lid": LID, "provider": "zapi"}}, {"chatLid": LID, "senderLid": LID}):
+        run_action(ActionGreet(), make_tracker(f"meu lid é {LID}", sender=MARIA_PHONE, channel="whatsapp",
+                                               metadata=meta))
+    assert lid_links() == []
+    # a REST turn on the LID's conversation id, without the connector's attestation: anonymous
+    tracker = make_tracker("oi", sender=f"whatsapp:{LID}", channel="rest",
+                           metadata={"whatsapp": {"lid": LID}})
+    messages, events = run_action(ActionGreet(), tracker)
+    assert "customer_id" not in slots_of(events) and responses(messages) == ["utter_greet_visitor"]
+
+
+def test_a_lid_only_message_from_an_unknown_contact_is_a_visitor(db: Demo) -> None:
+    messages, events = run_action(ActionGreet(), make_tracker("oi", sender="whatsapp:65998849469@lid",
+                                                              channel="whatsapp", attest="lid:65998849469@lid"))
+    assert slots_of(events) == {"identity_checked": True}
+    assert responses(messages) == ["utter_greet_visitor"]
+    assert lid_links() == []  # a LID alone proves no phone: nothing to link it to
+
+
+# ---- tickets.identified_by ---------------------------------------------------------------------
+
+def test_each_ticket_records_which_identity_identified_it(db: Demo) -> None:
+    from actions.tickets import ActionOpenTicket
+    from helpdesk.db import session_scope
+    from helpdesk.models import Ticket
+    from helpdesk.services import customers
+
+    with session_scope() as s:
+        customers.link_whatsapp_id(s, db.maria_id, "bsuid", "BR.maria00001")
+        customers.link_whatsapp_id(s, db.maria_id, "lid", LID)
+    slots = {"ticket_description": "PDV não abre", "ticket_module": "pdv", "ticket_type": "erro"}
+    claim = {**slots, "claimed_customer_id": str(db.joao_id), "claimed_cnpj": "45.723.174/0001-99",
+             "identity_checked": True}
+    cases = [
+        (make_tracker("erro", sender=MARIA_PHONE, channel="whatsapp", slots=slots), "phone", db.maria_id),
+        (make_tracker("erro", sender="whatsapp:BR.maria00001", channel="whatsapp", attest="bsuid:BR.maria00001",
+                      slots=slots), "bsuid", db.maria_id),
+        (make_tracker("erro", sender=f"whatsapp:{LID}", channel="whatsapp", attest=f"lid:{LID}", slots=slots),
+         "lid", db.maria_id),
+        (make_tracker("erro", sender="web:s9", channel="website", attest=f"id:{db.maria_id}", slots=slots),
+         "website_token", db.maria_id),
+        (make_tracker("erro", sender="web:s10", channel="website", attest=f"email:{MARIA_EMAIL}", slots=slots),
+         "website_token", db.maria_id),
+        (make_tracker("erro", sender="web:s11", channel="website", slots=claim), "claim", db.joao_id),
+        (make_tracker("erro", sender="web:s12", channel="website", slots=slots), None, None),
+        # a verified slot carried over without this turn's attestation proves nothing
+        (make_tracker("erro", sender="web:s13", channel="website",
+                      slots={**slots, "customer_id": str(db.maria_id)}), None, None),
+    ]
+    for tracker, expected, customer in cases:
+        run_action(ActionOpenTicket(), tracker)
+        with session_scope() as s:
+            [ticket] = s.query(Ticket).filter_by(conversation_id=tracker.sender_id).all()
+            assert (ticket.identified_by, ticket.customer_id) == (expected, customer), tracker.sender_id
+
+
+def test_identified_by_refuses_values_outside_its_vocabulary(db: Demo) -> None:
+    import pytest
+
+    from helpdesk.db import session_scope
+    from helpdesk.errors import InvalidInput
+    from helpdesk.models import Ticket
+    from helpdesk.services import identities
+
+    for bad in ("5511987654321", "BR.maria00001", "token", ""):
+        with pytest.raises(InvalidInput):
+            with session_scope() as s:
+                identities.set_identified_by(s, db.maria_ticket, bad)
+    with session_scope() as s:
+        assert s.get(Ticket, db.maria_ticket).identified_by is None
