@@ -19,7 +19,7 @@ import streamlit as st
 
 from console import auth, notices, ui
 from console.auth import User
-from console.screens import articles, customers, privacy, queue, reports, sla, ticket, users
+from console.screens import articles, customers, privacy, queue, reports, sla, ticket, users, wa_prices
 from helpdesk.errors import PermissionDenied
 
 REFUSED = PermissionDenied.message_pt + " Esta página é só para gestores."
@@ -47,6 +47,7 @@ def manager_pages() -> list[st.Page]:
         st.Page(_screen(privacy.render), title="Privacidade", url_path=privacy.URL_PATH),
         st.Page(_screen(sla.render), title="SLA", url_path="sla"),
         st.Page(_screen(articles.render), title="Artigos", url_path=articles.URL_PATH),
+        st.Page(_screen(wa_prices.render), title="Preços do WhatsApp", url_path=wa_prices.URL_PATH),
         st.Page(_screen(notices.failed_page), title="Notificações", url_path=notices.PAGE, visibility="hidden"),
     ]
 

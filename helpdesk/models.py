@@ -481,8 +481,9 @@ WHATSAPP_PRICE_CATEGORIES = wa_pricing.CATEGORIES
 class WhatsAppPrice(Base):
     """What a manager says one WhatsApp message of a pricing category costs, in BRL, from
     ``valid_from`` on (0013; services/wa_cost.py). A message is priced with the row of its category
-    whose ``valid_from`` is the latest at or before the message's time; rows are never edited, a new
-    price is a new row (so past reports keep their figures)."""
+    whose ``valid_from`` is the latest at or before the message's time. A new price is a new row, so
+    past periods keep their figures; the same category and date again replaces that row (a typo
+    corrected)."""
     __tablename__ = "whatsapp_prices"
     __table_args__ = (UniqueConstraint("category", "valid_from", name="uq_whatsapp_prices_category_valid_from"),)
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -13,7 +13,7 @@ from console.auth import User
 from console.screens import articles, report_drill
 from helpdesk.errors import DomainError
 from helpdesk.models import utcnow
-from helpdesk.services import metrics, reports, sla_metrics
+from helpdesk.services import metrics, reports, sla_metrics, wa_cost
 from helpdesk.services.drilldown import Figure
 
 
@@ -129,6 +129,7 @@ def render(user: User) -> None:
             st.caption("Nenhuma pergunta sem resposta no período.")
     articles.gaps_section(period)  # grouped by similarity, with the articles that answer them
     _llm_usage(r)
+    _wa_cost(r)
     st.download_button("Exportar CSV", reports.to_csv(r).encode("utf-8"), key="r_csv", mime="text/csv",
                        file_name=f"relatorio_{first.isoformat()}_{last.isoformat()}.csv")
     report_drill.render(r, int(window))
@@ -148,3 +149,34 @@ def _llm_usage(r: reports.Report) -> None:
             st.dataframe(pd.DataFrame([{"Dia": d.strftime("%d/%m/%Y"), "Chamadas": x.llm_calls,
                                         "Do cache": x.cached, "Tokens": x.tokens} for d, x in days]),
                          hide_index=True, width="stretch")
+
+
+def _wa_cost(r: reports.Report) -> None:
+    """WhatsApp messages of the period and their estimated cost (prices: Preços do WhatsApp)."""
+    st.subheader("Custo do WhatsApp")
+    c = r.wa_cost
+    if not c.available:
+        st.caption("Sem dados de custo do WhatsApp: o conector do WhatsApp ainda não registrou nenhuma mensagem "
+                   "neste banco.")
+        return
+    t = c.total
+    m = st.columns(4)
+    m[0].metric("Mensagens enviadas", t.messages, f"{t.charged} cobradas · {t.free} gratuitas", delta_color="off")
+    m[1].metric("Custo estimado", wa_cost.brl(t.cost_brl))
+    m[2].metric("Custo médio por mensagem cobrada",
+                wa_cost.brl(t.cost_brl / (t.charged - t.unpriced), 4) if t.charged > t.unpriced else "—")
+    m[3].metric("Cobradas sem preço", t.unpriced, f"{t.unknown} sem informação da Meta", delta_color="off")
+    st.caption("Pela informação de preço que a Meta manda em cada status de mensagem e pelos preços por "
+               "categoria em Preços do WhatsApp, em vigor no momento de cada mensagem. Estimativa: a fatura da "
+               "Meta é a referência.")
+    if c.unpriced_categories:
+        ui.alert("warning", "Mensagens cobradas sem preço cadastrado (não entram no custo): "
+                 + ", ".join(c.unpriced_categories) + ". Cadastre o preço em Preços do WhatsApp.")
+    if not t.messages:
+        st.caption("Nenhuma mensagem do WhatsApp com informação de preço no período.")
+        return
+    tabs = st.tabs(["Por conversa", "Por cliente", "Por categoria", "Por dia"])
+    for tab, lines, label in ((tabs[0], c.per_conversation, "Conversa"), (tabs[1], c.per_customer, "Cliente"),
+                              (tabs[2], c.per_category, "Categoria"), (tabs[3], c.per_day, "Dia")):
+        tab.dataframe(pd.DataFrame(wa_cost.as_table(lines, label)), hide_index=True, width="stretch",
+                      key=f"r_wa_cost_{label}")

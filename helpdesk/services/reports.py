@@ -15,7 +15,7 @@ from typing import Any, Callable
 from sqlalchemy.orm import Session
 
 from helpdesk.db import session_scope
-from helpdesk.services import llm_usage, metrics, sla_metrics
+from helpdesk.services import llm_usage, metrics, sla_metrics, wa_cost
 from helpdesk.services.customer_import import csv_text
 from helpdesk.services.drilldown import ticket_reach
 
@@ -43,6 +43,8 @@ class Report:
     # what the LLM cost: calls, cache hits, extractive answers and tokens (llm_usage), and per day
     llm: llm_usage.LlmUsage = field(default_factory=lambda: llm_usage.LlmUsage(0, 0, 0, 0, 0))
     llm_per_day: list[tuple[date, llm_usage.LlmUsage]] = field(default_factory=list)
+    # WhatsApp messages and their estimated cost in BRL (wa_cost): per day, category, customer, conversation
+    wa_cost: wa_cost.WaCost = field(default_factory=wa_cost.WaCost.empty)
 
     @property
     def sla_total(self) -> sla_metrics.SlaRow:
@@ -61,6 +63,7 @@ def _queries(window_days: int) -> dict[str, Callable[[Session, metrics.Period], 
         "sla_per_day": sla_metrics.sla_per_day, "sla_per_technician": sla_metrics.sla_per_technician,
         "sla_per_module": sla_metrics.sla_per_module, "sla_per_customer": sla_metrics.sla_per_customer,
         "reach": ticket_reach, "llm": llm_usage.usage, "llm_per_day": llm_usage.usage_per_day,
+        "wa_cost": wa_cost.cost,
     }
 
 
@@ -71,7 +74,7 @@ def _assemble(period: metrics.Period, got: dict[str, Any]) -> Report:
                   per_customer=got["per_customer"], per_type=got["per_type"], per_technician=got["per_technician"],
                   bot=got["bot"], resolution=got["resolution"], ratings=got["ratings"], gaps=got["gaps"],
                   **{key: got[key] for key in ("sla_per_day", "sla_per_technician", "sla_per_module",
-                                               "sla_per_customer", "reach", "llm", "llm_per_day")})
+                                               "sla_per_customer", "reach", "llm", "llm_per_day", "wa_cost")})
 
 
 def build(s: Session, period: metrics.Period, window_days: int = metrics.DURABLE_WINDOW_DAYS) -> Report:
@@ -111,6 +114,23 @@ def _sla_csv(r: Report) -> list[list[Any]]:
             label = row.label.isoformat() if isinstance(row.label, date) else row.label
             rows.append([f"sla_primeira_resposta_por_{section}", label, _rounded(row.pct_first_response, 1)])
             rows.append([f"sla_resolucao_por_{section}", label, _rounded(row.pct_resolution, 1)])
+    return rows
+
+
+def _wa_cost_csv(c: wa_cost.WaCost) -> list[list[Any]]:
+    """WhatsApp messages and estimated cost (BRL, a decimal point like every other number here)."""
+    if not c.available:
+        return [["whatsapp_custo", "disponivel", "nao"]]
+    t = c.total
+    rows: list[list[Any]] = [["whatsapp_custo", key, value] for key, value in (
+        ("mensagens", t.messages), ("cobradas", t.charged), ("gratuitas", t.free), ("sem_informacao", t.unknown),
+        ("cobradas_sem_preco", t.unpriced), ("custo_estimado_brl", f"{t.cost_brl:.2f}"))]
+    for section, lines in (("dia", c.per_day), ("categoria", c.per_category), ("cliente", c.per_customer),
+                           ("conversa", c.per_conversation)):
+        for x in lines:
+            label = x.label.isoformat() if isinstance(x.label, date) else (x.label or wa_cost.UNKNOWN_CATEGORY)
+            rows.append([f"whatsapp_custo_por_{section}", label, f"{x.cost_brl:.2f}"])
+            rows.append([f"whatsapp_mensagens_por_{section}", label, x.messages])
     return rows
 
 
@@ -154,5 +174,6 @@ def to_csv(r: Report) -> str:
     rows += [["avaliacoes", rating, c] for rating, c in r.ratings]
     rows += [["lacunas_documentacao", q, c] for q, c, _last in r.gaps]
     rows += _sla_csv(r)
+    rows += _wa_cost_csv(r.wa_cost)
     return csv_text(["secao", "item", "valor"], rows)
 

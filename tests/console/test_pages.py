@@ -100,7 +100,8 @@ def test_unknown_account_reads_like_a_wrong_password(ids: dataset.Ids, clock: Fa
 
 def test_demoted_manager_loses_manager_pages_at_once(ids: dataset.Ids) -> None:
     at = goto(login("marta@teste.dev", dataset.PASSWORD), "relatorios")
-    assert menu(at) == ["Fila", "Chamado", "Clientes", "Relatórios", "Usuários", "Privacidade", "SLA", "Artigos"]
+    assert menu(at) == ["Fila", "Chamado", "Clientes", "Relatórios", "Usuários", "Privacidade", "SLA", "Artigos",
+                        "Preços do WhatsApp"]
     with session_scope() as s:
         s.get(Technician, ids.manager).role = "technician"
     at = goto(at, "usuarios")
