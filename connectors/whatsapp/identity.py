@@ -31,7 +31,8 @@ def conversation_id(conversation_address: str) -> str:
 
 
 def attest(key: Optional[bytes], conversation: str, address: str, item_id: str,
-           bsuid: Optional[str] = None, previous_wa_id: Optional[str] = None) -> Optional[Dict[str, Any]]:
+           bsuid: Optional[str] = None, previous_wa_id: Optional[str] = None,
+           lid: Optional[str] = None) -> Optional[Dict[str, Any]]:
     """This turn's identity attestation: the address of a delivery whose signature was verified,
     for conversation id ``conversation`` and message ``item_id`` only.
 
@@ -39,11 +40,14 @@ def attest(key: Optional[bytes], conversation: str, address: str, item_id: str,
     (``alt``): that is how the action server links a bsuid to the customer found by phone, and
     recognises them later when only the bsuid comes (a username). After a number change (Meta's
     signed `user_changed_number`), the conversation's first number is attested alongside the new
-    one (``phone:<previous>``), so the customer is found and relinked.
+    one (``phone:<previous>``), so the customer is found and relinked. Z-API's LID (``chatLid``)
+    sent with the phone is attested alongside the same way (``lid:<id>@lid``).
     """
     if key is None:
         return None
     alt = [f"bsuid:{bsuid}"] if bsuid and bsuid != address and address.isdigit() else []
+    if lid and lid != address and address.isdigit():
+        alt.append(f"lid:{lid}")
     if previous_wa_id and previous_wa_id.isdigit() and previous_wa_id != address:
         alt.append(f"phone:{previous_wa_id}")
     elif previous_wa_id and not address.isdigit() and previous_wa_id != address and not previous_wa_id.isdigit():

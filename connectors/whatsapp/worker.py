@@ -242,8 +242,10 @@ class Worker:
                 # The delivery's signature was verified when it was stored: attest its sender.
                 wa_meta = metadata.get("whatsapp") if isinstance(metadata.get("whatsapp"), dict) else {}
                 bsuid = wa_meta.get("user_id") if isinstance(wa_meta.get("user_id"), str) else None
+                lid = wa_meta.get("lid") if isinstance(wa_meta.get("lid"), str) else None
                 proof = attest(self.settings.attestation_key, conversation, row.address, row.item_id, bsuid,
-                               previous_wa_id=conversation_address if conversation_address != row.address else None)
+                               previous_wa_id=conversation_address if conversation_address != row.address else None,
+                               lid=lid)
                 if proof is not None:
                     metadata[attestation.METADATA_KEY] = proof
                 await self._run_rasa(UserMessage(text, collector, conversation, input_channel=CHANNEL_NAME,

@@ -522,8 +522,9 @@ class FakeZapi:
         v: List[str] = []
         if not isinstance(body, dict):
             return ["body is not a JSON object"]
-        if not re.fullmatch(r"\d{10,15}", str(body.get("phone") or "")):
-            v.append("phone must be 10..15 digits")
+        # the number, or a contact's LID (developer.z-api.io/en/tips/lid: "999999999999999@lid")
+        if not re.fullmatch(r"\d{10,15}|\d{1,32}@lid", str(body.get("phone") or "")):
+            v.append("phone must be 10..15 digits or a LID (digits@lid)")
         if endpoint == "read-message":
             return v + ([] if body.get("messageId") else ["messageId required"])
         if endpoint in ("send-text", "send-button-list", "send-option-list"):

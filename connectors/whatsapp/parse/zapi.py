@@ -5,9 +5,9 @@ for Rasa, as the Cloud API's (providers/zapi.py sends; webhook.py checks the URL
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
-from .common import (ITEM_ID, MAX_ID_CHARS, MEDIA_RECEIVED_TEXT, NAME, UNKNOWN_ADDRESS, InboundItem,
+from .common import (ITEM_ID, MAX_ID_CHARS, WA_ID, MEDIA_RECEIVED_TEXT, NAME, UNKNOWN_ADDRESS, InboundItem,
                      NotificationError, ParseResult, SkipItem, bounded, button_key, check_shape, check_text,
                      describe, neutralise)
 
@@ -25,6 +25,9 @@ def _str(obj: Dict[str, Any], key: str) -> Optional[str]:
 # Z-API addresses: the phone's digits, or a LID / group / newsletter id ("81896604192873@lid",
 # "120363019502650977-group"), at most MAX_ID_CHARS characters.
 ZAPI_ID = re.compile(r"[0-9][0-9a-z@.-]{0,%d}" % (MAX_ID_CHARS - 1))
+# A contact's LID (WhatsApp's Linked ID, as Z-API sends it in `chatLid` and sometimes in `phone`):
+# digits, then "@lid". Anything else in those places is not taken for a LID.
+LID = re.compile(r"[0-9]{1,32}@lid")
 _ZAPI_MEDIA = {"mimeType": str, "caption": str, "fileName": str, "ptt": bool}
 _ZAPI_REPLY = {"message": str, "title": str}
 # Everything parse_callback reads of a callback (see common.check_shape).
@@ -70,14 +73,15 @@ def _received(doc: Dict[str, Any]) -> ParseResult:
         bounded(doc.get("senderLid"), ZAPI_ID, "senderLid")
     except SkipItem as skip:
         return ParseResult(ignored=[f"Z-API message {describe(wamid)} skipped: {skip}"])
-    wa: Dict[str, Any] = {"message_id": wamid, "wa_id": phone, "provider": "zapi"}
+    result = ParseResult()
+    address, wa_id, lid = _sender(phone, doc, result.ignored, wamid)
+    wa: Dict[str, Any] = {"message_id": wamid, "wa_id": wa_id, "lid": lid, "provider": "zapi"}
     if _str(doc, "senderName") or _str(doc, "chatName"):
         wa["profile_name"] = _str(doc, "senderName") or _str(doc, "chatName")
-    result = ParseResult()
 
     def item(action: str, text: Optional[str] = None, reason: Optional[str] = None,
              button_id: Optional[str] = None) -> ParseResult:
-        result.items.append(InboundItem(wamid, "message", phone, action,  # type: ignore[arg-type]
+        result.items.append(InboundItem(wamid, "message", address, action,  # type: ignore[arg-type]
                                         text=text, metadata={"whatsapp": wa}, reason=reason, button_id=button_id))
         return result
 
@@ -85,6 +89,8 @@ def _received(doc: Dict[str, Any]) -> ParseResult:
         return item("ignore", reason="sent by this number (fromMe)")
     if doc.get("isGroup") or doc.get("isNewsletter") or doc.get("broadcast"):
         return item("ignore", reason="group, newsletter or broadcast message")
+    if wa_id is None and not LID.fullmatch(phone):
+        return item("ignore", reason=f"sender {describe(phone)} is neither a phone nor a LID")
     if doc.get("text") is not None:
         wa["type"] = "text"
         text = neutralise(doc["text"].get("message") or "")
@@ -111,6 +117,29 @@ def _received(doc: Dict[str, Any]) -> ParseResult:
         if other in doc:
             return item("ignore", reason=f"{other} message")
     return item("ignore", reason="message type not handled")
+
+
+def _sender(phone: str, doc: Dict[str, Any], notes: list, wamid: str) -> Tuple[str, Optional[str], Optional[str]]:
+    """(address, phone, LID) of a received message's contact.
+
+    Z-API (developer.z-api.io/en/tips/lid): `phone` holds the number or the LID itself, `chatLid`
+    the LID (the most stable id; it may be null), and its "on receive" examples carry the sender's
+    LID in `senderLid`. The address is the phone when there is one, else the LID: Z-API sends to
+    either in `phone`. The LID is `chatLid`, else a LID-form `phone`, else `senderLid` (read only
+    for one-to-one messages from the contact; never `participantLid`, a name or the text). A value
+    there in another form is dropped with its reason in ``notes``; the message goes on by phone."""
+    wa_id = phone if WA_ID.fullmatch(phone) else None
+    lid = phone if LID.fullmatch(phone) else None
+    one_to_one = not (doc.get("fromMe") or doc.get("isGroup") or doc.get("isNewsletter") or doc.get("broadcast"))
+    for key in ("chatLid", "senderLid"):
+        value = doc.get(key)
+        if not isinstance(value, str) or not value or (key == "senderLid" and not one_to_one):
+            continue
+        if not LID.fullmatch(value):
+            notes.append(f"Z-API message {describe(wamid)}: {key} {describe(value)} is not a LID; not linked")
+        elif key == "chatLid" or lid is None:
+            lid = value  # chatLid: the stable one, even when `phone` holds a LID too
+    return (wa_id or lid or phone), wa_id, lid
 
 
 def _statuses(doc: Dict[str, Any]) -> ParseResult:

@@ -23,8 +23,14 @@ from .base import MessageBody, SendResult, post_json
 
 
 def to_zapi(body: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
-    """A Graph API message body (as queued in the outbox) → (Z-API path, Z-API body)."""
-    phone = str(body.get("to") or "")
+    """A Graph API message body (as queued in the outbox) → (Z-API path, Z-API body).
+
+    Z-API takes the contact in ``phone``: the number, or the LID (``…@lid``) of a contact whose
+    number WhatsApp hides; a conversation without a phone is queued with ``recipient`` = its LID
+    (identity.recipient_fields)."""
+    phone = str(body.get("to") or body.get("recipient") or "")
+    if not phone:
+        raise ValueError("no recipient (to or recipient)")
     mtype = body.get("type")
     if mtype == "text":
         return "send-text", {"phone": phone, "message": body["text"]["body"]}
