@@ -17,7 +17,7 @@ from helpdesk.cnpj import format_cnpj
 from helpdesk.db import session_scope
 from helpdesk.errors import DomainError
 from helpdesk.models import TAX_REGIME_LABELS, TAX_REGIMES, Technician
-from helpdesk.services import catalog, customer_import, customers, machine_access
+from helpdesk.services import catalog, customer_import, customers, identities, machine_access
 
 REVEALED_KEY = "ad_revealed"  # (machine id, ticket id or None) revealed in this console session
 
@@ -136,6 +136,28 @@ def _access_log(customer_id: int, user: User) -> None:
                        key=f"ad_log_csv_{customer_id}")
 
 
+CONTACT_KINDS = {"phone": "telefone", "email": "e-mail"}
+# How each WhatsApp identity comes to be the customer's (docs/whatsapp.md, "Identity rules").
+IDENTITY_PROOF = {
+    "phone": "cadastrado; confirmado a cada mensagem assinada do WhatsApp",
+    "bsuid": "visto junto com o telefone numa mensagem assinada pela Meta",
+    "lid": "visto junto com o telefone numa mensagem da Z-API",
+}
+
+
+def whatsapp_identities(found: list[identities.WhatsAppIdentity]) -> None:
+    """The customer's WhatsApp identities: phone, BSUID (the id behind a username) and LID."""
+    st.markdown("**Identidades no WhatsApp**")
+    if not found:
+        st.caption("Nenhuma identidade do WhatsApp vinculada.")
+        return
+    st.dataframe(pd.DataFrame([{"Identidade": i.label, "Valor": i.value, "Como foi vinculada": IDENTITY_PROOF[i.kind]}
+                               for i in found]), hide_index=True, width="stretch")
+    if not any(i.kind == "bsuid" for i in found):
+        st.caption("Sem ID de usuário (BSUID): se o cliente adotar um nome de usuário sem mostrar o telefone, "
+                   "ele só será reconhecido depois de escrever uma vez com o telefone visível.")
+
+
 def _on(fn: Any, *args: Any) -> dict[str, Any]:
     return {"on_click": ui.action, "args": (lambda: fn(*args),)}
 
@@ -162,8 +184,9 @@ def _detail(customer_id: int, user: User) -> None:
         data = {"responsible_name": c.responsible_name, "legal_name": c.legal_name, "trade_name": c.trade_name,
                 "cnpj": format_cnpj(c.cnpj), "tax_regime": c.tax_regime, "city": c.city, "state": c.state,
                 "notes": c.notes}
-        contacts = [{"Tipo": "telefone" if k.kind == "phone" else "e-mail", "Contato": k.value, "Nome": k.name}
-                    for k in c.contacts]
+        contacts = [{"Tipo": CONTACT_KINDS.get(k.kind, k.kind), "Contato": k.value, "Nome": k.name}
+                    for k in c.contacts if k.kind in ("phone", "email")]
+        whatsapp = identities.whatsapp_identities(s, customer_id)
         machines = [{"id": m.id, "name": m.name, "anydesk": m.anydesk_code, "notes": m.notes} for m in c.machines]
         licenses = [{"Módulo": lic.module.name, "Licenças": lic.seats, "Versão": lic.version, "Situação": lic.status}
                     for lic in c.licenses]
@@ -188,6 +211,7 @@ def _detail(customer_id: int, user: User) -> None:
     with t1:
         if contacts:
             st.dataframe(pd.DataFrame(contacts), hide_index=True, width="stretch")
+        whatsapp_identities(whatsapp)
         with st.form(f"contact_{customer_id}", clear_on_submit=True):
             st.selectbox("Tipo", ["phone", "email"], format_func={"phone": "telefone", "email": "e-mail"}.get,
                                 key="k_kind")

@@ -24,7 +24,7 @@ from helpdesk.db import session_scope
 from helpdesk.errors import DomainError
 from helpdesk.models import PRIORITIES, TICKET_TYPES
 from helpdesk.phones import format_phone
-from helpdesk.services import catalog, customers, handoff, technicians, tickets, transcripts, wa_window
+from helpdesk.services import catalog, customers, handoff, identities, technicians, tickets, transcripts, wa_window
 from helpdesk.services.rasa_client import RasaClient
 
 
@@ -56,6 +56,7 @@ class View:
     unverified_cnpj: str | None = None
     contact_declined: bool = False
     window: wa_window.ReplyWindow | None = None  # WhatsApp's 24-hour window (Responder tab)
+    identified_by: str | None = None  # which identity the bot had at opening (tickets.identified_by)
     email: str | None = None  # the customer's e-mail, the other channel outside the window
 
 
@@ -68,7 +69,7 @@ def load(ticket_id: int) -> View:
             type=t.type, module=t.module, priority=t.priority, level=t.level, channel=t.channel,
             conversation_id=t.conversation_id, technician_id=t.technician_id,
             technician=t.technician.name if t.technician else "—", opened_at=ui.fmt_dt(t.opened_at),
-            resolved_at=ui.fmt_dt(t.resolved_at), solution=t.solution,
+            resolved_at=ui.fmt_dt(t.resolved_at), solution=t.solution, identified_by=t.identified_by,
             customer=None if cust is None else {
                 "id": cust.id, "responsible": cust.responsible_name, "legal_name": cust.legal_name,
                 "trade_name": cust.trade_name, "cnpj": format_cnpj(cust.cnpj), "regime": ui.regime_label(cust.tax_regime),
@@ -105,6 +106,8 @@ def _customer(view: View, user: User) -> None:
         ui.alert("warning", f"Contato não verificado: a pessoa informou o CNPJ {view.unverified_cnpj} na conversa, "
                  "mas não escreveu do WhatsApp cadastrado nem entrou logada no site. Confirme a identidade antes "
                  "de passar dados do cliente.")
+    st.caption("Identificado por: " + identities.IDENTIFIED_BY_LABELS.get(
+        view.identified_by or "", "não identificado pelo assistente (visitante, console ou chamado antigo)"))
     if c is None:
         st.info("Chamado sem cliente cadastrado (contato: prospecção ou cliente não identificado).")
         if view.contact:
@@ -118,7 +121,10 @@ def _customer(view: View, user: User) -> None:
     c3.markdown("**CNPJ**"); c3.text(c["cnpj"])
     c4.markdown("**Regime tributário**"); c4.text(c["regime"])
     if c["contacts"]:
-        st.text("Contatos: " + " · ".join(v for _k, v in c["contacts"]))
+        st.text("Contatos: " + " · ".join(v for k, v in c["contacts"] if k in ("phone", "email")))
+    wa_ids = [(k, v) for k, v in c["contacts"] if k in ("bsuid", "lid")]  # the phone is among the contacts
+    if wa_ids:
+        st.text("WhatsApp: " + " · ".join(f"{identities.KIND_LABELS[k]}: {v}" for k, v in wa_ids))
     left, right = st.columns([3, 2])
     with left:
         st.markdown("**Licenças por módulo**")
