@@ -284,6 +284,7 @@ _FOREIGN = (
     ("whatsapp_leases", WA_LEASES, "sender", "wa_ids"),
     ("whatsapp_aliases", WA_ALIASES, "wa_id", "wa_ids"),
     ("whatsapp_windows", tables.WHATSAPP_WINDOWS, "recipient", "wa_ids"),
+    ("whatsapp_pricing", tables.WHATSAPP_PRICING, "recipient", "wa_ids"),
 )
 
 
@@ -360,7 +361,7 @@ def export(s: Session, selector: str, value: str, *, actor: str | None = None) -
             continue
         order = "timestamp, id" if store == "events" else {
             "whatsapp_leases": "sender", "whatsapp_aliases": "wa_id",
-            "whatsapp_windows": "recipient"}.get(store, "id")
+            "whatsapp_windows": "recipient", "whatsapp_pricing": "wamid"}.get(store, "id")
         rows = [_parse_json_columns(r) for r in _rows_in(s, table, column, getattr(scope, attr), order)]
         if store == "events":
             transcripts: dict[str, list[dict[str, Any]]] = {}
@@ -458,6 +459,11 @@ def _erase_whatsapp(s: Session, scope: Scope, pseudo: _Pseudonyms) -> None:
     if _has(s, tables.WHATSAPP_WINDOWS):  # when Meta's 24-hour window closes for the address
         s.execute(text(f"DELETE FROM {tables.WHATSAPP_WINDOWS} WHERE recipient IN :v").bindparams(
             bindparam("v", expanding=True)), {"v": sorted(scope.wa_ids)})
+    if _has(s, tables.WHATSAPP_PRICING):  # what their messages cost stays in the reports, unnamed
+        for wa_id in sorted(scope.wa_ids):
+            _update_in(s, tables.WHATSAPP_PRICING, "recipient", wa_id, {"recipient": pseudo(wa_id), "reason": None})
+        for conv in sorted(scope.conversations):
+            _update_in(s, tables.WHATSAPP_PRICING, "conversation", conv, {"conversation": pseudo(conv), "reason": None})
     if _has(s, WA_ALIASES):  # both sides of a number change are the person's numbers
         s.execute(text(f"DELETE FROM {WA_ALIASES} WHERE wa_id IN :v OR conversation IN :v").bindparams(
             bindparam("v", expanding=True)), {"v": sorted(scope.wa_ids)})
@@ -551,6 +557,7 @@ STORE_LABELS_PT = {
     "whatsapp_leases": "travas de processamento do WhatsApp (apagadas)",
     "whatsapp_aliases": "trocas de número do WhatsApp (apagadas)",
     "whatsapp_windows": "janelas de 24 horas do WhatsApp (apagadas)",
+    "whatsapp_pricing": "preço das mensagens do WhatsApp (mantido para os relatórios, sem o número)",
     "privacy_consents": "consentimentos do chat do site (apagados)",
     "privacy_notices": "avisos de privacidade do WhatsApp (apagados)",
     "knowledge_articles": ("artigos e sugestões de artigo dos chamados (texto do chamado removido; marcados para "

@@ -205,6 +205,11 @@ def _load(with_foreign: bool = True) -> Ids:
                 s.execute(ALIASES.insert().values(wa_id=who, conversation=f"{who}0", changed_at=1.0))
                 # Meta's 24-hour window for the address (a status's conversation.expiration_timestamp)
                 s.execute(WINDOWS.insert().values(recipient=who, expires_at=2.0, updated_at=1.0))
+                # what Meta charged for the reply (a status's pricing object), with its conversation
+                s.execute(PRICING.insert().values(
+                    wamid=f"wamid.out{i}", recipient=who, conversation=f"whatsapp:{who}", billable=True,
+                    category="utility", pricing_model="PMP", pricing_type="regular", reason=f"unknown type of {who}",
+                    recorded_at=_epoch("2026-03-02T10:00:03")))
         return Ids(joana.id, carlos.id, [t1.id, t2.id], lead.id)
 
 
@@ -246,6 +251,7 @@ def _carlos_rows(ids: Ids) -> dict[str, Any]:
         "inbox": _rows_of("whatsapp_inbox", "sender = :c", c=CARLOS_PHONE),
         "outbox": _rows_of("whatsapp_outbox", "recipient = :c", c=CARLOS_PHONE),
         "leases": _rows_of("whatsapp_leases", "sender = :c", c=CARLOS_PHONE),
+        "pricing": _rows_of("whatsapp_pricing", "recipient = :c", c=CARLOS_PHONE),
     }
 
 
@@ -288,6 +294,7 @@ def test_export_holds_every_item_from_every_store(db_url: str, foreign_tables: N
     assert set(doc["transcripts"]) == {f"whatsapp:{JOANA_WA}", JOANA_PHONE, "web:sess-joana-1"}
     assert doc["whatsapp_inbox"][0]["text"] == "texto do inbox da cliente"
     assert doc["whatsapp_outbox"][0]["body"]["text"]["body"] == "resposta enviada a cliente"
+    assert [(p["wamid"], p["category"]) for p in doc["whatsapp_pricing"]] == [("wamid.out0", "utility")]
     sources = {x["store"]: x for x in doc["sources"]}
     assert sources["events"] == {"store": "events", "present": True, "rows": 4}
     assert sources["tickets"]["rows"] == 2 and sources["whatsapp_outbox"]["rows"] == 1
@@ -390,6 +397,11 @@ def test_erase_leaves_no_trace_keeps_reports_and_other_customers(db_url: str, fo
         assert audit.counts["ticket_events"] == 4
     inbox = _rows_of("whatsapp_inbox", "item_id = 'wamid.in0'")[0]
     assert inbox[3].startswith("apagado:") and inbox[5] is None
+    # the cost of her messages stays in the reports, with no number and no conversation of hers
+    with get_engine().connect() as conn:
+        priced = conn.execute(sa.select(PRICING).where(PRICING.c.wamid == "wamid.out0")).mappings().one()
+    assert priced["recipient"].startswith("apagado:") and priced["conversation"].startswith("apagado:")
+    assert (priced["category"], priced["pricing_type"], priced["reason"]) == ("utility", "regular", None)
     # nothing left to find: a second erasure or export says so
     with session_scope() as s, pytest.raises(NotFound):
         privacy.export(s, "phone", JOANA_PHONE)
