@@ -176,6 +176,9 @@ def resolve(s: Session, selector: str, value: str) -> Scope:
                     scope.phones.add(contact.value)
             elif contact.kind == "email":
                 scope.emails.add(contact.value)
+            elif contact.kind in ("bsuid", "lid"):
+                # a username-only (BSUID) or number-hidden (Z-API LID) conversation of the customer
+                _add_conversation(scope, f"whatsapp:{contact.value}")
     complete(s, scope)
     return scope
 
