@@ -198,18 +198,18 @@ class CostLine:
     customer: str = ""  # for conversations: whose it is
     tickets: list[int] = field(default_factory=list)  # for conversations: their tickets
 
-    def add(self, charged: bool | None, price: Decimal | None) -> None:
-        self.messages += 1
+    def add(self, charged: bool | None, price: Decimal | None, n: int = 1) -> None:
+        self.messages += n
         if charged is None:
-            self.unknown += 1
+            self.unknown += n
         elif not charged:
-            self.free += 1
+            self.free += n
         else:
-            self.charged += 1
+            self.charged += n
             if price is None:
-                self.unpriced += 1
+                self.unpriced += n
             else:
-                self.cost_brl += price
+                self.cost_brl += price * n
 
 
 @dataclass
@@ -279,35 +279,61 @@ def _by_cost(lines: Iterable[CostLine]) -> list[CostLine]:
     return sorted(lines, key=lambda x: (-x.cost_brl, -x.messages, str(x.label)))
 
 
+def _day_number(s: Session) -> str:
+    """SQL for the UTC day of ``recorded_at`` as days since the epoch (prices start at 00:00 UTC)."""
+    if s.get_bind().dialect.name == "sqlite":
+        return "CAST(recorded_at / 86400 AS INTEGER)"  # truncation is floor for times after 1970
+    return "CAST(floor(recorded_at / 86400) AS INTEGER)"
+
+
 def cost(s: Session, period: Period) -> WaCost:
-    """Messages and estimated cost of the period (by the message's time, UTC days)."""
+    """Messages and estimated cost of the period (by the message's time, UTC days). The database
+    groups the messages per address, conversation, pricing and day (a price starts at 00:00 UTC of
+    its day, so a day's messages of one category share their price)."""
     if not _has_table(s, tables.WHATSAPP_PRICING):
         return WaCost.empty()
     book = PriceBook.load(s)
+    day = _day_number(s)
     rows = s.execute(text(
-        f"SELECT recipient, conversation, billable, category, pricing_type, recorded_at "
-        f"FROM {tables.WHATSAPP_PRICING} WHERE recorded_at >= :a AND recorded_at < :b"),
+        f"SELECT recipient, conversation, billable, category, pricing_type, {day} AS day, COUNT(*) AS n "
+        f"FROM {tables.WHATSAPP_PRICING} WHERE recorded_at >= :a AND recorded_at < :b "
+        f"GROUP BY recipient, conversation, billable, category, pricing_type, {day}"),
         {"a": _epoch(period.start), "b": _epoch(period.end)}).all()
     of_address, of_conversation = _customers_of(s, {r[0] for r in rows}, {r[1] for r in rows})
     total = CostLine("total")
-    days: dict[date, CostLine] = {}
+    days: dict[int, CostLine] = {}
     cats: dict[str, CostLine] = {}
     custs: dict[str, CostLine] = {}
     convs: dict[str, CostLine] = {}
+    prices_on: dict[tuple[str | None, int], Decimal | None] = {}
     unpriced: set[str] = set()
-    for recipient, conversation, billable, category, ptype, at in rows:
+    epoch = date(1970, 1, 1)
+    for recipient, conversation, billable, category, ptype, day_no, n in rows:
+        day_no, n = int(day_no), int(n)
         charged = wa_pricing.charged(None if billable is None else bool(billable), ptype)
-        price = book.price_at(category, float(at)) if charged else None
-        if charged and price is None:
-            unpriced.add(category_label(category))
+        price = None
+        if charged:
+            key = (category, day_no)
+            if key not in prices_on:
+                prices_on[key] = book.price_at(category, day_no * 86400.0)
+            price = prices_on[key]
+            if price is None:
+                unpriced.add(category_label(category))
         who = of_address.get(recipient) or of_conversation.get(conversation) or NO_CUSTOMER
-        day = datetime.fromtimestamp(float(at), timezone.utc).date()
+        day_line = days.get(day_no)
+        if day_line is None:
+            day_line = days[day_no] = CostLine(epoch + timedelta(days=day_no))
+        cat_line = cats.get(category or "")
+        if cat_line is None:
+            cat_line = cats[category or ""] = CostLine(category)
+        cust_line = custs.get(who)
+        if cust_line is None:
+            cust_line = custs[who] = CostLine(who)
         conv = convs.get(conversation)
         if conv is None:
             conv = convs[conversation] = CostLine(conversation, customer=who)
-        for line in (total, days.setdefault(day, CostLine(day)), cats.setdefault(category or "", CostLine(category)),
-                     custs.setdefault(who, CostLine(who)), conv):
-            line.add(charged, price)
+        for line in (total, day_line, cat_line, cust_line, conv):
+            line.add(charged, price, n)
     tickets = _tickets_of(s, set(convs))
     for key, line in convs.items():
         line.tickets = tickets.get(key, [])
