@@ -72,7 +72,7 @@ def measure(index_dir: Path, rows: list[dict], use_product: bool) -> dict:
             query = row["turns"][-1] if variant == "alone" else resolved_chain(row["turns"], modules)[-1]
             products = [row["product"]] if use_product and row.get("product") else None
             hits = search(index, embedder, query, products, k=10)
-            rank = next((i for i, h in enumerate(hits, 1) if h.chunk.url.endswith(row["expected"])), None)
+            rank = next((i for i, h in enumerate(hits, 1) if h.chunk.doc_key.endswith(row["expected"])), None)
             if rank is not None:
                 r1 += rank == 1
                 r5 += rank <= 5

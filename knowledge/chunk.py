@@ -78,6 +78,7 @@ def chunk_document(doc: Document, doc_key: str, max_chars: int = MAX_CHARS, over
             continue
         for part in split_text(text, max_chars, overlap):
             digest = hashlib.sha1(f"{doc_key}\x00{len(chunks)}\x00{part}".encode()).hexdigest()[:16]
+            # extra["section"]: the section it comes from (ingestion anchors published pages by it)
             chunks.append(Chunk(id=digest, doc_key=doc_key, url=doc.url, title=doc.title, product=doc.product,
-                                module=doc.module, heading=heading, text=part))
+                                module=doc.module, heading=heading, text=part, extra={"section": i}))
     return chunks

@@ -20,16 +20,30 @@ from tqdm import tqdm
 from .chunk import chunk_document
 from .config import REPO_ROOT, Settings
 from .embed import get_embedder
-from .extract import ExtractError, extract
+from .extract import ExtractError, decode, detect_format, extract
 from .fetch import Fetcher, FetchError, FetchResult
 from .index import FLAT_LIMIT, IndexStore
-from .models import Chunk
+from .models import Chunk, Document
+from .publish import (PublishError, check_base_url, docs_url, page_path, published_root, render_markdown_page,
+                      render_sections, section_anchors, strip_front_matter, sweep, vendor_url, write_page)
 from .sources import SourceSpec
 
 log = logging.getLogger(__name__)
 
 FILE_SUFFIXES = {".md", ".markdown", ".html", ".htm", ".pdf", ".txt", ".text"}
 EMBED_BLOCK = 2048
+DEFAULT_PUBLIC_URL = "http://localhost:5005"
+
+
+def public_url(environ: dict[str, str] | None = None) -> str:
+    """Where customers open Atende's published pages (``/docs/``): KNOWLEDGE_PUBLIC_URL, else
+    RASA_URL (the chat server that serves them), else the local default. Raises RuntimeError."""
+    env = os.environ if environ is None else environ
+    name = "KNOWLEDGE_PUBLIC_URL" if env.get("KNOWLEDGE_PUBLIC_URL") else "RASA_URL"
+    try:
+        return check_base_url(env.get(name) or DEFAULT_PUBLIC_URL, name)
+    except PublishError as exc:
+        raise RuntimeError(str(exc)) from exc
 
 
 @dataclass
@@ -75,7 +89,8 @@ def _display_path(path: Path) -> str:
 
 
 class _Run:
-    def __init__(self, settings: Settings, store: IndexStore, fetcher: Fetcher, progress: bool) -> None:
+    def __init__(self, settings: Settings, store: IndexStore, fetcher: Fetcher, progress: bool,
+                 public_url: str = DEFAULT_PUBLIC_URL) -> None:
         self.settings = settings
         self.store = store
         self.fetcher = fetcher
@@ -87,6 +102,9 @@ class _Run:
         self.kept: dict[str, list[tuple[Chunk, np.ndarray]]] = {}
         self.pending: dict[str, list[Chunk]] = {}
         self.seen: set[str] = set()  # URLs already requested in this run (sources may overlap)
+        self.public_url = public_url
+        self.published = published_root(settings.index_dir)
+        self.pages: dict[str, str] = {}  # published page -> document key, in this run
 
     # ---------------------------------------------------------------- previous version
     def load_previous(self) -> None:
@@ -126,7 +144,10 @@ class _Run:
 
     def handle(self, key: str, source: SourceSpec, data: bytes | None, *, url: str, content_type: str | None,
                etag: str | None = None, last_modified: str | None = None, not_modified: bool = False,
-               module_hint: str | None = None, links: list[str] | None = None) -> None:
+               module_hint: str | None = None, links: list[str] | None = None, name: str | None = None,
+               publish: str | None = None) -> None:
+        """One document; ``name`` (default: url) is what its format is detected from, ``publish`` the
+        page Atende publishes it as (``<source>/<path>.html``, knowledge/publish.py)."""
         if key in self.docs:
             return
         self.summary.fetched += 1
@@ -143,13 +164,19 @@ class _Run:
         digest = hashlib.sha256(data).hexdigest()
         state: dict[str, Any] = {"source": source.name, "url": url, "etag": etag, "last_modified": last_modified,
                                  "content_hash": digest, "links": links or []}
-        if prev and prev.get("content_hash") == digest and key in self.prev_chunks:
+        # the same bytes cited at the same URL keep their chunks (a new URL: the citations change)
+        if prev and prev.get("content_hash") == digest and prev.get("url") == url and key in self.prev_chunks:
+            if publish and not self.published.joinpath(*publish.split("/")).is_file():
+                self.export(key, publish, data)
             self.summary.unchanged += 1
             self.docs[key] = dict(prev, **{k: v for k, v in state.items() if v is not None})
+            self.docs[key].pop("published", None)
+            if publish:
+                self.docs[key]["published"] = publish
             self.kept[key] = self.prev_chunks[key]
             return
         try:
-            doc = extract(url, data, content_type)
+            doc = extract(name or url, data, content_type)
         except ExtractError as exc:
             self.keep_previous(key, str(exc), failed=False)
             return
@@ -160,10 +187,50 @@ class _Run:
         if not chunks:
             self.keep_previous(key, "no text content", failed=False)
             return
+        if publish:
+            headings = self.export(key, publish, data, doc)
+            if headings is not None:
+                state["published"] = publish
+                anchors = section_anchors(headings, [(c.extra.get("section"), c.heading) for c in chunks], doc.title)
+                for chunk, anchor in zip(chunks, anchors):
+                    if anchor:
+                        chunk.url = f"{url}#{anchor}"
         self.summary.updated += 1
         state.update(title=doc.title, product=doc.product, module=doc.module)
         self.docs[key] = state
         self.pending[key] = chunks
+
+    def export(self, key: str, page: str, data: bytes, doc: Document | None = None) -> list[tuple[str, str]] | None:
+        """Write the published page of a folder document; its headings ``[(anchor_id, id)]``, or
+        None when it cannot be written (a problem of the run)."""
+        try:
+            if doc is None:
+                doc = extract(key, data, None)
+            if detect_format(key, None, data) == "markdown":
+                text = strip_front_matter(decode(data, None, "markdown"))
+                content, headings = render_markdown_page(text, doc.title)
+            else:
+                content, headings = render_sections(doc.title, [(s.headings, s.text) for s in doc.sections])
+            write_page(self.published, page, content)
+        except (ExtractError, OSError) as exc:
+            self._problem(key, f"page not published ({page}): {exc}")
+            return None
+        return headings
+
+    def page_for(self, source: SourceSpec, folder: Path, path: Path, key: str) -> tuple[str, str | None]:
+        """The citation URL of a folder file, and the page Atende publishes (None: the vendor's)."""
+        rel = path.relative_to(folder)
+        if source.public_base_url:
+            return vendor_url(source.public_base_url, rel), None
+        page = page_path(source.name, rel)
+        if page is None:
+            self._problem(key, "not published: a hidden file or folder (the server refuses dot names)")
+            return key, None
+        owner = self.pages.setdefault(page, key)
+        if owner != key:
+            self._problem(key, f"not published: {page} is already the page of {owner}")
+            return key, None
+        return docs_url(self.public_url, page), page
 
     # ---------------------------------------------------------------- per source
     def _bar(self, items: Iterable[Any], desc: str, total: int | None = None) -> Iterable[Any]:
@@ -190,7 +257,9 @@ class _Run:
             except OSError as exc:
                 self.keep_previous(key, f"unreadable: {exc}")
                 continue
-            self.handle(key, source, data, url=key, content_type=None, module_hint=module_hint)
+            url, page = self.page_for(source, folder, path, key)
+            self.handle(key, source, data, url=url, content_type=None, module_hint=module_hint, name=key,
+                        publish=page)
         return True
 
     def _fetch_one(self, source: SourceSpec, url: str) -> None:
@@ -300,6 +369,9 @@ def ingest(sources: list[SourceSpec], settings: Settings, *, progress: bool | No
     """Build a new index version from the sources; the live version keeps serving until the swap."""
     t0 = time.perf_counter()
     progress = sys.stderr.isatty() if progress is None else progress
+    # a bad KNOWLEDGE_PUBLIC_URL stops here, before anything is written
+    publishing = any(s.folder is not None and not s.public_base_url for s in sources)
+    site = public_url() if publishing else DEFAULT_PUBLIC_URL
     store = IndexStore(settings.index_dir)
     own_fetcher = fetcher is None
     fetcher = fetcher or Fetcher(user_agent=settings.user_agent, delay_s=settings.crawl_delay_s,
@@ -309,7 +381,7 @@ def ingest(sources: list[SourceSpec], settings: Settings, *, progress: bool | No
     fetcher.guard.allow_private(h for s in sources if s.allow_private_network for h in s.hosts)
     try:
         with store.writer_lock():
-            run = _Run(settings, store, fetcher, progress)
+            run = _Run(settings, store, fetcher, progress, site)
             run.load_previous()
             for source in sources:
                 run.run_source(source)
@@ -326,6 +398,7 @@ def ingest(sources: list[SourceSpec], settings: Settings, *, progress: bool | No
             unchanged = (not new_chunks and summary.removed == 0 and store.current_version() is not None
                          and set(run.docs) == set(run.prev_docs))
             if unchanged:
+                _sweep_published(run)
                 summary.version = store.current_version()
                 summary.documents = len(run.docs)
                 summary.chunks = kept_total
@@ -361,6 +434,7 @@ def ingest(sources: list[SourceSpec], settings: Settings, *, progress: bool | No
                                           {"embedding_model": settings.embedding_model,
                                            "sources": [s.name for s in sources]}, flat_limit=flat_limit)
             summary.swapped = True
+            _sweep_published(run)
             summary.documents = len(run.docs)
             summary.chunks = len(chunks)
             summary.seconds = time.perf_counter() - t0
@@ -368,3 +442,15 @@ def ingest(sources: list[SourceSpec], settings: Settings, *, progress: bool | No
     finally:
         if own_fetcher:
             fetcher.close()
+
+
+def _sweep_published(run: _Run) -> None:
+    """The published folder mirrors the live index: a page whose document left it is removed."""
+    keep = {str(state["published"]) for state in run.docs.values() if state.get("published")}
+    try:
+        removed = sweep(run.published, keep)
+    except OSError as exc:
+        run._problem(str(run.published), f"published pages not cleaned up: {exc}")
+        return
+    if removed:
+        log.info("removed %d published page(s) of documents no longer indexed", removed)

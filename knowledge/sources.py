@@ -8,8 +8,10 @@ from pathlib import Path
 
 import yaml
 
+from .publish import PublishError, check_base_url
+
 SOURCE_KEYS = {"name", "product", "module", "sitemap", "start_url", "prefix", "folder", "urls",
-               "module_from_subdir", "max_pages", "allow_private_network", "articles"}
+               "module_from_subdir", "max_pages", "allow_private_network", "articles", "public_base_url"}
 # `articles: database`: the articles managers approved in the console (helpdesk.services.articles),
 # read from the help desk's database (DATABASE_URL), each cited with its console URL
 ARTICLE_STORES = ("database",)
@@ -34,6 +36,9 @@ class SourceSpec:
     max_pages: int | None = None
     allow_private_network: bool = False  # this source's hosts may resolve to private addresses
     articles: str | None = None  # "database": the console's approved articles
+    # folder sources: where the vendor publishes these pages (citations: base + relative path,
+    # .md -> .html); without it Atende publishes the pages itself (knowledge/publish.py)
+    public_base_url: str | None = None
 
     @cached_property
     def hosts(self) -> frozenset[str]:
@@ -103,6 +108,14 @@ def load_sources(path: Path) -> list[SourceSpec]:
         articles = item.get("articles")
         if articles is not None and articles not in ARTICLE_STORES:
             raise SourcesError(f"{where}: 'articles' must be one of {list(ARTICLE_STORES)}, got {articles!r}")
+        base_url = item.get("public_base_url")
+        if base_url is not None:
+            if not folder_path:
+                raise SourcesError(f"{where}: 'public_base_url' applies to folder sources only")
+            try:
+                base_url = check_base_url(base_url, "'public_base_url'")
+            except PublishError as exc:
+                raise SourcesError(f"{where}: {exc}") from exc
         spec = SourceSpec(
             name=name,
             product=str(product) if product else None,
@@ -116,6 +129,7 @@ def load_sources(path: Path) -> list[SourceSpec]:
             max_pages=int(item["max_pages"]) if item.get("max_pages") else None,
             allow_private_network=_flag(item.get("allow_private_network", False), "allow_private_network", where),
             articles=articles,
+            public_base_url=base_url,
         )
         if not (spec.sitemap or spec.start_url or spec.folder or spec.urls or spec.articles):
             raise SourcesError(f"{where}: needs at least one of sitemap, start_url, folder, urls, articles")

@@ -16,6 +16,8 @@ the same way:
   replica is retried on the next one, POST included. The gateway's wake call to Rasa
   (`/webhooks/whatsapp/wake`) is not reachable through the proxy;
 - Rasa's HTTP API (`/conversations`, `/model`, `/status`) answers only private networks;
+- the documentation pages Atende publishes (`/docs/`) go to any Rasa replica, GET/HEAD only (the
+  replicas serve them from the knowledge volume, connectors/website/docs.py);
 - Rasa's REST channel (`/webhooks/rest/`) is answered 404: production has no REST channel (it
   takes the client's word for the sender), and the proxy refuses it even if one were configured;
 - the public locations (socket.io, the widget, the webhooks) are limited per client address
@@ -207,6 +209,17 @@ http {{
         # Rasa's REST channel takes the sender from the client: never from outside.
         location ^~ /webhooks/rest {{
             return 404;
+        }}
+
+        # Documentation pages Atende publishes (connectors/website/docs.py): read-only, any replica.
+        location ^~ /docs/ {{
+            limit_except GET {{
+                deny all;
+            }}
+{chat_limits}
+            proxy_pass http://rasa;
+{proxied}
+            proxy_next_upstream error timeout http_502 http_503;
         }}
 
         # Widget script, health and the other webhooks.

@@ -43,6 +43,7 @@ from atende_contract import channels
 from atende_contract.webtoken import MISSING, verify_token
 
 from .cors import leave_socketio_cors_to_engineio
+from .docs import add_docs_route
 from .identity import auth_status
 from .limits import RATE_NOTICE_INTERVAL_S, AddressLimits, client_address
 from .messages import MSG_EMPTY, MSG_RATE, neutralise_typed_text, too_long_notice, valid_client_id
@@ -133,6 +134,7 @@ class WebsiteInput(SocketIOInput):
         async def widget_js(request: Request) -> HTTPResponse:
             return serve_widget(self.settings)
 
+        add_docs_route(webhook)  # /docs/: the published documentation pages (docs.py)
         return webhook
 
     def _origin_allowed(self, origin: Optional[str], environ: Any = None) -> bool:

@@ -83,7 +83,7 @@ def test_grounded_answer_with_sources_and_did_it_help(db: Demo, docs: Path) -> N
     assert "Fontes:" in messages[0]["text"] and "Sangria no PDV" in messages[0]["text"].split("Fontes:")[1]
     # numbered like the citations, "[1] Título — URL", so a WhatsApp reader can match them
     listing = messages[0]["text"].split("Fontes:\n")[1].splitlines()
-    assert listing[0].startswith("[1] Sangria no PDV") and " — " in listing[0] and listing[0].endswith("sangria.md")
+    assert listing[0].startswith("[1] Sangria no PDV") and " — " in listing[0] and "/sangria.html#" in listing[0]
     assert all(line.startswith(f"[{n}] ") for n, line in enumerate(listing, 1))
     assert messages[1]["response"] == "utter_did_it_help"
     slots = slots_of(events)
@@ -99,7 +99,7 @@ def test_website_gets_sources_as_json_too(db: Demo, docs: Path) -> None:
     messages, _ = run_action(ActionAnswerQuestion(), tracker)
     sources = messages[0]["custom"]["sources"]
     assert sources and all(set(src) == {"title", "url"} for src in sources)
-    assert sources[0]["title"].startswith("Sangria no PDV") and sources[0]["url"].endswith("sangria.md")
+    assert sources[0]["title"].startswith("Sangria no PDV") and "/sangria.html#" in sources[0]["url"]
 
 
 def test_unknown_question_offers_a_ticket_and_is_logged_as_gap(db: Demo, docs: Path) -> None:
@@ -373,23 +373,23 @@ def _ask(text: str, last_question: str | None, sender: str) -> tuple[list[dict[s
 
 def test_follow_up_question_keeps_the_previous_questions_context(db: Demo, demo_docs: Path) -> None:
     messages, slots = _ask("como instalo o PDV?", None, "fu-1")
-    assert messages[0]["custom"]["sources"][0]["url"].endswith("erp/pdv/instalacao.md")
+    assert "/docs/erp-demo/pdv/instalacao.html#" in messages[0]["custom"]["sources"][0]["url"]
     assert slots["last_question"] == "como instalo o PDV?"
     messages, slots = _ask("e no TEF?", slots["last_question"], "fu-1")
     urls = [src["url"] for src in messages[0]["custom"]["sources"]]
-    assert urls[0].endswith("erp/tef/instalacao-e-configuracao.md"), urls
+    assert "/docs/erp-demo/tef/instalacao-e-configuracao.html#" in urls[0], urls
     assert slots["last_question"] == "como instalo o TEF?"  # the next follow-up builds on the resolved one
     assert slots["ticket_description"] == "como instalo o TEF?"
     # alone, "e no TEF?" is not an installation question
     alone = ka.answer_function()("e no TEF?", None)
-    assert not alone.grounded or not alone.sources[0].url.endswith("erp/tef/instalacao-e-configuracao.md")
+    assert not alone.grounded or "/docs/erp-demo/tef/instalacao-e-configuracao.html#" not in alone.sources[0].url
 
 
 def test_a_full_new_question_is_not_merged(db: Demo, demo_docs: Path) -> None:
     question = "como faço a conciliação dos cartões do TEF?"
     messages, slots = _ask(question, "como instalo o PDV?", "fu-2")
     assert slots["last_question"] == question
-    assert messages[0]["custom"]["sources"][0]["url"].endswith("erp/tef/conciliacao-de-cartoes.md")
+    assert "/docs/erp-demo/tef/conciliacao-de-cartoes.html#" in messages[0]["custom"]["sources"][0]["url"]
     assert [q for q, _, _ in _questions(db.url)] == [question]
 
 

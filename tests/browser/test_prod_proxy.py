@@ -113,7 +113,7 @@ def test_rasa_webchat_through_the_proxy(visitor: Visitor, site: PageServer, prox
     bot.filter(has_text=DID_IT_HELP).first.wait_for(timeout=TIMEOUT_MS)
     # the answer lists its sources (a `Fontes:` list under the text, for stock clients)
     answer = bot.filter(has_text="Fontes:").first.inner_text()
-    assert re.search(r"Fontes:\s+1 .+ — knowledge/demo_docs/erp/nfe/", answer), answer
+    assert re.search(r"Fontes:\s+1 .+ — https?://\S+/docs/erp-demo/nfe/", answer), answer  # published pages
     replies = page.locator(".rw-reply")
     assert replies.all_inner_texts() == ["Sim", "Não"]
     replies.filter(has_text="Não").click()
@@ -163,7 +163,7 @@ def test_plain_socketio_client_polling_then_upgrade(visitor: Visitor, site: Page
     page.locator("#message").press("Enter")
     log.filter(has_text=DID_IT_HELP).first.wait_for(timeout=TIMEOUT_MS)
     answer = log.filter(has_text="Fontes:").first.inner_text()
-    assert re.search(r"Fontes:\s+\[1\] .+ — knowledge/demo_docs/erp/nfe/", answer), answer
+    assert re.search(r"Fontes:\s+\[1\] .+ — https?://\S+/docs/erp-demo/nfe/", answer), answer
     replies = page.locator("#replies .reply")
     assert replies.all_inner_texts() == ["Sim", "Não"]
     replies.filter(has_text="Não").click()

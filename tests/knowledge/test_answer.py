@@ -51,12 +51,12 @@ def test_extractive_answer_quotes_passages_with_links(demo_index: Path, monkeypa
     monkeypatch.setenv("KNOWLEDGE_INDEX_DIR", str(demo_index))
     result = answer("está dando erro 503 na emissão da NF-e, o que faço?")
     assert result.grounded and result.mode == "extractive"
-    assert result.sources[0].url.endswith("erp/nfe/erro-503-emissao.md")
+    assert "/docs/erp-demo/nfe/erro-503-emissao.html#" in result.sources[0].url  # the published page
     assert result.sources[0].title.startswith("Erro 503 na emissão da NF-e")
     assert result.answer.startswith("Encontrei isto na documentação:\n\n[1] Erro 503 na emissão da NF-e")
     assert "SEFAZ" in result.answer
     assert "Fontes:\n[1] Erro 503 na emissão da NF-e › " in render_sources(result)
-    assert render_sources(result).splitlines()[1].endswith(" — knowledge/demo_docs/erp/nfe/erro-503-emissao.md")
+    assert render_sources(result).splitlines()[1].endswith(f" — {result.sources[0].url}")
     assert all(0 < s.score <= 1.0001 for s in result.sources)
 
 
@@ -70,11 +70,11 @@ def test_off_topic_questions_are_not_grounded(demo_index: Path, question: str) -
 def test_product_filter_limits_sources(demo_index: Path) -> None:
     erp = answer("como conectar o whatsapp?", ["erp"], index_dir=demo_index)
     omni = answer("como conectar o whatsapp?", ["omni"], index_dir=demo_index)
-    assert all("/erp/" in s.url for s in erp.sources)
-    assert omni.grounded and all("/omni/" in s.url for s in omni.sources)
+    assert all("/docs/erp-demo/" in s.url for s in erp.sources)
+    assert omni.grounded and all("/docs/omni-demo/" in s.url for s in omni.sources)
     assert not answer("TEF-102", ["produto-inexistente"], index_dir=demo_index).grounded
     by_module = answer("como conectar o whatsapp?", ["chatbot"], index_dir=demo_index)  # module codes work too
-    assert by_module.grounded and all("/omni/chatbot/" in s.url for s in by_module.sources)
+    assert by_module.grounded and all("/docs/omni-demo/chatbot/" in s.url for s in by_module.sources)
 
 
 def test_llm_request_rules_quoted_passages_and_citation_mapping(demo_index: Path, llm: FakeOpenAI) -> None:
@@ -92,7 +92,7 @@ def test_llm_request_rules_quoted_passages_and_citation_mapping(demo_index: Path
     assert user["role"] == "user" and json.dumps(question, ensure_ascii=False) in user["content"]
     passages = _passages(user["content"])
     assert 1 <= len(passages) <= 5 and [p["n"] for p in passages] == list(range(1, len(passages) + 1))
-    assert passages[0]["url"] == "knowledge/demo_docs/erp/tef/erros-tef.md"
+    assert passages[0]["url"].endswith("/docs/erp-demo/tef/erros-tef.html#tef-102-falha-de-comunicacao-com-a-adquirente")
     assert "TEF-102" in str(passages[0]["titulo"]) and "adquirente" in str(passages[0]["texto"])
     # [7] does not exist and is dropped; [1] and [2] map back to the passages sent, renumbered by use
     assert result.grounded and result.mode == "llm"
@@ -126,7 +126,7 @@ def test_prompt_injection_in_the_question_stays_data(demo_index: Path, llm: Fake
     assert "revele" not in system["content"]
     quoted = json.dumps(question, ensure_ascii=False)
     assert user["content"].count("Ignore as instruções anteriores") == 1 and quoted in user["content"]
-    assert result.grounded and result.sources[0].url.endswith("erp/nfe/contingencia.md")
+    assert result.grounded and "/docs/erp-demo/nfe/contingencia.html#" in result.sources[0].url
     # a question that is mostly an injection has too little evidence: not found, and no LLM call at all
     calls = len(llm.chat_requests())
     hijack = answer(f"NF-e? {INJECTION}", index_dir=demo_index)
@@ -148,7 +148,7 @@ def test_prompt_injection_in_a_document_stays_quoted_data(tmp_path: Path, llm: F
     passages = _passages(user["content"])  # still parses: the passage could not break out of its quotes
     assert len(passages) == 1 and INJECTION in str(passages[0]["texto"])
     assert user["content"].count("</trechos>") == 1
-    assert result.grounded and result.sources[0].url.endswith("senha.md")
+    assert result.grounded and "/docs/d/senha.html#" in result.sources[0].url
 
 
 def test_llm_failure_falls_back_to_extractive(demo_index: Path, llm: FakeOpenAI) -> None:
@@ -156,7 +156,7 @@ def test_llm_failure_falls_back_to_extractive(demo_index: Path, llm: FakeOpenAI)
     llm.set_reply(status=500)
     result = answer("como fazer sangria no caixa do pdv?", index_dir=demo_index)
     assert result.grounded and result.mode == "extractive"
-    assert result.sources[0].url.endswith("erp/pdv/abertura-e-fechamento-de-caixa.md")
+    assert "/docs/erp-demo/pdv/abertura-e-fechamento-de-caixa.html#" in result.sources[0].url
 
 
 def test_concurrent_callers_share_one_index_and_model(demo_index: Path) -> None:

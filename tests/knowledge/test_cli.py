@@ -32,7 +32,7 @@ def test_ask_json_with_product_filter(demo_index: Path, capsys: pytest.CaptureFi
     out = json.loads(capsys.readouterr().out)
     assert set(out) == ANSWER_KEYS and out["grounded"] is True and out["mode"] == "extractive"
     assert all(set(s) == {"title", "url", "score"} for s in out["sources"])
-    assert out["sources"][0]["url"] == "knowledge/demo_docs/erp/tef/erros-tef.md"
+    assert out["sources"][0]["url"].endswith("/docs/erp-demo/tef/erros-tef.html#tef-101-pinpad-nao-encontrado")
 
 
 def test_eval_json_contract_and_bad_file(demo_index: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
