@@ -315,3 +315,49 @@ async def _until(fn: Any, timeout: float = 20.0) -> Any:
             return value
         await asyncio.sleep(0.05)
     raise AssertionError("timed out")
+
+
+def _random_json(rng: Any, depth: int = 0) -> Any:
+    kind = rng.randrange(9 if depth < 3 else 6)
+    if kind == 0:
+        return None
+    if kind == 1:
+        return rng.choice([True, False])
+    if kind == 2:
+        return rng.choice([0, -1, 7, 2 ** 63, 1e308, float("nan"), 3.5])
+    if kind == 3:
+        return rng.choice(["utility", "PMP", "regular", "", " ", "x" * rng.randrange(1, 5000), "é\u0000\u202e",
+                           "free_customer_service", "CBP", "null", "<script>"])
+    if kind in (4, 5):
+        return "".join(chr(rng.randrange(32, 0x2FFF)) for _ in range(rng.randrange(0, 60)))
+    if kind in (6, 7):
+        keys = ["billable", "category", "pricing_model", "type", "price", "currency"]
+        return {rng.choice(keys): _random_json(rng, depth + 1) for _ in range(rng.randrange(0, 6))}
+    return [_random_json(rng, depth + 1) for _ in range(rng.randrange(0, 4))]
+
+
+def test_random_pricing_objects_never_break_the_status(tmp_path: Path) -> None:
+    import random
+
+    rng = random.Random(15)
+    store = Store(make_engine(f"sqlite:///{tmp_path / 'fuzz.db'}", "NORMAL"))
+    store.create_tables()
+    priced = 0
+    try:
+        for i in range(400):
+            value = _random_json(rng)
+            [item] = parse_notification(_with_pricing(value, id=f"wamid.fuzz{i}", status="delivered")).items
+            assert item.action == "status"
+            p = item.status["pricing"]
+            assert p is not None or value is None
+            if p is not None:
+                priced += 1
+                assert set(p) == {"billable", "category", "pricing_model", "pricing_type", "reason"}
+                assert p["billable"] in (None, True, False)
+                assert all(v is None or (isinstance(v, str) and len(v) <= 40)
+                           for v in (p["category"], p["pricing_model"], p["pricing_type"]))
+                assert p["reason"] is None or len(p["reason"]) <= MAX_REASON_CHARS
+            assert store.apply_status(item.status) == "unknown message"
+        assert len(_rows(store)) == priced > 300  # every priced status has its row
+    finally:
+        store.engine.dispose()

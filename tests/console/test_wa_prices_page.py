@@ -73,6 +73,20 @@ def test_bad_prices_say_why_and_save_nothing(ids: dataset.Ids, price: str, expec
     assert _saved() == []
 
 
+def test_a_correction_on_the_same_date_replaces_and_a_price_is_removed(ids: dataset.Ids) -> None:
+    at = _page()
+    _fill(at, "marketing", "3,5", date(2026, 1, 1))
+    _fill(at, "marketing", "0,35", date(2026, 1, 1))  # the typo corrected: same category and date
+    _fill(at, "utility", "0,04", date(2026, 2, 1))
+    assert _saved() == [("marketing", Decimal("0.3500")), ("utility", Decimal("0.0400"))]
+    with session_scope() as s:
+        utility = next(p.id for p in wa_cost.prices(s) if p.category == "utility")
+    at.selectbox(key="wa_price_remove_choice").set_value(utility)
+    at.button(key="wa_price_remove").click().run()
+    assert messages(at, "success") == ["Preço removido."]
+    assert _saved() == [("marketing", Decimal("0.3500"))]
+
+
 def test_a_technician_is_refused(ids: dataset.Ids) -> None:
     at = _page("tiago@teste.dev")
     assert messages(at, "error") == ["Você não tem permissão para acessar esta área. Esta página é só para gestores."]
