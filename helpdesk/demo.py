@@ -2,15 +2,25 @@
 
 Deterministic (seeded), so reports and screenshots look the same on every machine. Loaded once by
 `make run` through `python -m helpdesk demo`; `--reset` clears everything first.
+
+WhatsApp cost: the demo sets managers' prices per Meta pricing category (``whatsapp_prices``) and
+six weeks of priced messages of the demo customers in the connector's ``whatsapp_pricing`` (bot
+env's table, same database; atende_contract.tables). The demo runs before the connector on a fresh
+database, so it creates that table when missing with the columns and types of
+connectors/whatsapp/store/engine.py (whose ``create_all(checkfirst=True)`` then leaves it); the app
+env never imports the connector. Its rows have ``wamid`` ``wamid.demo-…``: ``reset`` removes those
+and only those.
 """
 from __future__ import annotations
 
 import random
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
+import sqlalchemy as sa
 import yaml
-from sqlalchemy import delete, func, select
+from atende_contract import tables
+from sqlalchemy import delete, func, inspect, select
 from sqlalchemy.orm import Session
 
 from .cnpj import check_digits
@@ -22,6 +32,7 @@ from .services import customers as customer_service
 from .services import sla as sla_service
 from .services import sla_calendar, sla_escalation
 from .services import technicians as technician_service
+from .services import wa_cost
 
 CATALOG_FILE = Path(__file__).parent / "demo_data" / "catalog.yml"
 DEMO_PASSWORD = "atende-demo-2026"
@@ -107,6 +118,34 @@ _GAP_QUESTIONS = ["Como integrar com o marketplace Shopee?", "O sistema emite no
                   "Dá para importar planilha de clientes do Bling?", "Como emitir MDF-e?"]
 
 
+# WhatsApp prices in BRL per message, per Meta pricing category. ILLUSTRATIVE figures for the demo,
+# in the order of magnitude of Meta's per-message rates for Brazil; NOT Meta's rate card (managers
+# enter the current rates of their own account; docs/whatsapp.md, "Cost"). "service" and
+# "referral_conversion" messages are free by their type, so they have no price here.
+DEMO_WA_PRICES = {"marketing": "0,3500", "marketing_lite": "0,2800", "utility": "0,0400",
+                  "authentication": "0,0400", "authentication_international": "0,1900"}
+DEMO_WA_PRICES_FROM = date(2025, 7, 1)  # per-message pricing (PMP) started on 1 July 2025
+DEMO_WA_MARKETING_RAISE = ("0,3750", 14)  # a new marketing price from 14 days ago (valid_from at work)
+DEMO_WA_DAYS = 42  # six weeks of priced messages
+DEMO_WAMID_PREFIX = "wamid.demo-"
+
+# The connector's table as connectors/whatsapp/store/engine.py declares it (bot env), for a database
+# the connector has not started on yet. Not part of Base.metadata: the migrations do not own it.
+_connector = sa.MetaData()
+WA_PRICING = sa.Table(
+    tables.WHATSAPP_PRICING, _connector,
+    sa.Column("wamid", sa.String(255), primary_key=True),
+    sa.Column("recipient", sa.String(128), nullable=False, index=True),
+    sa.Column("conversation", sa.String(200), nullable=False, index=True),
+    sa.Column("billable", sa.Boolean, nullable=True),
+    sa.Column("category", sa.String(40), nullable=True),
+    sa.Column("pricing_model", sa.String(16), nullable=True),
+    sa.Column("pricing_type", sa.String(40), nullable=True),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("recorded_at", sa.Float, nullable=False, index=True),
+)
+
+
 def _cnpj(rng: random.Random) -> str:
     base = f"{rng.randrange(10**7, 10**8)}0001"
     return base + check_digits(base)
@@ -136,7 +175,63 @@ def reset(s: Session) -> None:
     """Delete every row of the help-desk tables (children first)."""
     for table in reversed(Base.metadata.sorted_tables):
         s.execute(delete(table))
+    _clear_demo_pricing(s)
     s.flush()
+
+
+def _clear_demo_pricing(s: Session) -> None:
+    """Remove the demo's priced messages (never the connector's own rows)."""
+    if inspect(s.connection()).has_table(tables.WHATSAPP_PRICING):
+        s.execute(delete(WA_PRICING).where(WA_PRICING.c.wamid.like(DEMO_WAMID_PREFIX + "%")))
+
+
+def _epoch(value: datetime) -> float:
+    return value.replace(tzinfo=timezone.utc).timestamp()
+
+
+def load_whatsapp_cost(s: Session, customers: list[Customer], manager: Technician, now: datetime,
+                       *, seed: int) -> int:
+    """The demo's WhatsApp prices and ``DEMO_WA_DAYS`` days of priced messages of the customers with
+    a phone (most of them free, inside the customer-service window; some utility templates out of
+    it; a few marketing messages). Returns how many messages. Deterministic for ``seed`` and ``now``;
+    replaces the demo's earlier rows."""
+    for category, price in DEMO_WA_PRICES.items():
+        wa_cost.set_price(s, category=category, price=price, valid_from=DEMO_WA_PRICES_FROM, technician_id=manager.id)
+    raise_price, days_ago = DEMO_WA_MARKETING_RAISE
+    raised_on = (now - timedelta(days=days_ago)).date()
+    if raised_on > DEMO_WA_PRICES_FROM:
+        wa_cost.set_price(s, category="marketing", price=raise_price, valid_from=raised_on, technician_id=manager.id)
+    WA_PRICING.create(s.connection(), checkfirst=True)
+    _clear_demo_pricing(s)
+    rng = random.Random(seed)
+    phones = [(c, next(ct.value for ct in c.contacts if ct.kind == "phone")) for c in customers
+              if any(ct.kind == "phone" for ct in c.contacts)]
+    active = phones[:14]  # the customers who write the most (the ticket weights favour the first ones)
+    rows: list[dict] = []
+    first_day = datetime(now.year, now.month, now.day) - timedelta(days=DEMO_WA_DAYS)
+    for day in range(DEMO_WA_DAYS):
+        midnight = first_day + timedelta(days=day)
+        for i, (_cust, phone) in enumerate(active):
+            if rng.random() > (0.55 if i < 4 else 0.25) * (1.0 if midnight.weekday() < 5 else 0.3):
+                continue
+            at = midnight + timedelta(hours=rng.uniform(8, 19))
+            kinds = ["service"] * rng.randint(2, 7)
+            if rng.random() < 0.35:
+                kinds.insert(0, "utility")  # a ticket update outside the window: a template
+            if rng.random() < 0.04:
+                kinds.append("marketing")
+            for k in kinds:
+                at += timedelta(minutes=rng.uniform(1, 12))
+                if at >= now:
+                    break
+                free = k == "service"
+                rows.append({"wamid": f"{DEMO_WAMID_PREFIX}{day}-{len(rows)}", "recipient": phone,
+                             "conversation": f"whatsapp:{phone}", "billable": not free, "category": k,
+                             "pricing_model": "PMP", "pricing_type": "free_customer_service" if free else "regular",
+                             "reason": None, "recorded_at": _epoch(at)})
+    if rows:
+        s.execute(WA_PRICING.insert(), rows)
+    return len(rows)
 
 
 def load(s: Session, *, months: int = 6, seed: int = 20261121, today: datetime | None = None) -> dict[str, int]:
@@ -254,5 +349,9 @@ def load(s: Session, *, months: int = 6, seed: int = 20261121, today: datetime |
                                      question=rng.choice(_PROBLEMS["duvida"]), answered=True, grounded=True, at=at))
             n_conv += 1
     s.flush()
+
+    # WhatsApp cost (its own generator: the data above stays as it was before it existed).
+    n_priced = load_whatsapp_cost(s, customers, techs[0], now, seed=seed + 15)
+    s.flush()
     return {"customers": len(customers), "technicians": len(techs), "tickets": n_tickets,
-            "conversations": n_conv}
+            "conversations": n_conv, "whatsapp_priced_messages": n_priced}
