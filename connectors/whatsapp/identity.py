@@ -30,9 +30,24 @@ def conversation_id(conversation_address: str) -> str:
     return channels.conversation_id(CHANNEL_NAME, conversation_address)
 
 
+def verified_shared_phone(wa_meta: Any, address: str) -> Optional[str]:
+    """The phone a username-only sender shared through Meta's contact request, when the parser
+    found it proven (parse/contacts.py) and it came from this very BSUID: the row's address is the
+    sender's BSUID (no phone) and the message's ``user_id`` is that BSUID. Else None."""
+    if not isinstance(wa_meta, dict) or address.isdigit() or address.endswith("@lid"):
+        return None
+    shared = wa_meta.get("shared_contact")
+    if not isinstance(shared, dict) or shared.get("verified") is not True or wa_meta.get("wa_id"):
+        return None
+    phone = shared.get("phone")
+    if wa_meta.get("user_id") != address or not isinstance(phone, str) or not phone.isdigit():
+        return None
+    return phone
+
+
 def attest(key: Optional[bytes], conversation: str, address: str, item_id: str,
            bsuid: Optional[str] = None, previous_wa_id: Optional[str] = None,
-           lid: Optional[str] = None) -> Optional[Dict[str, Any]]:
+           lid: Optional[str] = None, shared_phone: Optional[str] = None) -> Optional[Dict[str, Any]]:
     """This turn's identity attestation: the address of a delivery whose signature was verified,
     for conversation id ``conversation`` and message ``item_id`` only.
 
@@ -42,9 +57,20 @@ def attest(key: Optional[bytes], conversation: str, address: str, item_id: str,
     signed `user_changed_number`), the conversation's first number is attested alongside the new
     one (``phone:<previous>``), so the customer is found and relinked. Z-API's LID (``chatLid``)
     sent with the phone is attested alongside the same way (``lid:<id>@lid``).
+
+    ``shared_phone`` (from :func:`verified_shared_phone`: a username-only sender shared their own
+    number through Meta's contact request) makes that turn a delivery with both: the subject is
+    ``phone:<shared>`` with the sender's BSUID beside it, so the action server links the BSUID to the
+    customer of that phone exactly as when Meta sends ``from`` and ``from_user_id`` together.
     """
     if key is None:
         return None
+    if shared_phone and shared_phone.isdigit() and not address.isdigit() and not address.endswith("@lid"):
+        alt = [f"bsuid:{address}"]
+        if previous_wa_id and not previous_wa_id.isdigit() and previous_wa_id != address:
+            alt.append(f"bsuid:{previous_wa_id}")
+        return attestation.sign(key, channel=CHANNEL_NAME, conversation_id=conversation,
+                                subject=f"phone:{shared_phone}", message_id=item_id, alt=alt)
     alt = [f"bsuid:{bsuid}"] if bsuid and bsuid != address and address.isdigit() else []
     if lid and lid != address and address.isdigit():
         alt.append(f"lid:{lid}")

@@ -28,7 +28,7 @@ from rasa.shared.core.events import BotUttered, UserUttered
 from atende_contract import attestation
 
 from . import hooks, templates
-from .identity import CHANNEL_NAME, attest, conversation_id, recipient_fields
+from .identity import CHANNEL_NAME, attest, conversation_id, recipient_fields, verified_shared_phone
 from .ingest import Ingestor
 from .outbound import Outgoing, render
 from .parse import InboundItem
@@ -245,7 +245,7 @@ class Worker:
                 lid = wa_meta.get("lid") if isinstance(wa_meta.get("lid"), str) else None
                 proof = attest(self.settings.attestation_key, conversation, row.address, row.item_id, bsuid,
                                previous_wa_id=conversation_address if conversation_address != row.address else None,
-                               lid=lid)
+                               lid=lid, shared_phone=verified_shared_phone(wa_meta, row.address))
                 if proof is not None:
                     metadata[attestation.METADATA_KEY] = proof
                 await self._run_rasa(UserMessage(text, collector, conversation, input_channel=CHANNEL_NAME,

@@ -24,6 +24,8 @@ from .statuses import status_item
 _ERROR = {"code": int, "title": str, "message": str}
 _MEDIA = {"id": str, "mime_type": str, "caption": str, "filename": str, "voice": bool}
 _REPLY = {"id": str, "title": str}
+# A shared contact card (Meta: contacts messages; `origin` from the business-scoped user ids page).
+_SHARED_CONTACT = {"origin": str, "vcard": str, "phones": [{"phone": str, "wa_id": str, "type": str}]}
 _MESSAGE = {
     "id": str, "type": str, "from": str, "from_user_id": str,
     "context": {"id": str},
@@ -34,6 +36,8 @@ _MESSAGE = {
     "system": {"type": str, "wa_id": str, "body": str, "user_id": str, "previous_user_id": str,
                "parent_user_id": str, "previous_parent_user_id": str},
     "errors": [_ERROR],
+    "origin": str,
+    "contacts": [_SHARED_CONTACT],
     **{m: _MEDIA for m in MEDIA_TYPES},
 }
 _CONTACT = {"wa_id": str, "user_id": str, "profile": {"name": str}}

@@ -7,6 +7,7 @@ from typing import Any, Dict
 
 from .common import (BSUID, MEDIA_RECEIVED_TEXT, WA_ID, ITEM_ID, InboundItem, SkipItem, bounded, button_key, describe,
                      neutralise)
+from .contacts import SHARED_CONTACT_TEXT, shared_contact
 from .identity import identity
 
 MEDIA_TYPES = ("image", "audio", "video", "document", "sticker")
@@ -106,6 +107,12 @@ def message_item(value: Dict[str, Any], msg: Dict[str, Any]) -> InboundItem:
                                metadata={"whatsapp": wa, "new_wa_id": new_uid, "previous_address": old_uid},
                                reason="the customer's BSUID changed; the new one continues the conversation")
         return ignore(f"system event {describe(stype)} recorded, nothing for the assistant")
+    if mtype == "contacts":
+        if wa.get("wa_id"):
+            return ignore("contact card from a sender whose phone is known; nothing for the assistant")
+        # a customer behind a username answering the bot's request for their phone (contacts.py)
+        wa["shared_contact"] = shared_contact(msg)
+        return rasa(SHARED_CONTACT_TEXT)
     if mtype == "reaction":
         return ignore("reaction recorded, nothing for the assistant")
     if mtype == "unsupported" or mtype == "unknown":
