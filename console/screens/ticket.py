@@ -51,6 +51,7 @@ class View:
     machines: list[dict[str, Any]] = field(default_factory=list)
     transcript: list[transcripts.Entry] = field(default_factory=list)
     failures: list[transcripts.SendFailure] = field(default_factory=list)
+    held: list[transcripts.HeldMessage] = field(default_factory=list)  # WhatsApp, outside the window
     # A lead's own contact (tickets without a customer) and what the assistant flagged at opening.
     contact: dict[str, str] = field(default_factory=dict)
     unverified_cnpj: str | None = None
@@ -94,6 +95,7 @@ def load(ticket_id: int) -> View:
                              for m in cust.machines]
         if t.channel == "whatsapp" and t.conversation_id:
             view.failures = transcripts.whatsapp_failures(s, t.conversation_id, since=t.opened_at)
+            view.held = transcripts.whatsapp_held(s, t.conversation_id, since=t.opened_at)
             view.window = wa_window.reply_window(s, t.conversation_id)
         view.email = t.contact_email or next((c.value for c in (cust.contacts if cust else []) if c.kind == "email"),
                                              None)
@@ -248,7 +250,10 @@ def _window_notice(view: View) -> None:
     """WhatsApp's 24-hour window, before the technician types (helpdesk/services/wa_window.py)."""
     w = view.window
     assert w is not None
-    if w.state == "open":
+    if w.state == "no_window":  # Z-API: a WhatsApp Web session, no 24-hour window and no templates
+        ui.alert("info", "WhatsApp pelo Z-API: não há janela de 24 horas nem modelos; a resposta vai como "
+                         "mensagem comum.")
+    elif w.state == "open":
         ui.alert("info", f"Janela do WhatsApp aberta até {w.until_pt()}: a resposta vai como mensagem comum.")
     elif w.state == "template":
         ui.alert("warning", f"Fora da janela de 24 horas: será enviado o modelo {w.template}. "
@@ -261,7 +266,7 @@ def _window_notice(view: View) -> None:
         ui.alert("error", "Fora da janela de 24 horas e sem modelo configurado: a mensagem só segue quando o "
                           "cliente escrever, e ele não tem e-mail cadastrado. Ligue para o cliente.")
     if w.problem:
-        st.caption(f"Modelos do WhatsApp mal configurados (WHATSAPP_TEMPLATES): {w.problem}")
+        st.caption(f"Configuração do WhatsApp com erro: {w.problem}")
 
 
 def _actions(view: View, user: User) -> None:
@@ -365,6 +370,13 @@ def render(user: User) -> None:
         ui.alert("error", f"{failure.at.strftime('%d/%m %H:%M')} · {failure.message_pt}")
         if failure.text:
             st.text(f"Mensagem não entregue: {failure.text}")
+    for held in view.held:  # never silently: the technician sees what waits, and why
+        ui.alert("error" if held.needs_template else "warning",
+                 f"{held.at.strftime('%d/%m %H:%M')} · {held.message_pt}")
+        if held.text:
+            st.text(f"Mensagem retida: {held.text}")
+        if held.reason:
+            st.caption(ui.md(f"Motivo registrado pelo conector: {held.reason}"))
     _customer(view, user)
     st.divider()
     left, right = st.columns([3, 2])

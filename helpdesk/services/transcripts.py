@@ -102,6 +102,26 @@ def for_ticket(s: Session, ticket: Ticket, *, limit: int = 500) -> list[Entry]:
     return sorted(merged, key=lambda e: (e.at, 0 if e.source == "conversa" else 1))
 
 
+# Meta's template errors (132xxx, "Cloud API error codes"): the template itself is refused, so the
+# connector marks the row rejected and never sends it again; the technician reads why in pt-BR.
+TEMPLATE_ERRORS_PT = {
+    132000: "o número de parâmetros não corresponde ao modelo aprovado",
+    132001: "o modelo não existe com esse nome e idioma (ou ainda não foi aprovado)",
+    132005: "o texto do modelo com os parâmetros ficou longo demais",
+    132007: "o conteúdo viola a política de formatação do modelo",
+    132012: "o formato de um parâmetro não corresponde ao modelo",
+    132015: "o modelo está pausado pela Meta por baixa qualidade",
+    132016: "o modelo foi desativado pela Meta",
+}
+
+
+def template_error_pt(code: int | None) -> str | None:
+    """Why Meta refused a template, in pt-BR (None when ``code`` is not a 132xxx error)."""
+    if not isinstance(code, int) or isinstance(code, bool) or not 132000 <= code <= 132999:
+        return None
+    return TEMPLATE_ERRORS_PT.get(code, "a Meta recusou o modelo")
+
+
 @dataclass(frozen=True)
 class SendFailure:
     at: datetime
@@ -109,19 +129,64 @@ class SendFailure:
     error_title: str
     needs_template: bool
     text: str
+    template: str = ""  # the template's name, when the refused message was a template
 
     @property
     def message_pt(self) -> str:
         if self.needs_template or self.error_code == 131047:
             return ("Mensagem não entregue pelo WhatsApp (erro 131047): fora da janela de 24 horas. "
                     "Use um template aprovado para retomar a conversa.")
+        why = template_error_pt(self.error_code)
+        if why is not None:
+            name = f" {self.template}" if self.template else ""
+            return (f"Modelo{name} recusado pelo WhatsApp (erro {self.error_code}): {why}. Não será reenviado; "
+                    "corrija o modelo no WhatsApp Manager ou em WHATSAPP_TEMPLATES. A mensagem retida segue "
+                    "quando o cliente escrever.")
         code = f" (erro {self.error_code})" if self.error_code is not None else ""
         title = f": {self.error_title}" if self.error_title else ""
         return f"Mensagem não entregue pelo WhatsApp{code}{title}."
 
 
-def whatsapp_failures(s: Session, recipient: str, *, since: datetime | None = None, limit: int = 20) -> list[SendFailure]:
-    """Failed WhatsApp sends to a recipient, from the connector's ``whatsapp_outbox`` (read-only)."""
+@dataclass(frozen=True)
+class HeldMessage:
+    """A message the connector keeps (``send_state`` held) until the customer writes again."""
+    at: datetime
+    needs_template: bool  # no template could carry it: it only goes when the customer writes
+    reason: str  # the connector's reason (error_title), as stored
+    text: str
+
+    @property
+    def message_pt(self) -> str:
+        if self.needs_template:
+            return ("Mensagem retida: fora da janela de 24 horas e sem modelo configurado. Ela não foi "
+                    "entregue e só segue quando o cliente escrever; se for urgente, use o e-mail ou ligue.")
+        return ("Mensagem aguardando o cliente: fora da janela de 24 horas, foi enviado um modelo; "
+                "esta mensagem segue quando o cliente responder.")
+
+
+def _body_of(body: Any) -> tuple[str, str]:
+    """(the text, the template name) of an outbox row's Graph body; never raises."""
+    try:
+        payload = json.loads(body) if body else {}
+    except (TypeError, ValueError):
+        return "", ""
+    if not isinstance(payload, dict):
+        return "", ""
+    msg: Any = ""
+    if isinstance(payload.get("text"), dict):
+        msg = payload["text"].get("body") or ""
+    if not msg and isinstance(payload.get("interactive"), dict):
+        inner = payload["interactive"].get("body")
+        msg = (inner.get("text") if isinstance(inner, dict) else "") or ""
+    template = ""
+    if isinstance(payload.get("template"), dict):
+        name = payload["template"].get("name")
+        template = name[:60] if isinstance(name, str) else ""
+    return (msg if isinstance(msg, str) else str(msg)), template
+
+
+def _outbox_rows(s: Session, recipient: str, where: str, since: datetime | None, limit: int,
+                 order: str) -> list[Any]:
     if not recipient or not _has_table(s, tables.WHATSAPP_OUTBOX):
         return []
     try:
@@ -129,24 +194,33 @@ def whatsapp_failures(s: Session, recipient: str, *, since: datetime | None = No
     except channels.BadConversationId:
         return []
     params: dict[str, Any] = {"r": recipient, "limit": limit}
-    where = "recipient = :r AND (status = 'failed' OR send_state = 'rejected')"
+    where = f"recipient = :r AND ({where})"
     if since is not None:
         where += " AND created_at >= :since"
         params["since"] = since.replace(tzinfo=timezone.utc).timestamp()
-    rows = s.execute(text(
+    return list(s.execute(text(
         f"SELECT created_at, error_code, error_title, needs_template, body FROM {tables.WHATSAPP_OUTBOX} "
-        f"WHERE {where} ORDER BY created_at DESC, id DESC LIMIT :limit"), params).all()
+        f"WHERE {where} ORDER BY {order} LIMIT :limit"), params).all())
+
+
+def whatsapp_held(s: Session, recipient: str, *, since: datetime | None = None, limit: int = 20) -> list[HeldMessage]:
+    """Messages to a recipient the connector holds outside the 24-hour window (``whatsapp_outbox``
+    rows ``held``, read-only), oldest first: the order they will go in."""
+    out: list[HeldMessage] = []
+    for created, _code, title, needs, body in _outbox_rows(s, recipient, "send_state = 'held'", since, limit,
+                                                          "created_at, id"):
+        msg, _tpl = _body_of(body)
+        out.append(HeldMessage(at=_from_epoch(created), needs_template=bool(needs),
+                               reason=str(title or "")[:400], text=msg))
+    return out
+
+
+def whatsapp_failures(s: Session, recipient: str, *, since: datetime | None = None, limit: int = 20) -> list[SendFailure]:
+    """Failed WhatsApp sends to a recipient, from the connector's ``whatsapp_outbox`` (read-only)."""
     out: list[SendFailure] = []
-    for created, code, title, needs, body in rows:
-        try:
-            payload = json.loads(body) if body else {}
-        except (TypeError, ValueError):
-            payload = {}
-        msg = ""
-        if isinstance(payload, dict):
-            msg = ((payload.get("text") or {}).get("body") if isinstance(payload.get("text"), dict) else "") or ""
-            if not msg and isinstance(payload.get("interactive"), dict):
-                msg = ((payload["interactive"].get("body") or {}).get("text")) or ""
+    for created, code, title, needs, body in _outbox_rows(
+            s, recipient, "status = 'failed' OR send_state = 'rejected'", since, limit, "created_at DESC, id DESC"):
+        msg, template = _body_of(body)
         out.append(SendFailure(at=_from_epoch(created), error_code=code, error_title=title or "",
-                               needs_template=bool(needs), text=str(msg)))
+                               needs_template=bool(needs), text=msg, template=template))
     return out
