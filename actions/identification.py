@@ -212,8 +212,80 @@ class ActionGreet(Action):
         name = slot_after(events, tracker, "customer_name")
         if name:
             dispatcher.utter_message(response="utter_greet_customer", customer_name=name)
+        elif is_unknown_username(tracker, events):
+            # behind a username, unknown: ask who they are (the CNPJ, or the phone through Meta)
+            dispatcher.utter_message(response="utter_greet_username")
+            dispatcher.utter_message(response="utter_request_phone")
         else:
             dispatcher.utter_message(response="utter_greet_visitor")
+        return events
+
+
+def is_unknown_username(tracker: Tracker, events: list[EventType]) -> bool:
+    """This turn's sender is attested only by a BSUID (a WhatsApp customer behind a username) that
+    is linked to no customer: the bot asks who they are."""
+    if slot_after(events, tracker, "customer_id") not in (None, ""):
+        return False
+    identity = turn_identity(tracker)
+    return identity is not None and identity.channel == "whatsapp" and identity.kind == "bsuid"
+
+
+class ActionSharedContact(Action):
+    """A customer behind a username shared a contact (the gateway's ``/shared_contact``).
+
+    Only the gateway's attestation says whether it proved anything: it attests the shared phone
+    (with the BSUID beside it) only when Meta's signed delivery shows the user's own number sent
+    through the contact request (connectors/whatsapp/parse/contacts.py). Then `identify` finds the
+    customer of that phone and links the BSUID. Anything else (a card of someone's number, the
+    gateway's metadata copied by a client, a REST message) identifies nobody and the bot asks again.
+    The answer never tells whether an unproven number is a customer's.
+    """
+
+    def name(self) -> Text:
+        return "action_shared_contact"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: dict[Text, Any]) -> list[EventType]:
+        events = identify(tracker)
+        name = slot_after(events, tracker, "customer_name")
+        identity = turn_identity(tracker)
+        if slot_after(events, tracker, "customer_id") not in (None, ""):
+            if identity is not None and identity.kind == "phone" and any(k == "bsuid" for k, _ in identity.alt):
+                dispatcher.utter_message(response="utter_shared_contact_verified", customer_name=name or "")
+            else:
+                dispatcher.utter_message(response="utter_cnpj_already_verified")
+            return events
+        if identity is not None and identity.kind == "phone":
+            # Meta proved the number is theirs, but no customer has it
+            dispatcher.utter_message(response="utter_shared_contact_unknown")
+            return events
+        dispatcher.utter_message(response="utter_shared_contact_unverified")
+        if latest_channel(tracker) == "whatsapp":
+            dispatcher.utter_message(response="utter_request_phone")
+        return events
+
+
+class ActionPhoneClaim(Action):
+    """The visitor typed a phone number: a claim, never an identity (anyone can type any number).
+
+    It only guides: the bot explains how the number can be proven (Meta's contact request, on
+    WhatsApp) or offers the CNPJ. No lookup is made, so the answer is the same for every number.
+    """
+
+    def name(self) -> Text:
+        return "action_phone_claim"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: dict[Text, Any]) -> list[EventType]:
+        events = identify(tracker)
+        if slot_after(events, tracker, "customer_id") not in (None, ""):
+            dispatcher.utter_message(response="utter_cnpj_already_verified")
+            return events
+        if is_unknown_username(tracker, events):
+            dispatcher.utter_message(response="utter_phone_typed_whatsapp")
+            dispatcher.utter_message(response="utter_request_phone")
+        else:
+            dispatcher.utter_message(response="utter_phone_typed")
         return events
 
 

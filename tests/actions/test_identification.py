@@ -139,7 +139,9 @@ def test_an_unlinked_or_unattested_bsuid_is_a_visitor(db: Demo) -> None:
 
     messages, events = run_action(ActionGreet(), make_tracker("oi", sender="whatsapp:BR.unknown1",
                                                               channel="whatsapp", attest="bsuid:BR.unknown1"))
-    assert "customer_id" not in slots_of(events) and responses(messages) == ["utter_greet_visitor"]
+    # unknown behind a username: asked who they are (tests/actions/test_username_identification.py)
+    assert "customer_id" not in slots_of(events) and responses(messages) == ["utter_greet_username",
+                                                                             "utter_request_phone"]
     # a BSUID only in client-writable metadata (not attested) links nothing
     run_action(ActionGreet(), make_tracker("oi", sender=MARIA_PHONE, channel="whatsapp",
                                            metadata={"whatsapp": {"user_id": "BR.forged99"}}))
@@ -187,7 +189,7 @@ def test_a_bsuid_change_from_an_unlinked_or_mismatched_id_identifies_nobody(db: 
         messages, events = run_action(ActionGreet(), make_tracker("oi", sender=conv, channel="whatsapp",
                                                                   attest=subject, attest_alt=alt))
         assert "customer_id" not in slots_of(events), name
-        assert responses(messages) == ["utter_greet_visitor"], name
+        assert responses(messages) == ["utter_greet_username", "utter_request_phone"], name  # unknown
     with session_scope() as s:
         assert s.query(Contact).filter_by(kind="bsuid").count() == 0
 
