@@ -371,7 +371,7 @@ def render(user: User) -> None:
         if failure.text:
             st.text(f"Mensagem não entregue: {failure.text}")
     for held in view.held:  # never silently: the technician sees what waits, and why
-        ui.alert("error" if held.needs_template else "warning",
+        ui.alert("error" if held.delivered_nothing else "warning",
                  f"{held.at.strftime('%d/%m %H:%M')} · {held.message_pt}")
         if held.text:
             st.text(f"Mensagem retida: {held.text}")

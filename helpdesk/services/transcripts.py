@@ -154,12 +154,21 @@ class HeldMessage:
     needs_template: bool  # no template could carry it: it only goes when the customer writes
     reason: str  # the connector's reason (error_title), as stored
     text: str
+    template_refused: int | None = None  # the template it waits behind was refused by Meta (its 132xxx code)
+
+    @property
+    def delivered_nothing(self) -> bool:
+        """Nothing reached the customer: no template configured, or Meta refused it."""
+        return self.needs_template or self.template_refused is not None
 
     @property
     def message_pt(self) -> str:
         if self.needs_template:
             return ("Mensagem retida: fora da janela de 24 horas e sem modelo configurado. Ela não foi "
                     "entregue e só segue quando o cliente escrever; se for urgente, use o e-mail ou ligue.")
+        if self.template_refused is not None:
+            return (f"Mensagem retida: o modelo que a levaria foi recusado pela Meta (erro {self.template_refused}). "
+                    "Ela não foi entregue e só segue quando o cliente escrever; se for urgente, use o e-mail ou ligue.")
         return ("Mensagem aguardando o cliente: fora da janela de 24 horas, foi enviado um modelo; "
                 "esta mensagem segue quando o cliente responder.")
 
@@ -199,26 +208,37 @@ def _outbox_rows(s: Session, recipient: str, where: str, since: datetime | None,
         where += " AND created_at >= :since"
         params["since"] = since.replace(tzinfo=timezone.utc).timestamp()
     return list(s.execute(text(
-        f"SELECT created_at, error_code, error_title, needs_template, body FROM {tables.WHATSAPP_OUTBOX} "
+        f"SELECT created_at, error_code, error_title, needs_template, body, send_state FROM {tables.WHATSAPP_OUTBOX} "
         f"WHERE {where} ORDER BY {order} LIMIT :limit"), params).all())
 
 
 def whatsapp_held(s: Session, recipient: str, *, since: datetime | None = None, limit: int = 20) -> list[HeldMessage]:
     """Messages to a recipient the connector holds outside the 24-hour window (``whatsapp_outbox``
-    rows ``held``, read-only), oldest first: the order they will go in."""
+    rows ``held``, read-only), oldest first: the order they will go in. A held text waits behind the
+    latest template queued at or before it (the same batch, or one sent earlier); when Meta refused
+    that template (132xxx), the message says so."""
+    rows = _outbox_rows(s, recipient, "send_state = 'held' OR body LIKE '%template%'", since, 10 * limit,
+                        "created_at, id")
     out: list[HeldMessage] = []
-    for created, _code, title, needs, body in _outbox_rows(s, recipient, "send_state = 'held'", since, limit,
-                                                          "created_at, id"):
-        msg, _tpl = _body_of(body)
+    last_template: tuple[str, int | None] | None = None  # (send_state, error_code) of the latest template
+    for created, code, title, needs, body, state in rows:
+        msg, template = _body_of(body)
+        if state != "held":
+            if template:
+                last_template = (state, code)
+            continue
+        refused = None
+        if not needs and last_template is not None and last_template[0] == "rejected":
+            refused = last_template[1] if template_error_pt(last_template[1]) else None
         out.append(HeldMessage(at=_from_epoch(created), needs_template=bool(needs),
-                               reason=str(title or "")[:400], text=msg))
-    return out
+                               reason=str(title or "")[:400], text=msg, template_refused=refused))
+    return out[:limit]
 
 
 def whatsapp_failures(s: Session, recipient: str, *, since: datetime | None = None, limit: int = 20) -> list[SendFailure]:
     """Failed WhatsApp sends to a recipient, from the connector's ``whatsapp_outbox`` (read-only)."""
     out: list[SendFailure] = []
-    for created, code, title, needs, body in _outbox_rows(
+    for created, code, title, needs, body, _state in _outbox_rows(
             s, recipient, "status = 'failed' OR send_state = 'rejected'", since, limit, "created_at DESC, id DESC"):
         msg, template = _body_of(body)
         out.append(SendFailure(at=_from_epoch(created), error_code=code, error_title=title or "",

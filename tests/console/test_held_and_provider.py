@@ -117,6 +117,28 @@ def test_a_template_meta_rejects_says_why_in_portuguese_and_is_not_resent(outbox
     assert transcripts.template_error_pt(131026) is None and transcripts.template_error_pt(True) is None
 
 
+def test_a_text_held_behind_a_refused_template_says_it_was_not_delivered(outbox: dataset.Ids) -> None:
+    def template(name: str) -> str:
+        return json.dumps({"type": "template", "template": {"name": name, "language": {"code": "pt_BR"}}})
+
+    with session_scope() as s:  # one batch (same time): the template, then the free text held behind it
+        _row(s, send_state="rejected", status="failed", error_code=132001, body=template("atualizacao_chamado"),
+             created_at=_at("2026-03-02T12:00:00"))
+        _row(s, send_state="held", body=_text("a correção está pronta"), created_at=_at("2026-03-02T12:00:00"),
+             error_title="fora da janela de 24 h: enviado o modelo atualizacao_chamado; segue quando o cliente responder")
+        # later, the rating request: its template was accepted, the question waits behind it
+        _row(s, send_state="accepted", body=template("avaliacao_atendimento"), created_at=_at("2026-03-03T12:00:00"))
+        _row(s, send_state="held", body=_text("Que nota você dá?"), created_at=_at("2026-03-03T12:00:00"))
+        _row(s, send_state="held", body=_text("fala de template sem ser um"), created_at=_at("2026-03-03T12:01:00"))
+    with session_scope() as s:
+        held = transcripts.whatsapp_held(s, PHONE, since=OPENED)
+    assert [(h.text, h.template_refused, h.delivered_nothing) for h in held] == [
+        ("a correção está pronta", 132001, True), ("Que nota você dá?", None, False),
+        ("fala de template sem ser um", None, False)]
+    assert held[0].message_pt.startswith("Mensagem retida: o modelo que a levaria foi recusado pela Meta "
+                                         "(erro 132001). Ela não foi entregue")
+
+
 def test_provider_is_read_like_the_connector() -> None:
     assert wa_window.provider({}) == ("cloud", None)
     assert wa_window.provider({"WHATSAPP_PROVIDER": ""}) == ("cloud", None)
@@ -176,7 +198,7 @@ def test_held_and_rejected_messages_are_on_the_ticket_inert(whatsapp: int) -> No
              error_title="fora da janela de 24 h e sem modelo configurado para 'ticket_update' " + HOSTILE)
         _row(s, send_state="held", body=_text("Bom dia, segue a correção"), created_at=now - 30,
              error_title="fora da janela de 24 h: enviado o modelo atualizacao_chamado; segue quando o cliente responder")
-        _row(s, send_state="rejected", status="failed", error_code=132000, created_at=now - 90,
+        _row(s, send_state="rejected", status="failed", error_code=132000, created_at=now - 10,
              body=json.dumps({"type": "template", "template": {"name": "atualizacao_chamado"}}),
              error_title="Number of parameters does not match the expected number of params")
     at = _open(whatsapp)
