@@ -10,6 +10,9 @@ database, so it creates that table when missing with the columns and types of
 connectors/whatsapp/store/engine.py (whose ``create_all(checkfirst=True)`` then leaves it); the app
 env never imports the connector. Its rows have ``wamid`` ``wamid.demo-…``: ``reset`` removes those
 and only those.
+
+Size: one module on purpose: one seeded load whose parts (customers, tickets, conversations, cost)
+draw from the same customers and dates, so the demo's reports agree with each other.
 """
 from __future__ import annotations
 

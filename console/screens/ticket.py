@@ -6,6 +6,10 @@ A ticket that another technician holds shows "Assumir": replying, closing and es
 (the rule lives in helpdesk.services.tickets; managers act on any ticket).
 AnyDesk codes are masked until "Mostrar código", which records the reveal with this ticket
 (``customers.anydesk_panel``, ``helpdesk.services.machine_access``).
+WhatsApp: the Responder tab shows the 24-hour window for the deployment's provider (none with Z-API,
+``wa_window``), and the page lists the connector's failed, refused and held messages with why.
+
+Size: one screen, one module: the view is loaded once and each tab's action reads the same view.
 """
 from __future__ import annotations
 
