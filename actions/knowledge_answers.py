@@ -5,6 +5,7 @@ import asyncio
 import logging
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Text
 
@@ -15,8 +16,9 @@ from rasa_sdk.executor import CollectingDispatcher
 from helpdesk.db import session_scope
 from helpdesk.services import outcomes
 
-from .common import entity_values, first_entity, latest_channel, latest_intent, record_outcome
-from .followups import resolve_followup
+from .common import entity_values, first_entity, latest_channel, latest_intent, record_outcome, user_text
+from .followups import looks_like_question, resolve_question
+from .guard import ActionFallback, bad_input_response
 from .turn import Turn, begin_turn
 
 logger = logging.getLogger(__name__)
@@ -90,18 +92,29 @@ def answer_pool() -> ThreadPoolExecutor:
         return _pool
 
 
-async def answer_off_loop(question: str, products: list[str] | None, conversation_id: str) -> Any:
-    """knowledge.answer in the pool, bounded by KNOWLEDGE_ANSWER_TIMEOUT_S.
+async def answer_off_loop(question: str, products: list[str] | None, conversation_id: str,
+                          previous: str | None = None, asked: list[str] | None = None) -> tuple[str, Any]:
+    """The message resolved against the previous question, then knowledge.answer, both in the pool
+    and bounded by KNOWLEDGE_ANSWER_TIMEOUT_S. Returns (the question asked, its answer).
 
-    The deadline is passed down, so a slow LLM is cut off in time and the answer is extractive;
-    should the worker still not return within the grace period (a stuck read, a saturated pool),
-    asyncio.TimeoutError reaches the caller, which takes the not-found path. The worker is left to
-    finish on its own: a thread cannot be cancelled, and its result is simply dropped."""
+    Resolution (actions/followups.py) may make a short LLM call (condensation) and reads the
+    catalog from the database: neither runs on the event loop. The deadline is passed down, so a
+    slow LLM is cut off in time and the answer is extractive; should the worker still not return
+    within the grace period (a stuck read, a saturated pool), asyncio.TimeoutError reaches the
+    caller, which takes the not-found path. The worker is left to finish on its own: a thread
+    cannot be cancelled, and its result is simply dropped. `asked`, when given, receives the
+    resolved question as soon as it is known (so a timeout still knows what was asked)."""
     timeout = answer_timeout_s()
     loop = asyncio.get_running_loop()
 
-    def call() -> Any:
-        return answer_function()(question, products, conversation_id=conversation_id, timeout_s=timeout)
+    def call() -> tuple[str, Any]:
+        started = time.monotonic()
+        # the condensation gets at most a third of the deadline: the answer keeps the rest
+        query = resolve_question(question, previous, conversation_id=conversation_id, timeout_s=timeout / 3)
+        if asked is not None:
+            asked.append(query)
+        left = max(timeout - (time.monotonic() - started), 0.1)
+        return query, answer_function()(query, products, conversation_id=conversation_id, timeout_s=left)
 
     return await asyncio.wait_for(loop.run_in_executor(answer_pool(), call), timeout + TIMEOUT_GRACE_S)
 
@@ -174,9 +187,27 @@ class ActionAnswerQuestion(Action):
         turn = begin_turn(dispatcher, tracker)
         if turn is None:
             return []
-        # a follow-up ("e no TEF?") is answered as the previous question, resolved against it
-        question = resolve_followup(turn.text, tracker.get_slot("last_question"))
+        # a follow-up ("e no TEF?") is answered as the previous question, resolved against it (in
+        # the worker thread: it may ask the LLM to condense it, and it reads the catalog)
         events = turn.events
+        products = ordered_products(tracker, turn)
+        asked: list[str] = []
+        try:
+            # off the event loop, within KNOWLEDGE_ANSWER_TIMEOUT_S; the conversation id bounds this
+            # conversation's LLM calls per hour (extractive past it)
+            question, result = await answer_off_loop(turn.text, products, tracker.sender_id,
+                                                     previous=tracker.get_slot("last_question"), asked=asked)
+            grounded = bool(result.grounded)
+            text = str(result.answer or "").strip()
+            sources = [{"title": str(s.title), "url": str(s.url)} for s in result.sources]
+            usage = {"mode": getattr(result, "mode", None), "llm_tokens": getattr(result, "llm_tokens", 0),
+                     "cached": bool(getattr(result, "cached", False))}
+        except asyncio.TimeoutError:
+            logger.warning("knowledge.answer took longer than %.0f s; not-found path", answer_timeout_s())
+            question, grounded, text, sources, usage = (asked or [turn.text])[0], False, "", [], {}
+        except Exception:  # noqa: BLE001 - the knowledge base being down must not break the chat
+            logger.exception("knowledge.answer failed")
+            question, grounded, text, sources, usage = (asked or [turn.text])[0], False, "", [], {}
         if question != turn.text:
             logger.info("follow-up %r resolved to %r", turn.text, question)
         intent = latest_intent(tracker)
@@ -187,22 +218,6 @@ class ActionAnswerQuestion(Action):
             SlotSet("ticket_module", module),
             SlotSet("ticket_type", "erro" if intent == "report_problem" else "duvida"),
         ]
-        products = ordered_products(tracker, turn)
-        try:
-            # off the event loop, within KNOWLEDGE_ANSWER_TIMEOUT_S; the conversation id bounds this
-            # conversation's LLM calls per hour (extractive past it)
-            result = await answer_off_loop(question, products, tracker.sender_id)
-            grounded = bool(result.grounded)
-            text = str(result.answer or "").strip()
-            sources = [{"title": str(s.title), "url": str(s.url)} for s in result.sources]
-            usage = {"mode": getattr(result, "mode", None), "llm_tokens": getattr(result, "llm_tokens", 0),
-                     "cached": bool(getattr(result, "cached", False))}
-        except asyncio.TimeoutError:
-            logger.warning("knowledge.answer took longer than %.0f s; not-found path", answer_timeout_s())
-            grounded, text, sources, usage = False, "", [], {}
-        except Exception:  # noqa: BLE001 - the knowledge base being down must not break the chat
-            logger.exception("knowledge.answer failed")
-            grounded, text, sources, usage = False, "", [], {}
         self._log(tracker, question, answered=bool(text) and grounded, grounded=grounded,
                   product=(products or [None])[0], customer=turn.customer_id, usage=usage)
         if grounded and text:
@@ -274,3 +289,18 @@ class ActionAskMore(Action):
                   domain: dict[Text, Any]) -> list[EventType]:
         dispatcher.utter_message(response="utter_ask_more")
         return [SlotSet("awaiting", None)]
+
+
+class ActionQuestionOrFallback(Action):
+    """NLU fallback: a message that looks like a question ("e pra restaurar depois?", typed where the
+    bot expected Sim/Não) is tried against the docs first; anything else gets the usual fallback."""
+
+    def name(self) -> Text:
+        return "action_question_or_fallback"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: dict[Text, Any]) -> list[EventType]:
+        text = user_text(tracker)
+        if not bad_input_response(text) and looks_like_question(text):
+            return await ActionAnswerQuestion().run(dispatcher, tracker, domain)
+        return await ActionFallback().run(dispatcher, tracker, domain)
