@@ -180,6 +180,12 @@ def _validate_interactive(inter: Any) -> List[str]:
                     v.append(f"row description must be <= {LIST_DESCRIPTION_MAX} characters")
         if not 1 <= rows_total <= LIST_ROWS_MAX:
             v.append(f"a list must have 1..{LIST_ROWS_MAX} rows in all")
+    elif itype == "request_contact_info":
+        # Meta: asks a user (e.g. one known only by a BSUID) to share their phone; fixed button text
+        if not isinstance(body_text, str) or not body_text.strip() or len(body_text) > INTERACTIVE_BODY_MAX:
+            v.append(f"request_contact_info body.text must be 1..{INTERACTIVE_BODY_MAX} characters")
+        if action.get("name") != "request_contact_info":
+            v.append("request_contact_info action.name must be 'request_contact_info'")
     else:
         v.append(f"unsupported interactive type {itype!r}")
     for part, limit in (("header", 60), ("footer", 60)):
