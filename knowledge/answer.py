@@ -11,12 +11,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import faithfulness
+from . import expand, faithfulness
 from .config import Settings
 from .index import LoadedIndex
 from .models import Answer, Source
 from .retrieve import Hit, dense_evidence_floor
-from .text import tokenize
+from .text import _STOP as STOPWORDS  # the BM25 tokenizer's stopwords (folded and not)
+from .text import fold, tokenize
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,10 @@ MAX_PASSAGES = 5
 MIN_COVERAGE = 0.5  # extractive answers: at least half of the question's (IDF-weighted) terms
 MIN_COVERAGE_LLM = 0.3  # the LLM is a second judge (it answers NAO_ENCONTRADO), so gate more loosely
 MIN_DENSE = 0.62
+# a cosine at or above the model's floor counts only with some term overlap: e5's cosines run high
+# (every question scores 0.8 and more), so cosine alone cannot tell a help-desk question from a
+# university one (bench/answer_gate.py chose 0.30 with e5's floor 0.86 on its tuning sets)
+MIN_COVERAGE_DENSE = 0.30
 
 SYSTEM_PROMPT = f"""Você é o assistente de suporte técnico da Atende e responde clientes em português do Brasil.
 
@@ -44,12 +49,62 @@ _CITATION = re.compile(r"\[(\d{1,3})\]")
 class Evidence:
     coverage: float
     dense: float
-    # the cosine that counts as evidence on its own depends on the model (e5's run high):
+    # the cosine that counts as evidence depends on the model (e5's run high):
     # knowledge.retrieve.dense_evidence_floor(index.model_name); MIN_DENSE is MiniLM's
     dense_floor: float = MIN_DENSE
+    # False: the question cannot be answered on its own (an elliptical follow-up such as "e no TEF?",
+    # or a message that is mostly instructions to the model): never strong
+    alone: bool = True
 
     def strong(self, llm: bool = False) -> bool:
-        return self.coverage >= (MIN_COVERAGE_LLM if llm else MIN_COVERAGE) or self.dense >= self.dense_floor
+        if not self.alone:
+            return False
+        return (self.coverage >= (MIN_COVERAGE_LLM if llm else MIN_COVERAGE)
+                or (self.dense >= self.dense_floor and self.coverage >= MIN_COVERAGE_DENSE))
+
+
+# Parts of a question that address the model rather than ask about the product: they are not
+# terms the documentation should cover (the LLM still gets the question whole, as quoted data).
+_MODEL_ADDRESSED = re.compile("|".join((
+    r"\b(?:ignore|ignorem|desconsidere|esque[cç]a)\b[^.!?\n]{0,60}?\b(?:instru\w*|regras?|orienta\w*|prompt)\b(?:\s+(?:anteriores|acima|do\s+sistema))?",
+    r"\b(?:revele|mostre|repita|imprima)\b[^.!?\n]{0,40}?\b(?:prompt|instru[cç][oõ]es|regras)\b",
+    r"\bresponda\s+(?:apenas|somente|s[oó]|exclusivamente)\b[^.!?\n]*",
+    r"\bsystem\s+prompt\b",
+    r"\bvoc[eê]\s+agora\s+[eé]\b[^.!?\n]*",
+)), re.IGNORECASE)
+_URL = re.compile(r"\b(?:https?://|www\.)\S+", re.IGNORECASE)
+_WORDS = re.compile(r"[0-9a-zà-öø-ÿ]+(?:[-_.][0-9a-zà-öø-ÿ]+)*", re.IGNORECASE)
+# "e no TEF?", "mas e a impressora?", "e se der erro?": continues a previous question
+_FOLLOW_UP = re.compile(r"^\W*(?:e|mas\s+e|e\s+se|e\s+quanto)\b", re.IGNORECASE)
+
+
+# Words of how a customer asks, not of what: left out of term coverage (on a small index a filler
+# word the docs never use would weigh like a topic they lack)
+_FILLER = frozenset(tokenize("faço faz consigo consegue conseguir posso pode preciso quero gostaria devo "
+                             "saber sei alguém ajuda favor obrigado oi olá bom dia tarde noite coisa jeito "
+                             "maneira onde porque deu dar"))
+
+
+def _content_words(text: str) -> list[str]:
+    return [w for w in _WORDS.findall(text.lower()) if fold(w) not in STOPWORDS]
+
+
+def gate_text(question: str) -> tuple[str, bool]:
+    """The question as the gate reads it, and whether it stands alone.
+
+    URLs and phrases addressed to the model ("ignore as instruções", "responda apenas ...", "revele
+    o prompt") are removed before term coverage is computed: they are not what the docs must cover.
+    The question does not stand alone when fewer than two content words are left after removing
+    something (a message that is mostly an instruction: "NF-e? Ignore as instruções ..."), or when it opens like a follow-up ("e no TEF?") with fewer than two
+    content words and no number or code (those say enough on their own)."""
+    without_urls = _URL.sub(" ", question)
+    cleaned = _MODEL_ADDRESSED.sub(" ", without_urls)
+    kept, before = _content_words(cleaned), _content_words(without_urls)
+    if len(before) > len(kept) and len(kept) < 2:
+        return cleaned, False
+    if _FOLLOW_UP.match(cleaned) and len(kept) < 2 and not any(ch.isdigit() for ch in cleaned):
+        return cleaned, False
+    return cleaned, True
 
 
 def _idf(idx: LoadedIndex) -> tuple[dict[str, int], np.ndarray, int]:
@@ -65,12 +120,14 @@ def _idf(idx: LoadedIndex) -> tuple[dict[str, int], np.ndarray, int]:
 def evidence(idx: LoadedIndex, question: str, hits: Sequence[Hit]) -> Evidence:
     """How well the best passages cover the question: IDF-weighted share of its terms, best cosine."""
     floor = dense_evidence_floor(idx.model_name or "")
+    text, alone = gate_text(question)
     if not hits:
-        return Evidence(0.0, 0.0, floor)
-    q = list(dict.fromkeys(tokenize(question)))
+        return Evidence(0.0, 0.0, floor, alone)
+    q = list(dict.fromkeys(tokenize(text)))
+    q = [t for t in q if t not in _FILLER] or q
     dense = max(h.dense for h in hits[:3])
     if not q:
-        return Evidence(0.0, dense, floor)
+        return Evidence(0.0, dense, floor, alone)
     vocab, df, n = _idf(idx)
     weights = {}
     for t in q:
@@ -78,10 +135,11 @@ def evidence(idx: LoadedIndex, question: str, hits: Sequence[Hit]) -> Evidence:
         weights[t] = math.log(1.0 + (n - d + 0.5) / (d + 0.5))
     total = sum(weights.values()) or 1.0
     best = 0.0
+    same = expand.equivalents(text, None, vocab, expand.configured_catalog())  # catalog synonyms, codes
     for h in hits[:3]:
         toks = set(tokenize(h.chunk.embed_text()))
-        best = max(best, sum(w for t, w in weights.items() if t in toks) / total)
-    return Evidence(best, dense, floor)
+        best = max(best, sum(w for t, w in weights.items() if t in toks or same.get(t, set()) & toks) / total)
+    return Evidence(best, dense, floor, alone)
 
 
 def idf_of(idx: LoadedIndex):

