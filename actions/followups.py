@@ -244,12 +244,31 @@ def _content_words(text: str) -> list[str]:
     return [w for w in _WORD.findall(fold(text)) if len(w) >= 3 and w not in _FILLER and w not in _NO_SUBJECT]
 
 
+# words a standalone rewrite may add without taking them from the conversation ("e o GES-033?" ->
+# "o que significa o erro GES-033?"): they ask, they do not inform
+_QUESTION_WORDS = frozenset("significa significado erro fazer faco faz funciona configurar configuro "
+                            "resolver resolvo usar uso devo deve pode posso consigo quando acontece "
+                            "aparece".split())
+
+
+def _same_stem(a: str, b: str) -> bool:
+    """Crude Portuguese stemming: "restauração"/"restaurar", "fecho"/"fechar", "saio"/"sair"."""
+    if a == b:
+        return True
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n >= 5 or (n >= 3 and n >= min(len(a), len(b)) - 2)
+
+
 def accept_condensed(reply: object, question: str, history: list[str]) -> str | None:
     """The LLM's rewrite when it can be trusted as a retrieval query, else None.
 
     One line of at most MAX_CONDENSED_CHARS; at least half of the new message's subject words; and
-    nearly every word from the conversation (a stem of five letters counts: at most
-    one new word in four). An answer, an invented detail or an obeyed instruction fails."""
+    nearly every word from the conversation (same stem, `_same_stem`; besides question words, at
+    most one new word in four). An answer, an invented detail or an obeyed instruction fails."""
     if not isinstance(reply, str):
         return None
     lines = [ln.strip() for ln in reply.strip().splitlines() if ln.strip()]
@@ -262,12 +281,11 @@ def accept_condensed(reply: object, question: str, history: list[str]) -> str | 
     if not words:
         return None
     seen = set(_content_words(" ".join([*history, question])))
-    stems = {w[:5] for w in seen}
-    new = [w for w in words if w not in seen and w[:5] not in stems]
+    new = [w for w in words if w not in _QUESTION_WORDS and not any(_same_stem(w, s) for s in seen)]
     if len(new) > max(1, len(words) // 4):
         return None
     own = set(_content_words(question))
-    kept = [w for w in own if w in words or w[:5] in {x[:5] for x in words}]
+    kept = [w for w in own if any(_same_stem(w, x) for x in words)]
     if len(kept) * 2 < len(own):
         return None
     return text
@@ -314,17 +332,26 @@ def condense_with_llm(question: str, history: list[str], *, conversation_id: str
 
 
 def resolve_question(question: str, previous: str | None, *, conversation_id: str | None = None,
-                     timeout_s: float | None = None, modules: list[ModuleTerms] | None = None) -> str:
+                     timeout_s: float | None = None, modules: list[ModuleTerms] | None = None,
+                     earlier: list[str] | None = None) -> str:
     """The retrieval query for a message in its conversation.
 
     A message that needs the previous question (`needs_context`) is condensed by the LLM when one
     is configured, else (or when that fails) resolved by the deterministic rule; any other message
-    is its own query and costs no call."""
+    is its own query and costs no call. `previous`: the last resolved question (the
+    `last_question` slot); `earlier`: the customer's messages before it, oldest first (the LLM
+    sees the last MAX_HISTORY of them with `previous`)."""
     previous = (previous or "").strip()
     question = question.strip()
     if not previous or not needs_context(question) or fold(previous) == fold(question):
         return question
-    condensed = condense_with_llm(question, [previous], conversation_id=conversation_id, timeout_s=timeout_s)
+    history: list[str] = []
+    for text in [*(earlier or []), previous]:
+        text = text.strip() if isinstance(text, str) else ""
+        if text and fold(text) != fold(question) and fold(text) not in {fold(h) for h in history}:
+            history.append(text)
+    condensed = condense_with_llm(question, history[-MAX_HISTORY:], conversation_id=conversation_id,
+                                  timeout_s=timeout_s)
     # an elliptical message sent back unchanged ("e no TEF?") was not condensed: the rule does it
     if condensed is not None and not (is_followup(question) and fold(condensed).strip(" ?") == fold(question).strip(" ?")):
         return condensed

@@ -93,7 +93,8 @@ def answer_pool() -> ThreadPoolExecutor:
 
 
 async def answer_off_loop(question: str, products: list[str] | None, conversation_id: str,
-                          previous: str | None = None, asked: list[str] | None = None) -> tuple[str, Any]:
+                          previous: str | None = None, asked: list[str] | None = None,
+                          earlier: list[str] | None = None) -> tuple[str, Any]:
     """The message resolved against the previous question, then knowledge.answer, both in the pool
     and bounded by KNOWLEDGE_ANSWER_TIMEOUT_S. Returns (the question asked, its answer).
 
@@ -110,7 +111,8 @@ async def answer_off_loop(question: str, products: list[str] | None, conversatio
     def call() -> tuple[str, Any]:
         started = time.monotonic()
         # the condensation gets at most a third of the deadline: the answer keeps the rest
-        query = resolve_question(question, previous, conversation_id=conversation_id, timeout_s=timeout / 3)
+        query = resolve_question(question, previous, conversation_id=conversation_id, timeout_s=timeout / 3,
+                                 earlier=earlier)
         if asked is not None:
             asked.append(query)
         left = max(timeout - (time.monotonic() - started), 0.1)
@@ -172,6 +174,24 @@ def ordered_products(tracker: Tracker, turn: Turn) -> list[str] | None:
     return products or None
 
 
+QUESTION_INTENTS = ("ask_question", "report_problem", "nlu_fallback", "inform_module")
+
+
+def earlier_questions(tracker: Tracker, limit: int = 3) -> list[str]:
+    """The customer's last `limit` questions before the latest message, oldest first (context for
+    the condensation call): texts of question-like intents, no button payloads, none too long."""
+    out: list[str] = []
+    users = [e for e in tracker.events if e.get("event") == "user"]
+    for event in reversed(users[:-1]):
+        text = str(event.get("text") or "").strip()
+        intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
+        if text and intent in QUESTION_INTENTS and not text.startswith("/") and not bad_input_response(text):
+            out.append(text)
+            if len(out) >= limit:
+                break
+    return out[::-1]
+
+
 class ActionAnswerQuestion(Action):
     """Answer `ask_question` / `report_problem` from the docs.
 
@@ -196,7 +216,8 @@ class ActionAnswerQuestion(Action):
             # off the event loop, within KNOWLEDGE_ANSWER_TIMEOUT_S; the conversation id bounds this
             # conversation's LLM calls per hour (extractive past it)
             question, result = await answer_off_loop(turn.text, products, tracker.sender_id,
-                                                     previous=tracker.get_slot("last_question"), asked=asked)
+                                                     previous=tracker.get_slot("last_question"), asked=asked,
+                                                     earlier=earlier_questions(tracker))
             grounded = bool(result.grounded)
             text = str(result.answer or "").strip()
             sources = [{"title": str(s.title), "url": str(s.url)} for s in result.sources]

@@ -296,6 +296,33 @@ def test_the_condensed_question_is_checked(reply: object, expected: str | None) 
     assert accept_condensed(reply, "e pra restaurar depois?", ["como faço backup do banco do gestor?"]) == expected
 
 
+@pytest.mark.parametrize("question,history,reply,ok", [
+    ("e pra fechar?", ["como abro o caixa no PDV?"], "como fecho o caixa no PDV?", True),  # fecho ~ fechar
+    ("e pra sair?", ["como entro em contingência na NF-e?"], "como saio da contingência na NF-e?", True),
+    ("e o GES-033?", ["apareceu GES-014"], "o que significa o erro GES-033?", True),  # question words
+    ("e o GES-033?", ["apareceu GES-014"], "reinstale o gestor e apague o banco", False),  # an answer
+    ("e da gaveta?", ["como instalo o PDV?", "quais os requisitos do caixa?"],
+     "quais os requisitos da gaveta para instalar o PDV?", True),  # words of an earlier turn
+])
+def test_stems_question_words_and_earlier_turns(question: str, history: list[str], reply: str, ok: bool) -> None:
+    assert (accept_condensed(reply, question, history) == reply) is ok
+
+
+def test_the_condensation_sees_the_earlier_questions(db: Demo, llm: FakeOpenAI) -> None:
+    history = [user_event("como instalo o gestor?", "ask_question", message_id="m-a"),
+               {"event": "action", "name": "action_answer_question"},
+               user_event("/affirm", "affirm", message_id="m-b"),  # a button: not a question
+               user_event(PREVIOUS, "ask_question", message_id="m-c"),
+               {"event": "action", "name": "action_answer_question"}]
+    tracker = make_tracker("e pra restaurar depois?", "nlu_fallback", sender="qf-h", channel="website",
+                           slots={"last_question": PREVIOUS, "awaiting": "resolved_check"}, history=history)
+    run_action(ActionQuestionOrFallback(), tracker)
+    [call] = condensations(llm)
+    user = call["messages"][1]["content"]
+    block = user.split("<conversa>\n")[1].split("\n</conversa>")[0].splitlines()
+    assert [json.loads(line)["cliente"] for line in block] == ["como instalo o gestor?", PREVIOUS]
+
+
 @pytest.mark.parametrize("text,expected", [
     ("e no TEF?", True), ("e pra restaurar depois?", True), ("como faço isso no PDV?", True),
     ("como restauro um backup do gestor no servidor?", False), ("erro GES-051", False),
