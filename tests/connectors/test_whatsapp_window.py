@@ -176,6 +176,38 @@ def test_held_rows_are_not_sent_until_released(store: Store) -> None:
     assert store.held(CUSTOMER) == {}
 
 
+RATING = {"text": "Como avalia o atendimento do chamado #42?",
+          "custom": {"purpose": "satisfaction", "params": {"ticket_number": "#42"}}}
+
+
+def test_a_refused_template_does_not_hold_later_messages_behind_it(store: Store) -> None:
+    """Meta refused the template (132xxx, at send or by a failed status): its held text stays held
+    (the console shows it as not delivered), but nothing waits behind it any more."""
+    store.queue("push:a", CUSTOMER, templates.plan(REPLY, False, TPL))
+    [tpl] = store.pending_outbox(CUSTOMER)
+    assert store.template_awaiting(CUSTOMER)
+    store.mark_rejected(tpl.id, 132001, "Template name does not exist in the translation")
+    assert not store.template_awaiting(CUSTOMER)
+    assert len(store.held(CUSTOMER)) == 1  # still visible as not delivered
+    # a template Meta accepted and later failed (status) releases nothing either
+    store.queue("push:b", CUSTOMER, templates.plan(RATING, False, TPL))
+    [tpl2] = store.pending_outbox(CUSTOMER)
+    store.mark_accepted(tpl2.id, "wamid.tpl2")
+    assert store.template_awaiting(CUSTOMER)
+    store.apply_status({"wamid": "wamid.tpl2", "status": "failed",
+                        "errors": [{"code": 132015, "title": "Template is paused"}]})
+    assert not store.template_awaiting(CUSTOMER)
+    # text held quietly behind a template that is then refused no longer counts as awaiting
+    store.queue("push:c", CUSTOMER, templates.plan(REPLY, False, TPL))
+    [tpl3] = store.pending_outbox(CUSTOMER)
+    store.queue("push:d", CUSTOMER, templates.plan({"text": "De 1 a 5?"}, False, TPL, template_awaiting=True))
+    assert store.template_awaiting(CUSTOMER)
+    store.mark_rejected(tpl3.id, 132000, "Number of parameters does not match")
+    assert not store.template_awaiting(CUSTOMER)
+    assert len(store.held(CUSTOMER)) == 4
+    assert store.template_awaiting("5511000000000") is False
+
+
 # ---- the worker over the fake Graph API ---------------------------------------------------------
 class EchoAssistant:
     """Stands in for Rasa: answers every message with ``eco: <text>``."""
@@ -279,6 +311,34 @@ def test_a_template_meta_rejects_is_stored_with_its_reason_and_not_retried(graph
         assert rows[0].kind == "template" and rows[0].send_state == "rejected" and rows[0].error_code == 132001
         assert rows[0].error_title
         assert rows[1].send_state == "held"  # the free text still waits for the customer
+    _run(graph, tmp_path, scenario)
+
+
+def test_after_a_refused_template_the_next_message_tries_its_own(graph: FakeGraph, tmp_path: Path) -> None:
+    """The ticket update's template is refused (132001). A message without a template of its own
+    that follows is not held quietly behind the refused one: it is marked as needing a template
+    (the console shows it). The rating request then gets its own template, and the refused one is
+    never resent."""
+    async def scenario(worker: Worker) -> None:
+        graph.inject(code=132001, times=1)
+        await worker.push(CUSTOMER, REPLY)  # never wrote: no window
+        await _wait(lambda: len(worker.store.held(CUSTOMER)) == 1 and not worker.store.pending_outbox(CUSTOMER))
+        await worker.push(CUSTOMER, {"text": "De 1 a 5?", "buttons": [{"title": "5", "payload": "/rate"}]})
+        await worker.push(CUSTOMER, RATING)
+        await _wait(lambda: len(_sent(graph)) >= 1)
+        await asyncio.sleep(1.0)
+        names = [r.body["template"]["name"] for r in graph.requests
+                 if isinstance(r.body, dict) and r.body.get("type") == "template"]
+        assert names == ["atualizacao_chamado", "avaliacao_atendimento"]  # the refused one only once
+        assert all(b.get("type") == "template" for b in _sent(graph))  # no free text outside the window
+        held = list(worker.store.held(CUSTOMER).values())
+        assert [h["needs_template"] for h in held] == [False, True, False]
+        assert "sem finalidade" in (held[1]["reason"] or "")
+        with worker.store.engine.connect() as c:
+            states = c.execute(sa.select(outbox.c.kind, outbox.c.send_state).order_by(outbox.c.id)).all()
+        assert [tuple(r) for r in states] == [("template", "rejected"), ("text", "held"), ("interactive", "held"),
+                                              ("template", "accepted"), ("text", "held")]
+        assert worker.store.template_awaiting(CUSTOMER)  # the rating's template now awaits the answer
     _run(graph, tmp_path, scenario)
 
 

@@ -61,11 +61,21 @@ class WindowOps(StoreBase):
             return res.rowcount or 0
 
     def template_awaiting(self, address: str) -> bool:
-        """A template went to ``address`` and its free text still waits for the customer."""
+        """A template went to ``address`` and its free text still waits for the customer.
+
+        Only a template Meta has not refused counts: one rejected at send (132xxx) or failed by a
+        status leaves its free text held (the console shows it as not delivered), but nothing
+        waits behind it, so the next proactive message is planned on its own (its own template,
+        or marked as needing one). Text held quietly behind an earlier template has no template
+        under its ``source_key`` and counts only through that template."""
+        tpl = outbox.alias("tpl")
+        live_template = sa.exists().where(
+            tpl.c.source_key == outbox.c.source_key, tpl.c.recipient == address, tpl.c.kind == "template",
+            tpl.c.send_state != "rejected", sa.or_(tpl.c.status.is_(None), tpl.c.status != "failed"))
         with self.engine.connect() as conn:
             return conn.execute(sa.select(outbox.c.id).where(
                 outbox.c.recipient == address, outbox.c.send_state == "held",
-                outbox.c.needs_template.is_(False)).limit(1)).first() is not None
+                outbox.c.needs_template.is_(False), live_template).limit(1)).first() is not None
 
     def held(self, address: str) -> Dict[int, Dict[str, Any]]:
         """Held rows of ``address`` (id -> state columns), for tests and the console."""
