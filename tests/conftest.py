@@ -87,15 +87,18 @@ def db_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> I
 
 
 @pytest.fixture(scope="session")
-def atende_stack(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """The real Rasa server + action server over a demo database (one per test session)."""
+def atende_stack(tmp_path_factory: pytest.TempPathFactory, model: Path) -> Iterator["Stack"]:
+    """The real Rasa server + action server over the demo data, one per test session, shared by
+    tests/conversation, tests/security, tests/integration and tests/browser (each test uses
+    conversation ids, phones or sessions of its own). The website channel takes the development
+    default: localhost origins on any port (the browser tests' demo sites, `http://127.0.0.1`)."""
     from tests.support.stack import start_stack
 
-    stack = start_stack(tmp_path_factory.mktemp("stack"))
+    st = start_stack(tmp_path_factory.mktemp("stack"))
     try:
-        yield stack
+        yield st
     finally:
-        stack.stop()
+        st.stop()
 
 
 @pytest.fixture(scope="session")
@@ -107,17 +110,25 @@ def model() -> Path:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory, model: Path) -> Iterator["Stack"]:
-    """One real Rasa server and action server over the demo data, shared by tests/conversation and
-    tests/security (each test uses conversation ids of its own)."""
-    from tests.support.stack import start_stack
+def stack(atende_stack: "Stack") -> "Stack":
+    """The session's stack (`atende_stack`), under the name the conversation tests use."""
+    return atende_stack
 
-    st = start_stack(tmp_path_factory.mktemp("conversation"),
-                     extra_env={"WEBCHAT_ALLOWED_ORIGINS": "http://127.0.0.1"})
+
+@pytest.fixture(scope="session")
+def variant_stack(tmp_path_factory: pytest.TempPathFactory, model: Path) -> Iterator["Stack"]:
+    """A second real stack for the tests that need other settings than the shared one, started once
+    with all of them (tests/support/stack.py `VARIANT_ENV`): WhatsApp templates, the console URL
+    articles are cited with, and the WhatsApp privacy notice on. Shared by the article answer, the
+    24-hour window and the privacy notice journeys, which otherwise started a stack each."""
+    from tests.support.stack import VARIANT_ENV, start_stack
+
+    st = start_stack(tmp_path_factory.mktemp("variant"), extra_env=VARIANT_ENV)
     try:
         yield st
     finally:
         st.stop()
+        dispose_engines()
 
 
 @pytest.fixture(autouse=True)

@@ -1,7 +1,8 @@
 """An approved article answered with its citation by the real assistant (issue #16, done when).
 
-A stack of its own (real Rasa server + action server, tests/support/stack.py) so that its
-knowledge index, which this test re-ingests, is no other test's: a technician registers a solution
+The session's second stack (tests/conftest.py `variant_stack`: real Rasa server + action server,
+started with ATENDE_CONSOLE_URL), so that its knowledge index, which this test re-ingests, is not
+the one the other answer journeys read: a technician registers a solution
 with "Sugerir como artigo", a manager approves the article, the real `python -m knowledge ingest`
 runs, and the question asked over Rasa's REST channel is answered from the article, citing its
 console URL. Before the approval the same question does not cite it.
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
@@ -19,11 +19,11 @@ import requests
 from helpdesk.db import dispose_engines, session_scope
 from helpdesk.services import articles, technicians, tickets
 from ops.paths import APP_PYTHON, ROOT
-from tests.support.stack import Stack, start_stack
+from tests.support.stack import VARIANT_CONSOLE_URL, Stack
 
 pytestmark = pytest.mark.integration
 
-CONSOLE = "https://console.atende.example"
+CONSOLE = VARIANT_CONSOLE_URL  # "https://console.atende.example"
 TITLE = "Emitir vale-troca no PDV"
 BODY = ("Para emitir um vale-troca no PDV: pressione F7 > Trocas, informe o número do cupom da venda, "
         "marque os itens devolvidos e confirme em Emitir vale-troca. O vale-troca sai na impressora do "
@@ -33,13 +33,10 @@ QUESTION = "como emitir vale-troca no pdv?"
 
 
 @pytest.fixture(scope="module")
-def article_stack(tmp_path_factory: pytest.TempPathFactory, model: Path) -> Iterator[Stack]:
-    st = start_stack(tmp_path_factory.mktemp("articles"), extra_env={"ATENDE_CONSOLE_URL": CONSOLE})
-    try:
-        yield st
-    finally:
-        st.stop()
-        dispose_engines()
+def article_stack(variant_stack: Stack) -> Iterator[Stack]:
+    assert variant_stack.env["ATENDE_CONSOLE_URL"] == CONSOLE
+    yield variant_stack
+    dispose_engines()
 
 
 def _ask(stack: Stack, sender: str) -> list[dict[str, Any]]:

@@ -1,8 +1,10 @@
 """LGPD over the real stack (issue #17 part 1): the WhatsApp privacy notice and the website consent.
 
 The shared stack (tests/conftest.py) runs with the notice off so that the other journeys count the
-answers they expect; this module restarts its action server with the notice on (and restores it
-afterwards), which is also how an operator changes the notice's text version or enables an LLM.
+answers they expect; the WhatsApp journeys here run on the session's second stack
+(`variant_stack`), started with the notice on (version t1, a policy URL). The version change
+restarts its action server, as an operator does to change the notice's text version or enable an
+LLM, and the module puts the started settings back afterwards.
 
 - WhatsApp, over the real signed webhook and the fake Graph API: the first contact gets the notice
   before the answer, the next message does not, a session that expired does not (once per person,
@@ -19,7 +21,7 @@ from typing import Any, Iterator
 import pytest
 import sqlalchemy as sa
 
-from tests.support.stack import Stack
+from tests.support.stack import VARIANT_POLICY_URL, Stack
 
 from .test_journeys import db
 from .test_sessions import age
@@ -27,7 +29,7 @@ from .test_whatsapp_journeys import message, texts_to, wait_texts
 
 pytestmark = pytest.mark.integration
 
-POLICY = "https://vendor.example/privacidade"
+POLICY = VARIANT_POLICY_URL  # "https://vendor.example/privacidade"
 
 
 def _restart_actions(stack: Stack, **env: str) -> None:
@@ -38,18 +40,20 @@ def _restart_actions(stack: Stack, **env: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def notice_on(stack: Stack) -> Iterator[Stack]:
+def notice_on(variant_stack: Stack) -> Iterator[Stack]:
+    stack = variant_stack
+    assert (stack.actions.env["ATENDE_PRIVACY_NOTICE_ENABLED"], stack.actions.env["ATENDE_PRIVACY_NOTICE_VERSION"],
+            stack.actions.env["ATENDE_PRIVACY_POLICY_URL"]) == ("1", "t1", POLICY)
     saved = dict(stack.actions.env)
-    _restart_actions(stack, ATENDE_PRIVACY_NOTICE_ENABLED="1", ATENDE_PRIVACY_NOTICE_VERSION="t1",
-                     ATENDE_PRIVACY_POLICY_URL=POLICY)
     try:
         yield stack
     finally:
-        stack.actions.stop()
-        stack.actions.env.clear()
-        stack.actions.env.update(saved)
-        stack.actions.start()
-        stack.actions.wait_ready(180)
+        if stack.actions.env != saved or not stack.actions.alive():
+            stack.actions.stop()
+            stack.actions.env.clear()
+            stack.actions.env.update(saved)
+            stack.actions.start()
+            stack.actions.wait_ready(180)
 
 
 def _rows(stack: Stack, sql: str, **params: Any) -> list[tuple[Any, ...]]:

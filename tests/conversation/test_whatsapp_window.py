@@ -1,16 +1,16 @@
 """The 24-hour window over the real stack (issue #15 item 3, done when): Rasa server with the
-WhatsApp channel, action server, signed Meta webhooks and the fake Graph API. A stack of its own,
-started with WHATSAPP_TEMPLATES. The customer opens a ticket on WhatsApp; the inbox row times are
-aged 25 h in the database; the technician's reply (the console's service, through Rasa's API)
-reaches Graph as the ``atualizacao_chamado`` template with the ticket number, the technician and
-the text, and the free text follows only when the customer writes again. The rating request after
-a late close goes as the ``avaliacao_atendimento`` template.
+WhatsApp channel, action server, signed Meta webhooks and the fake Graph API. The session's second
+stack (tests/conftest.py `variant_stack`), started with WHATSAPP_TEMPLATES (and the privacy notice
+on: the first message of the customer's first contact). The customer opens a ticket on WhatsApp;
+the inbox row times are aged 25 h in the database; the technician's reply (the console's service,
+through Rasa's API) reaches Graph as the ``atualizacao_chamado`` template with the ticket number,
+the technician and the text, and the free text follows only when the customer writes again. The
+rating request after a late close goes as the ``avaliacao_atendimento`` template.
 """
 from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
 import pytest
@@ -19,28 +19,21 @@ from sqlalchemy import text
 from helpdesk.db import dispose_engines, session_scope
 from helpdesk.services import handoff, technicians, tickets
 from helpdesk.services.rasa_client import RasaClient
-from tests.support.stack import RASA_JWT_SECRET, Stack, start_stack
+from tests.support.stack import RASA_JWT_SECRET, VARIANT_TEMPLATES, Stack
 
 from .test_whatsapp_journeys import (customer_with_phone, message, report_problem_until_ticket, texts_to,
                                      wait_texts)
 
 pytestmark = pytest.mark.integration
 
-TEMPLATES = {
-    "ticket_update": {"name": "atualizacao_chamado", "language": "pt_BR",
-                      "parameters": ["ticket_number", "technician", "text"]},
-    "satisfaction": {"name": "avaliacao_atendimento", "language": "pt_BR", "parameters": ["ticket_number"]},
-}
+TEMPLATES = VARIANT_TEMPLATES  # atualizacao_chamado (ticket_update), avaliacao_atendimento (satisfaction)
 
 
 @pytest.fixture(scope="module")
-def window_stack(tmp_path_factory: pytest.TempPathFactory, model: Path) -> Iterator[Stack]:
-    st = start_stack(tmp_path_factory.mktemp("wa_window"), extra_env={"WHATSAPP_TEMPLATES": json.dumps(TEMPLATES)})
-    try:
-        yield st
-    finally:
-        st.stop()
-        dispose_engines()
+def window_stack(variant_stack: Stack) -> Iterator[Stack]:
+    assert json.loads(variant_stack.env["WHATSAPP_TEMPLATES"]) == TEMPLATES
+    yield variant_stack
+    dispose_engines()
 
 
 def templates_to(stack: Stack, to: str) -> List[Dict[str, Any]]:

@@ -10,9 +10,14 @@ HTTP API takes the bearer JWT of `rasa_auth_headers()`, as the console sends it.
 """
 from __future__ import annotations
 
+import atexit
+import json
 import os
 import secrets
+import shutil
 import subprocess
+import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +38,24 @@ RASA_JWT_SECRET = f"test-rasa-jwt-secret-{secrets.token_hex(16)}"
 SECRET_VARS = ("RASA_JWT_SECRET", "ATENDE_ATTESTATION_SECRET", "WEBCHAT_JWT_SECRET", "WHATSAPP_APP_SECRET",
                "WHATSAPP_VERIFY_TOKEN", "WHATSAPP_ACCESS_TOKEN")
 
+# The settings of the session's second stack (tests/conftest.py `variant_stack`), for the journeys
+# that need them; the shared stack runs without (no templates, notice off, no console URL).
+VARIANT_CONSOLE_URL = "https://console.atende.example"
+VARIANT_POLICY_URL = "https://vendor.example/privacidade"
+VARIANT_NOTICE_VERSION = "t1"
+VARIANT_TEMPLATES = {
+    "ticket_update": {"name": "atualizacao_chamado", "language": "pt_BR",
+                      "parameters": ["ticket_number", "technician", "text"]},
+    "satisfaction": {"name": "avaliacao_atendimento", "language": "pt_BR", "parameters": ["ticket_number"]},
+}
+VARIANT_ENV = {
+    "ATENDE_CONSOLE_URL": VARIANT_CONSOLE_URL,
+    "WHATSAPP_TEMPLATES": json.dumps(VARIANT_TEMPLATES),
+    "ATENDE_PRIVACY_NOTICE_ENABLED": "1",
+    "ATENDE_PRIVACY_NOTICE_VERSION": VARIANT_NOTICE_VERSION,
+    "ATENDE_PRIVACY_POLICY_URL": VARIANT_POLICY_URL,
+}
+
 
 def rasa_auth_headers(secret: str = RASA_JWT_SECRET) -> dict[str, str]:
     """Headers for Rasa's HTTP API: the console's short-lived bearer JWT (no token in the URL)."""
@@ -52,8 +75,12 @@ class Stack:
     extra: list[procs.Proc] = field(default_factory=list)
 
     def stop(self) -> None:
-        for proc in [*self.extra, self.rasa, self.actions]:
-            proc.stop()
+        """Stop every process at once (each may take its grace period), then the fake Graph API."""
+        threads = [threading.Thread(target=proc.stop) for proc in [*self.extra, self.rasa, self.actions]]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
         self.graph.stop()
 
     def restart_rasa(self, *, kill9: bool = False) -> None:
@@ -73,6 +100,47 @@ def prepare_data(workdir: Path, database_url: str, env: dict[str, str]) -> None:
     if (ROOT / "knowledge" / "__main__.py").exists():
         subprocess.run([str(APP_PYTHON), "-m", "knowledge", "ingest"], cwd=ROOT, env=run_env, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+# What `prepare_data` produced, once per test process and per setting that can change it: the
+# database file and the index folder are copied into each new stack (the CLIs take about a minute
+# on CI, and every stack of a run starts from the same demo data and demo documentation).
+_TEMPLATES: dict[tuple[tuple[str, str], ...], Path] = {}
+_TEMPLATE_ROOT: list[Path] = []
+
+
+def _template_key(env: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """The settings `helpdesk demo` and `knowledge ingest` read, without the per-stack paths."""
+    merged = dict(os.environ, **env)
+    return tuple(sorted((k, v) for k, v in merged.items()
+                        if (k.startswith(("KNOWLEDGE_", "OPENAI_", "HF_", "TRANSFORMERS_", "EMBEDDING_"))
+                            or k == "ATENDE_CONSOLE_URL")
+                        and k != "KNOWLEDGE_INDEX_DIR"))
+
+
+def _template_root() -> Path:
+    if not _TEMPLATE_ROOT:
+        root = Path(tempfile.mkdtemp(prefix="atende-stack-data-"))
+        atexit.register(shutil.rmtree, root, True)
+        _TEMPLATE_ROOT.append(root)
+    return _TEMPLATE_ROOT[0]
+
+
+def prepared_copy(workdir: Path, env: dict[str, str]) -> None:
+    """The demo database at workdir/atende.db and the demo index at workdir/knowledge, as
+    `prepare_data` makes them: made once per process (and key), then copied."""
+    key = _template_key(env)
+    template = _TEMPLATES.get(key)
+    if template is None:
+        template = _template_root() / f"t{len(_TEMPLATES)}"
+        template.mkdir()
+        prepare_data(template, f"sqlite:///{template / 'atende.db'}",
+                     {**env, "DATABASE_URL": f"sqlite:///{template / 'atende.db'}",
+                      "KNOWLEDGE_INDEX_DIR": str(template / "knowledge")})
+        _TEMPLATES[key] = template
+    shutil.copyfile(template / "atende.db", workdir / "atende.db")
+    if (template / "knowledge").exists():
+        shutil.copytree(template / "knowledge", workdir / "knowledge", symlinks=True)
 
 
 def start_stack(workdir: Path, *, extra_env: dict[str, str] | None = None) -> Stack:
@@ -96,13 +164,13 @@ def start_stack(workdir: Path, *, extra_env: dict[str, str] | None = None) -> St
         "WHATSAPP_GRAPH_URL": graph.base_url,
         "OPENAI_API_KEY": "",
         # The WhatsApp privacy notice is a first message of its own: off here, so the journeys count
-        # the answers they expect; tests/conversation/test_privacy_notice.py turns it on.
+        # the answers they expect; `VARIANT_ENV` (the privacy notice journeys' stack) turns it on.
         "ATENDE_PRIVACY_NOTICE_ENABLED": "0",
     }
     env.update(extra_env or {})
     started: list[procs.Proc] = []
     try:
-        prepare_data(workdir, database_url, env)
+        prepared_copy(workdir, env)
         model = train_if_changed(quiet=True)
         endpoints_file = endpoints.write(workdir / "endpoints.yml", database_url=database_url,
                                          action_url=f"http://127.0.0.1:{action_port}/webhook", redis_url="")
