@@ -19,7 +19,8 @@ import streamlit as st
 
 from console import auth, notices, ui
 from console.auth import User
-from console.screens import articles, customers, privacy, queue, reports, sla, ticket, users, wa_prices
+from console.screens import (articles, customers, privacy, queue, reports, sla, ticket, users, wa_prices,
+                             wa_problems)
 from helpdesk.errors import PermissionDenied
 
 REFUSED = PermissionDenied.message_pt + " Esta página é só para gestores."
@@ -36,6 +37,7 @@ def technician_pages() -> list[st.Page]:
         st.Page(_screen(queue.render), title="Fila", url_path=ui.QUEUE),
         st.Page(_screen(ticket.render), title="Chamado", url_path=ui.TICKET),
         st.Page(_screen(customers.render), title="Clientes", url_path=ui.CUSTOMERS),
+        st.Page(_screen(wa_problems.render), title="Problemas do WhatsApp", url_path=wa_problems.URL_PATH),
     ]
 
 

@@ -22,6 +22,9 @@ WHATSAPP_INBOX = "whatsapp_inbox"
 # The 24-hour window (atende_contract.wa_window): the customer's last message is the latest
 # `received_at` of a row with kind "message" from `sender` (the bare WhatsApp id).
 WHATSAPP_INBOX_COLUMNS = ("sender", "kind", "received_at")
+# The console's "Problemas do WhatsApp" page: rows the connector stored with `state` "ignored" and
+# why (`reason`, the connector's English text; `text` the customer's, `data` the item's JSON).
+WHATSAPP_INBOX_PROBLEM_COLUMNS = ("id", "sender", "kind", "state", "text", "data", "reason", "received_at")
 
 WHATSAPP_WINDOWS = "whatsapp_windows"
 # Meta's `conversation.expiration_timestamp` (UNIX seconds) seen on statuses, per `recipient`.

@@ -24,6 +24,14 @@ def test_whatsapp_pricing_has_the_columns_the_reports_read() -> None:
     assert set(tables.WHATSAPP_PRICING_COLUMNS) <= set(pricing.c.keys())
 
 
+def test_whatsapp_inbox_has_the_columns_the_console_reads() -> None:
+    from connectors.whatsapp.store.engine import inbox
+
+    assert inbox.name == tables.WHATSAPP_INBOX
+    assert set(tables.WHATSAPP_INBOX_COLUMNS) <= set(inbox.c.keys())
+    assert set(tables.WHATSAPP_INBOX_PROBLEM_COLUMNS) <= set(inbox.c.keys())  # "Problemas do WhatsApp"
+
+
 def test_rasa_events_table_has_the_columns_the_console_reads() -> None:
     from rasa.core.tracker_store import SQLTrackerStore
 

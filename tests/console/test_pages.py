@@ -59,7 +59,7 @@ def test_login_and_logout(ids: dataset.Ids) -> None:
     at = login("tiago@teste.dev", dataset.PASSWORD)
     assert not at.exception
     assert [h.value for h in at.header] == ["Fila de chamados"]
-    assert menu(at) == ["Fila", "Chamado", "Clientes"]  # no manager pages
+    assert menu(at) == ["Fila", "Chamado", "Clientes", "Problemas do WhatsApp"]  # no manager pages
     at.button(key="logout").click().run()
     assert "Você saiu do console." in messages(at, "warning")
     assert at.text_input(key="login_email") is not None
@@ -100,13 +100,13 @@ def test_unknown_account_reads_like_a_wrong_password(ids: dataset.Ids, clock: Fa
 
 def test_demoted_manager_loses_manager_pages_at_once(ids: dataset.Ids) -> None:
     at = goto(login("marta@teste.dev", dataset.PASSWORD), "relatorios")
-    assert menu(at) == ["Fila", "Chamado", "Clientes", "Relatórios", "Usuários", "Privacidade", "SLA", "Artigos",
-                        "Preços do WhatsApp"]
+    assert menu(at) == ["Fila", "Chamado", "Clientes", "Problemas do WhatsApp", "Relatórios", "Usuários",
+                        "Privacidade", "SLA", "Artigos", "Preços do WhatsApp"]
     with session_scope() as s:
         s.get(Technician, ids.manager).role = "technician"
     at = goto(at, "usuarios")
     assert messages(at, "error") == ["Você não tem permissão para acessar esta área. Esta página é só para gestores."]
-    assert menu(at) == ["Fila", "Chamado", "Clientes"]
+    assert menu(at) == ["Fila", "Chamado", "Clientes", "Problemas do WhatsApp"]
     assert "técnico" in at.caption[0].value
 
 

@@ -234,7 +234,7 @@ def test_a_demoted_manager_cannot_use_manager_pages_or_actions(ids: dataset.Ids)
     at.button(key="p_save").click().run()  # the form was on screen before the demotion
     assert messages(at, "error") == ["Você não tem permissão para acessar esta área.",
                                      "Você não tem permissão para acessar esta área. Esta página é só para gestores."]
-    assert menu(at) == ["Fila", "Chamado", "Clientes"]
+    assert menu(at) == ["Fila", "Chamado", "Clientes", "Problemas do WhatsApp"]
     assert _db_state() == before
     assert not messages(login("tiago@teste.dev", dataset.PASSWORD, new_app().run()), "error")
 
