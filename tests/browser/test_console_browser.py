@@ -113,7 +113,8 @@ def test_customer_markup_is_plain_text_in_the_browser(tmp_path: Path, browser_pa
         _login(page, console_url, "tiago@teste.dev", dataset.PASSWORD)
         page.wait_for_url(f"{console_url}/fila")  # the root address opens the queue
         nav = page.get_by_test_id("stSidebarNav")
-        assert nav.get_by_role("link").all_inner_texts() == ["Fila", "Chamado", "Clientes"]  # no manager pages
+        assert nav.get_by_role("link").all_inner_texts() == [  # no manager pages
+            "Fila", "Chamado", "Clientes", "Problemas do WhatsApp"]
         # A manager page typed in by a technician: a new session, so the login form, then the refusal.
         _login(page, f"{console_url}/relatorios", "tiago@teste.dev", dataset.PASSWORD, heading=None)
         page.get_by_text("Você não tem permissão para acessar esta área. Esta página é só para gestores.").wait_for()
