@@ -179,21 +179,22 @@ OFF_TOPIC = ["Qual é a capital da França?", "me passa uma receita de bolo de c
 def _answer_gate(idx: LoadedIndex, embedder: Embedder, questions: list[Question]) -> None:
     """The answer gate's cosine floor for this model: best cosine of own-set vs off-topic questions, and
     how many pass the gate (coverage or cosine) at each floor, extractive and with an LLM."""
-    from knowledge.answer import MIN_COVERAGE, MIN_COVERAGE_LLM, evidence
+    from knowledge.answer import Evidence, evidence
 
     on = [q.question for q in questions]
     embedder.prime_queries(on + OFF_TOPIC)
-    def ev(qs: list[str]) -> list[tuple[float, float]]:
-        return [(e.dense, e.coverage) for e in (evidence(idx, q, search(idx, embedder, q, k=8)) for q in qs)]
+    def ev(qs: list[str]) -> list[Evidence]:
+        return [evidence(idx, q, search(idx, embedder, q, k=8)) for q in qs]
     a, b = ev(on), ev(OFF_TOPIC)
-    print(f"  answer gate: own-set best cosine min {min(d for d, _ in a):.3f} median {np.median([d for d, _ in a]):.3f}; "
-          f"{len(b)} off-topic questions max {max(d for d, _ in b):.3f}")
+    print(f"  answer gate (the whole sweep: bench/answer_gate.py): own-set best cosine min "
+          f"{min(e.dense for e in a):.3f} median {np.median([e.dense for e in a]):.3f}; "
+          f"{len(b)} off-topic questions max {max(e.dense for e in b):.3f}")
     for t in (0.62, 0.80, 0.84, 0.86, 0.88, 0.90):
-        def share(rows: list[tuple[float, float]], cov: float) -> int:
-            return sum(1 for d, c in rows if c >= cov or d >= t)
-        print(f"    floor {t:.2f}: own set strong {share(a, MIN_COVERAGE) / len(a):.3f} extractive, "
-              f"{share(a, MIN_COVERAGE_LLM) / len(a):.3f} with LLM; off-topic strong {share(b, MIN_COVERAGE)} "
-              f"extractive, {share(b, MIN_COVERAGE_LLM)} with LLM")
+        def share(rows: list[Evidence], llm: bool) -> int:
+            return sum(Evidence(e.coverage, e.dense, t, e.alone).strong(llm) for e in rows)
+        print(f"    floor {t:.2f}: own set strong {share(a, False) / len(a):.3f} extractive, "
+              f"{share(a, True) / len(a):.3f} with LLM; off-topic strong {share(b, False)} "
+              f"extractive, {share(b, True)} with LLM")
 
 
 def _modes(idx: LoadedIndex, embedder: Embedder, questions: list[Question]) -> None:
