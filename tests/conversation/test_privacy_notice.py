@@ -21,6 +21,7 @@ from typing import Any, Iterator
 import pytest
 import sqlalchemy as sa
 
+from tests.support.sockets import close_now
 from tests.support.stack import VARIANT_POLICY_URL, Stack
 
 from .test_journeys import db
@@ -163,7 +164,7 @@ def _web_turn(stack: Stack, session_id: str, text: str, custom: dict[str, Any]) 
             out.append(replies.get_nowait())
         return [str(m.get("text") or "") for m in out]
     finally:
-        sio.disconnect()
+        close_now(sio)  # the polling client would wait ~25 s for its pending long-poll
 
 
 def _consents(stack: Stack, conversation: str) -> list[tuple[Any, ...]]:

@@ -30,6 +30,7 @@ from sqlalchemy import create_engine, text
 
 from helpdesk.services import rasa_client
 from ops import procs
+from tests.support.sockets import close_now_async
 from tests.support.stack import (
     RASA_JWT_SECRET, SECRET_VARS, WEBCHAT_SECRET, Stack, signed_whatsapp_text, start_stack,
 )
@@ -133,7 +134,7 @@ async def _website_visit(stack: Stack, token: str) -> None:
             await asyncio.sleep(0.1)
         assert replies, "the website visitor got no answer"
     finally:
-        await sio.disconnect()
+        await close_now_async(sio)  # the polling client would wait ~25 s for its pending long-poll
 
 
 def _log_files(workdir: Path) -> list[Path]:

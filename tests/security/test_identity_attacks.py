@@ -21,6 +21,7 @@ import requests
 import socketio
 from sqlalchemy import func, select
 
+from tests.support.sockets import close_now
 from tests.support.stack import Stack, rasa_auth_headers, signed_whatsapp_text
 
 pytestmark = pytest.mark.integration
@@ -129,7 +130,7 @@ def _socket_turn(stack: Stack, session_id: str, text: str) -> list[str]:
             out.append(replies.get_nowait())
         return [str(m.get("text") or "") for m in out]
     finally:
-        sio.disconnect()
+        close_now(sio)  # the polling client would wait ~25 s for its pending long-poll
 
 
 def test_a_phone_number_as_website_session_id_reaches_nothing_of_the_customer(stack: Stack) -> None:
