@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 from typing import Any
 
-WRITE_WAIT_S = 5.0
+WRITE_WAIT_S = 1.0  # the CLOSE request is sent at once; its answer may wait on the poll
 
 
 def close_now(sio: Any) -> None:
