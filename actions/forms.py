@@ -64,6 +64,26 @@ def resolve_module(value: str) -> str | None:
     return None
 
 
+def module_named_in(text: str) -> str | None:
+    """The one catalog module a description names, else None: when the NLU misses the module
+    entity, the form still does not ask for what the customer already said ("o tef nao passa
+    cartao", "a frente de caixa travou"). Only a module's code, its name or a synonym of several
+    words counts, as whole words: one-word synonyms ("caixa", "integracao", "bot") are too common
+    in a description to classify it. Two different modules named, or none: None (the form asks)."""
+    key = " " + " ".join(re.findall(r"[a-z0-9\-]+", fold(text))) + " "
+    found: set[str] = set()
+    with session_scope() as s:
+        for module in catalog.modules(s):
+            for name in (module.code, module.name, *(module.synonyms or [])):
+                words = " ".join(re.findall(r"[a-z0-9\-]+", fold(str(name or ""))))
+                if name not in (module.code, module.name) and " " not in words:
+                    continue
+                if words and f" {words} " in key:
+                    found.add(str(module.code))
+                    break
+    return found.pop() if len(found) == 1 else None
+
+
 class ValidateTicketForm(FormValidationAction):
     def name(self) -> Text:
         return "validate_ticket_form"
@@ -77,6 +97,10 @@ class ValidateTicketForm(FormValidationAction):
         if len(text) < 4 or is_emoji_only(text) or text.startswith("/"):
             dispatcher.utter_message(response="utter_invalid_description")
             return {"ticket_description": None}
+        if not tracker.get_slot("ticket_module"):
+            code = module_named_in(text)
+            if code is not None:
+                return {"ticket_description": text, "ticket_module": code}
         return {"ticket_description": text}
 
     def validate_ticket_module(self, slot_value: Any, dispatcher: CollectingDispatcher,
@@ -84,8 +108,16 @@ class ValidateTicketForm(FormValidationAction):
         value = str(slot_value or "").strip()
         code = resolve_module(value) if value else None
         if code is None and tracker.get_slot("requested_slot") != "ticket_module":
-            # A prefilled module that is not in the catalog: just ask for it.
-            return {"ticket_module": None}
+            # A prefilled module that is not in the catalog (the NLU may tag a stray word, "de" in
+            # "cartao de debito", beside the real "tef"): the message's other module entities, then
+            # a module the text names; else ask for it.
+            latest = tracker.latest_message or {}
+            for entity in latest.get("entities") or []:
+                if entity.get("entity") == "module" and str(entity.get("value") or "").strip():
+                    code = resolve_module(str(entity["value"]))
+                    if code is not None and code != NO_MODULE:
+                        return {"ticket_module": code}
+            return {"ticket_module": module_named_in(str(latest.get("text") or ""))}
         if code is None:
             dispatcher.utter_message(response="utter_invalid_module")
             return {"ticket_module": None}

@@ -71,6 +71,14 @@ def postgres_url(_postgres_db: str) -> str:
     with engine.begin() as conn:
         names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        # Tables a test made beside the migrated schema (the bot env's whatsapp_* tables, which the
+        # connector or the demo creates when missing) go too: every test starts from the migrated
+        # schema alone, as a copy of the SQLite template does.
+        ours = {t.name for t in Base.metadata.sorted_tables} | {"alembic_version"}
+        extra = [r[0] for r in conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))
+                 if r[0] not in ours]
+        for name in extra:
+            conn.execute(text(f'DROP TABLE IF EXISTS "{name}" CASCADE'))
     engine.dispose()
     return _postgres_db
 

@@ -41,6 +41,60 @@ def test_description_validation(db: Demo) -> None:
     assert validate("ticket_description", "x" * 5000, "x" * 5000) == (["utter_message_too_long"], None)
 
 
+@pytest.mark.parametrize("text,module", [
+    ("o tef nao passa cartao de debito", "tef"),  # the module's code
+    ("a Frente de Caixa travou de novo", "pdv"),  # a synonym of several words
+    ("erro ao emitir NF-e de devolução", "nfe"),  # the module's name
+    ("o caixa não abre", None),  # a one-word synonym is too common to classify a description
+    ("o sistema caiu depois da atualização", None),  # no module named
+    ("o pdv não manda a nfe", None),  # two modules: the form asks
+    ("xtefx e pdvs", None),  # only whole words
+])
+def test_a_module_named_in_the_description_fills_the_module(db: Demo, text: str, module: str | None) -> None:
+    tracker = make_tracker(text, "inform", slots={"ticket_description": text, "requested_slot": "ticket_description"},
+                           active_loop="ticket_form")
+    tracker.events.append({"event": "slot", "name": "ticket_description", "value": text})
+    messages, events = run_action(ValidateTicketForm(), tracker)
+    slots = slots_of(events)
+    assert responses(messages) == [] and slots.get("ticket_description") == text
+    assert slots.get("ticket_module") == module
+
+
+@pytest.mark.parametrize("entities,module", [
+    (["tef", "de"], "tef"),  # a stray word tagged after the real module ("cartao de debito")
+    (["de", "tef"], "tef"),
+    (["de"], "tef"),  # no good entity: the module the text names
+])
+def test_a_stray_module_entity_does_not_hide_the_real_one(db: Demo, entities: list[str], module: str) -> None:
+    text = "o tef nao passa cartao de debito"
+    tracker = make_tracker(text, "report_problem", slots={"ticket_description": text, "ticket_module": entities[-1],
+                                                          "requested_slot": "ticket_description"},
+                           active_loop="ticket_form")
+    tracker.latest_message["entities"] = [{"entity": "module", "value": v} for v in entities]
+    tracker.events.append({"event": "slot", "name": "ticket_module", "value": entities[-1]})
+    messages, events = run_action(ValidateTicketForm(), tracker)
+    assert responses(messages) == [] and slots_of(events).get("ticket_module") == module
+
+
+def test_a_prefilled_module_nowhere_in_the_catalog_is_asked(db: Demo) -> None:
+    text = "o sistema nao passa cartao de debito"
+    tracker = make_tracker(text, "report_problem", slots={"ticket_module": "de", "requested_slot": "ticket_description"},
+                           active_loop="ticket_form")
+    tracker.latest_message["entities"] = [{"entity": "module", "value": "de"}]
+    tracker.events.append({"event": "slot", "name": "ticket_module", "value": "de"})
+    messages, events = run_action(ValidateTicketForm(), tracker)
+    assert responses(messages) == [] and slots_of(events).get("ticket_module") is None
+
+
+def test_a_module_already_given_is_not_replaced_by_the_description(db: Demo) -> None:
+    text = "o tef nao passa cartao de debito"
+    tracker = make_tracker(text, "inform", slots={"ticket_description": text, "ticket_module": "pdv",
+                                                  "requested_slot": "ticket_description"}, active_loop="ticket_form")
+    tracker.events.append({"event": "slot", "name": "ticket_description", "value": text})
+    _, events = run_action(ValidateTicketForm(), tracker)
+    assert "ticket_module" not in slots_of(events) or slots_of(events)["ticket_module"] == "pdv"
+
+
 @pytest.mark.parametrize("value,expected", [
     ("pdv", "pdv"), ("frente de caixa", "pdv"), ("na nota fiscal", "nfe"), ("NF-e", "nfe"), ("no crm", "omnicrm"),
     ("não sei", "nenhum"), ("Não sei", "nenhum"),

@@ -10,7 +10,8 @@ from ops.paths import BOT_DATA, CONFIG, DOMAIN, RASA_BIN, ROOT
 # Responses Rasa itself utters: the core fallback, and the questions of the forms' slots.
 RASA_OWN = {"utter_default"}
 FORM_SLOTS = {"ticket_description", "ticket_module", "ticket_type", "rating", "lead_name", "lead_contact"}
-NOT_FROM_NLU = {"EXTERNAL_agent_reply", "EXTERNAL_ticket_closed", "inbound_call", "media_received"}
+NOT_FROM_NLU = {"EXTERNAL_agent_reply", "EXTERNAL_ticket_closed", "inbound_call", "media_received",
+                "shared_contact"}
 
 
 def test_rasa_data_validate_is_clean() -> None:
