@@ -304,7 +304,7 @@ def condense_with_llm(question: str, history: list[str], *, conversation_id: str
     if not history or not question or not condense_enabled():
         return None
     try:
-        from knowledge.answer import _client
+        from knowledge.answer import llm_client
         from knowledge.budget import llm_budget
         from knowledge.config import Settings
 
@@ -317,7 +317,7 @@ def condense_with_llm(question: str, history: list[str], *, conversation_id: str
         if conversation_id is not None and not llm_budget.try_acquire(conversation_id, settings.llm_calls_per_hour):
             logger.info("conversation %s is past its LLM budget: follow-up resolved by the rule", conversation_id)
             return None
-        client = _client(settings).with_options(timeout=timeout, max_retries=0)
+        client = llm_client(settings).with_options(timeout=timeout, max_retries=0)
         response = client.chat.completions.create(
             model=settings.openai_model, messages=condensation_messages(question, history), temperature=0,
             max_tokens=120)

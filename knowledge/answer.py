@@ -213,7 +213,15 @@ _clients: dict[tuple[str | None, ...], Any] = {}
 _clients_lock = threading.Lock()
 
 
-def _client(settings: Settings) -> Any:
+def llm_client(settings: Settings) -> Any:
+    """The OpenAI-compatible chat client for `settings` (OPENAI_* first, else AZURE_OPENAI_*).
+
+    One client per (key, base URL, Azure endpoint, Azure key), created on first use and shared by
+    every thread (creation is under a lock), so repeated calls reuse its connection pool.
+    It has the configured timeout (OPENAI_TIMEOUT) and one retry; a caller with its own deadline
+    narrows it with `.with_options(timeout=..., max_retries=0)`, which returns a copy and leaves
+    the shared client unchanged. Used by `llm_answer` and by the follow-up condensation
+    (actions/followups.py). Needs the `openai` package; only call it when `settings.llm_enabled`."""
     import openai
 
     key = (settings.openai_api_key, settings.openai_base_url, settings.azure_endpoint, settings.azure_api_key)
@@ -275,7 +283,7 @@ def llm_answer(question: str, hits: Sequence[Hit], settings: Settings, timeout_s
     idf: the index's term weights (`idf_of`); every sentence of the reply is then checked against
     the passage it cites (knowledge/faithfulness.py) and unsupported ones are removed."""
     hits = _dedupe(hits)[:MAX_PASSAGES]
-    client = _client(settings)
+    client = llm_client(settings)
     if timeout_s is not None:
         client = client.with_options(timeout=min(timeout_s, settings.openai_timeout_s), max_retries=0)
     response = client.chat.completions.create(

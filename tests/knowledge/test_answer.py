@@ -217,3 +217,22 @@ def test_gate_text_strips_urls_and_model_addressed_phrases() -> None:
     assert gate_text("e no TEF?")[1] is False and gate_text("e no TEF-102?")[1] is True
     assert gate_text("e como eu faço a sangria no PDV?")[1] is True  # a whole question after the "e"
     assert gate_text("x" * 10_000)[1] is True and gate_text("")[1] is True
+
+
+def test_llm_client_is_shared_per_credentials_and_narrowing_leaves_it_unchanged(
+        tmp_path: Path, llm: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    from knowledge.answer import llm_client
+    from knowledge.config import Settings
+
+    monkeypatch.setenv("OPENAI_TIMEOUT", "7")
+    settings = Settings.from_env(tmp_path)
+    client = llm_client(settings)
+    assert llm_client(Settings.from_env(tmp_path)) is client  # same credentials: the same client
+    assert str(client.base_url).rstrip("/") == llm.url.rstrip("/") and client.timeout == 7
+    other = llm_client(replace(settings, openai_api_key="sk-other"))
+    assert other is not client and other.api_key == "sk-other"
+    narrowed = client.with_options(timeout=0.5, max_retries=0)
+    assert narrowed is not client and narrowed.timeout == 0.5
+    assert llm_client(settings) is client and client.timeout == 7 and client.max_retries == 1
