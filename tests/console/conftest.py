@@ -9,9 +9,11 @@ from typing import Any, Iterator
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+import sqlalchemy as sa
 
+from atende_contract import tables
 from helpdesk.config import reset_settings
-from helpdesk.db import dispose_engines, session_scope
+from helpdesk.db import dispose_engines, get_engine, session_scope
 
 from . import dataset
 
@@ -102,3 +104,34 @@ def ids(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dataset.Id
     yield built
     dispose_engines()
     reset_settings()
+
+
+# ---- the connector's WhatsApp tables (bot env), as the console reads them --------------------------
+# Declared with the columns of atende_contract.tables (the console reads no others), as the bot env
+# creates them in production; tests/connectors/test_contract_tables.py pins them against the
+# connector's own definition.
+CONNECTOR_TABLES = sa.MetaData()
+WA_INBOX = sa.Table(
+    tables.WHATSAPP_INBOX, CONNECTOR_TABLES, sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("sender", sa.String(128)), sa.Column("kind", sa.String(16)), sa.Column("state", sa.String(16)),
+    sa.Column("text", sa.Text), sa.Column("data", sa.Text), sa.Column("reason", sa.Text),
+    sa.Column("received_at", sa.Float))
+WA_OUTBOX = sa.Table(
+    tables.WHATSAPP_OUTBOX, CONNECTOR_TABLES, sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("recipient", sa.String(128)), sa.Column("body", sa.Text), sa.Column("send_state", sa.String(16)),
+    sa.Column("status", sa.String(16)), sa.Column("error_code", sa.Integer), sa.Column("error_title", sa.Text),
+    sa.Column("needs_template", sa.Boolean), sa.Column("created_at", sa.Float))
+
+
+@pytest.fixture()
+def connector_tables() -> Iterator[sa.MetaData]:
+    """whatsapp_inbox and whatsapp_outbox created, empty, in the test's database, dropped after it.
+
+    Request it after the fixture that sets the database (`data`, `db_url` or `ids`), so it
+    creates them there and drops them before that database goes away."""
+    engine = get_engine()
+    CONNECTOR_TABLES.create_all(engine)
+    try:
+        yield CONNECTOR_TABLES
+    finally:
+        CONNECTOR_TABLES.drop_all(engine)

@@ -6,35 +6,28 @@
   templates Meta refused (132xxx) are listed on the ticket with their reason in pt-BR, never silently;
 - a customer's text in those lists is shown inert (no HTML, no Markdown).
 
-The connector's tables are created here with the columns the console reads (atende_contract.tables),
-as the bot env creates them in production."""
+The connector's tables are created by the `connector_tables` fixture (tests/console/conftest.py)
+with the columns the console reads (atende_contract.tables), as the bot env creates them in production."""
 from __future__ import annotations
 
 import json
 import re
 import time
 from datetime import datetime, timezone
-from typing import Iterator
 
 import pytest
 import sqlalchemy as sa
 
 from atende_contract import tables
-from helpdesk.db import get_engine, session_scope
+from helpdesk.db import session_scope
 from helpdesk.models import Ticket
 from helpdesk.services import transcripts, wa_window
 
 from . import dataset
 from .apphelpers import goto, login, messages, shown, texts
+from .conftest import WA_INBOX as INBOX
+from .conftest import WA_OUTBOX as OUTBOX
 
-_foreign = sa.MetaData()
-INBOX = sa.Table(tables.WHATSAPP_INBOX, _foreign, sa.Column("id", sa.Integer, primary_key=True),
-                 sa.Column("sender", sa.String(128)), sa.Column("kind", sa.String(16)), sa.Column("received_at", sa.Float))
-OUTBOX = sa.Table(
-    tables.WHATSAPP_OUTBOX, _foreign, sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("recipient", sa.String(128)), sa.Column("body", sa.Text), sa.Column("send_state", sa.String(16)),
-    sa.Column("status", sa.String(16)), sa.Column("error_code", sa.Integer), sa.Column("error_title", sa.Text),
-    sa.Column("needs_template", sa.Boolean), sa.Column("created_at", sa.Float))
 TEMPLATES = json.dumps({"ticket_update": {"name": "atualizacao_chamado", "language": "pt_BR",
                                           "parameters": ["ticket_number", "technician", "text"]}})
 PHONE = "5511987654321"  # ticket t1's conversation (opened 2026-03-02 09:00 UTC)
@@ -63,13 +56,8 @@ def test_the_tables_declared_here_are_the_contract() -> None:
 
 # ---- services, SQLite and PostgreSQL ------------------------------------------------------------------
 @pytest.fixture()
-def outbox(data: dataset.Ids) -> Iterator[dataset.Ids]:
-    engine = get_engine()
-    _foreign.create_all(engine)
-    try:
-        yield data
-    finally:
-        _foreign.drop_all(engine)
+def outbox(data: dataset.Ids, connector_tables: sa.MetaData) -> dataset.Ids:
+    return data
 
 
 def test_held_messages_are_listed_in_their_order_with_the_reason(outbox: dataset.Ids) -> None:
@@ -149,20 +137,15 @@ def test_provider_is_read_like_the_connector() -> None:
 
 # ---- the ticket screen (AppTest) ---------------------------------------------------------------------
 @pytest.fixture()
-def whatsapp(ids: dataset.Ids, monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
+def whatsapp(ids: dataset.Ids, connector_tables: sa.MetaData, monkeypatch: pytest.MonkeyPatch) -> int:
     """Ticket t1 in progress (WhatsApp), with the connector's tables; the customer wrote 25 h ago."""
     monkeypatch.delenv("WHATSAPP_TEMPLATES", raising=False)
     monkeypatch.delenv("WHATSAPP_PROVIDER", raising=False)
-    engine = get_engine()
-    _foreign.create_all(engine)
     with session_scope() as s:
         t = s.get(Ticket, ids.tickets["t1"])
         t.status, t.resolved_at = "em_atendimento", None
         s.execute(INBOX.insert().values(sender=PHONE, kind="message", received_at=time.time() - 25 * 3600))
-    try:
-        yield ids.tickets["t1"]
-    finally:
-        _foreign.drop_all(engine)
+    return ids.tickets["t1"]
 
 
 def _open(tid: int):  # type: ignore[no-untyped-def]

@@ -3,33 +3,30 @@ reason, listed for technicians and managers, newest first, in a period, by bound
 pt-BR, sender masked, the customer's text inert. The service on SQLite and PostgreSQL (db_url),
 then the page through AppTest.
 
-The connector's table is created here with the columns the console reads
-(atende_contract.tables.WHATSAPP_INBOX_PROBLEM_COLUMNS), as the bot env creates it in production
-(tests/connectors/test_contract_tables.py pins them against the connector's definition)."""
+The connector's table is created by the `connector_tables` fixture (tests/console/conftest.py) with
+the columns the console reads (atende_contract.tables.WHATSAPP_INBOX_PROBLEM_COLUMNS), as the bot env
+creates it in production (tests/connectors/test_contract_tables.py pins them against the connector's
+definition)."""
 from __future__ import annotations
 
 import json
 import time
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from atende_contract import tables
-from helpdesk.db import get_engine, session_scope
+from helpdesk.db import session_scope
 from helpdesk.errors import InvalidInput
 from helpdesk.services import wa_problems
 from helpdesk.services.metrics import Period
 
 from . import dataset
 from .apphelpers import EVIL, assert_no_markup_from, goto, login, menu, messages, metrics
+from .conftest import WA_INBOX as INBOX
 
-_foreign = sa.MetaData()
-INBOX = sa.Table(tables.WHATSAPP_INBOX, _foreign, sa.Column("id", sa.Integer, primary_key=True),
-                 sa.Column("sender", sa.String(128)), sa.Column("kind", sa.String(16)),
-                 sa.Column("state", sa.String(16)), sa.Column("text", sa.Text), sa.Column("data", sa.Text),
-                 sa.Column("reason", sa.Text), sa.Column("received_at", sa.Float))
 PHONE = "5511987650001"
 BSUID = "BR.13491208655302741918"
 MARCH = Period.from_dates(date(2026, 3, 1), date(2026, 3, 31))
@@ -55,13 +52,8 @@ def test_the_table_declared_here_is_the_contract() -> None:
 
 
 @pytest.fixture()
-def inbox(data: dataset.Ids) -> Iterator[dataset.Ids]:
-    engine = get_engine()
-    _foreign.create_all(engine)
-    try:
-        yield data
-    finally:
-        _foreign.drop_all(engine)
+def inbox(data: dataset.Ids, connector_tables: sa.MetaData) -> dataset.Ids:
+    return data
 
 
 # ---- the service, SQLite and PostgreSQL ------------------------------------------------------------
