@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import pandas as pd
 import streamlit as st
@@ -42,11 +42,17 @@ def _sla(r: reports.Report) -> None:
     if not total.measured:
         st.caption("Nenhum chamado com SLA medido no período.")
         return
-    tabs = st.tabs(["Por técnico", "Por módulo", "Por cliente", "Por dia"])
-    for tab, rows, label in ((tabs[0], r.sla_per_technician, "Técnico"), (tabs[1], r.sla_per_module, "Módulo"),
-                             (tabs[2], r.sla_per_customer, "Cliente"), (tabs[3], r.sla_per_day, "Dia")):
-        tab.dataframe(pd.DataFrame(sla_metrics.as_table(rows, label)), hide_index=True, width="stretch",
-                      key=f"r_sla_{label}")
+    _table_tabs("r_sla", sla_metrics.as_table, [("Técnico", r.sla_per_technician), ("Módulo", r.sla_per_module),
+                                                 ("Cliente", r.sla_per_customer), ("Dia", r.sla_per_day)])
+
+
+def _table_tabs(key: str, as_table: Callable[[Any, str], list[dict[str, Any]]],
+                groups: Sequence[tuple[str, Any]]) -> None:
+    """One tab a breakdown, titled "Por <label>": the table `as_table(lines, label)` (label names its
+    first column); each table's widget key is `<key>_<label>`."""
+    tabs = st.tabs([f"Por {label.lower()}" for label, _ in groups])
+    for tab, (label, lines) in zip(tabs, groups):
+        tab.dataframe(pd.DataFrame(as_table(lines, label)), hide_index=True, width="stretch", key=f"{key}_{label}")
 
 
 def render(user: User) -> None:
@@ -175,8 +181,5 @@ def _wa_cost(r: reports.Report) -> None:
     if not t.messages:
         st.caption("Nenhuma mensagem do WhatsApp com informação de preço no período.")
         return
-    tabs = st.tabs(["Por conversa", "Por cliente", "Por categoria", "Por dia"])
-    for tab, lines, label in ((tabs[0], c.per_conversation, "Conversa"), (tabs[1], c.per_customer, "Cliente"),
-                              (tabs[2], c.per_category, "Categoria"), (tabs[3], c.per_day, "Dia")):
-        tab.dataframe(pd.DataFrame(wa_cost.as_table(lines, label)), hide_index=True, width="stretch",
-                      key=f"r_wa_cost_{label}")
+    _table_tabs("r_wa_cost", wa_cost.as_table, [("Conversa", c.per_conversation), ("Cliente", c.per_customer),
+                                                 ("Categoria", c.per_category), ("Dia", c.per_day)])

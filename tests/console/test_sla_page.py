@@ -154,6 +154,9 @@ def test_reports_show_the_share_of_slas_met_and_export_it(data: dataset.Ids) -> 
     assert shown["Resoluções fora do prazo"] == str(expected.resolution_breached)
     per_tech = next(d.value for d in at.dataframe if "Técnico" in d.value.columns and "resolução no prazo" in d.value.columns)
     assert set(per_tech["Técnico"]) == {"Tiago Técnico", "Bruno Técnico", "sem técnico"}
+    tabs = {t.label: t for t in at.tabs if t.label in {"Por técnico", "Por módulo", "Por cliente", "Por dia"}}
+    assert [t.dataframe[0].value.columns[0] for t in tabs.values()] == ["Técnico", "Módulo", "Cliente", "Dia"]
+    assert tabs["Por técnico"].dataframe[0].value.equals(per_tech)
     csv = reports.to_csv(report)
     assert f"sla;resolucao_violadas;{expected.resolution_breached}" in csv
     assert "sla_primeira_resposta_por_tecnico;Tiago Técnico;" in csv

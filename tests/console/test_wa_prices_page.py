@@ -123,6 +123,10 @@ def test_the_report_shows_cost_per_conversation(ids: dataset.Ids, pricing_rows: 
     assert table == [{"Conversa": f"whatsapp:{PHONE_A}", "Cliente": "Alfa Comércio Ltda", "Chamados": "—",
                       "Mensagens": 3, "Cobradas": 2, "Gratuitas": 1, "Sem preço": 0, "Custo estimado": "R$ 0,39"}]
     assert not at.warning
+    # one tab a breakdown, each holding its own table (first column named by the breakdown)
+    tabs = {t.label: t for t in at.tabs if t.label in {"Por conversa", "Por cliente", "Por categoria", "Por dia"}}
+    assert [t.dataframe[0].value.columns[0] for t in tabs.values()] == ["Conversa", "Cliente", "Categoria", "Dia"]
+    assert tabs["Por conversa"].dataframe[0].value.to_dict("records") == table
 
 
 def test_the_report_warns_of_charged_messages_without_a_price(ids: dataset.Ids, pricing_rows: None) -> None:
