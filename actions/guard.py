@@ -35,16 +35,27 @@ def bad_input_response(text: str) -> str | None:
     return None
 
 
-def _previous_user_intent(tracker: Tracker) -> str | None:
-    seen_latest = False
-    for event in reversed(tracker.events):
-        if event.get("event") != "user":
-            continue
-        if not seen_latest:
-            seen_latest = True
-            continue
-        return ((event.get("parse_data") or {}).get("intent") or {}).get("name")
-    return None
+UNCLEAR_INTENTS = ("nlu_fallback", "nonsense")
+
+
+def answered_from_docs(events: list[dict[str, Any]]) -> bool:
+    """True when `events` hold a documentation answer: action_answer_question (also reached from
+    action_question_or_fallback) sets `awaiting` to "resolved_check" when, and only when, it sent a
+    grounded answer and asked "Isso resolveu?"."""
+    return any(e.get("event") == "slot" and e.get("name") == "awaiting" and e.get("value") == "resolved_check"
+               for e in events)
+
+
+def previous_message_was_unclear(tracker: Tracker) -> bool:
+    """True when the customer's message before the latest one was not understood (an NLU fallback
+    or nonsense) and was not answered from the docs: the second such message in a row gets a human.
+    An unsure NLU intent that the docs answered was understood after all, so it does not count."""
+    users = [i for i, e in enumerate(tracker.events) if e.get("event") == "user"]
+    if len(users) < 2:
+        return False
+    previous = tracker.events[users[-2]]
+    intent = ((previous.get("parse_data") or {}).get("intent") or {}).get("name")
+    return intent in UNCLEAR_INTENTS and not answered_from_docs(tracker.events[users[-2] + 1:users[-1]])
 
 
 class ActionFallback(Action):
@@ -63,7 +74,7 @@ class ActionFallback(Action):
         if is_bare_cnpj(text):
             # Only a CNPJ (digits and punctuation) that NLU did not recognise: same as inform_cnpj.
             return claim_cnpj(dispatcher, tracker)
-        if _previous_user_intent(tracker) in ("nlu_fallback", "nonsense"):
+        if previous_message_was_unclear(tracker):
             dispatcher.utter_message(response="utter_offer_human")
             return [SlotSet("awaiting", "offer_ticket"),
                     SlotSet("ticket_description", None), SlotSet("ticket_type", None),

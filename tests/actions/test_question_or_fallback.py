@@ -179,6 +179,29 @@ def test_unclear_message_still_gets_the_rephrase_then_a_human(db: Demo, docs: Pa
     assert spy.questions == [] and _logged(db.url) == []  # the docs were never asked
 
 
+def test_an_unsure_question_the_docs_answered_does_not_count_towards_a_human(db: Demo, docs: Path,
+                                                                            spy: Calls) -> None:
+    # the NLU was unsure of a question (nlu_fallback); it looks like one, so the docs answer it
+    first = make_tracker(PREVIOUS, "nlu_fallback", sender="qf-g", channel="website", message_id="m-0")
+    messages, answered = run_action(ActionQuestionOrFallback(), first)
+    assert responses(messages)[1:] == ["utter_did_it_help"] and spy.questions == [PREVIOUS]
+    history = [*first.events, {"event": "action", "name": "action_question_or_fallback"}, *answered,
+               *({"event": "bot", "text": m.get("text")} for m in messages)]
+    slots = {"last_question": PREVIOUS, "awaiting": "resolved_check"}
+    # the next message is unclear: asked to rephrase once, not handed to a human at once
+    second = make_tracker("blorp", "nlu_fallback", sender="qf-g", channel="website", slots=slots,
+                          history=history, message_id="m-1")
+    messages, events = run_action(ActionQuestionOrFallback(), second)
+    assert responses(messages) == ["utter_rephrase"] and events == []
+    # a second unclear message in a row still offers a human
+    third = make_tracker("fnord", "nlu_fallback", sender="qf-g", channel="website", slots=slots,
+                         history=[*second.events, {"event": "action", "name": "action_question_or_fallback"}],
+                         message_id="m-2")
+    messages, events = run_action(ActionQuestionOrFallback(), third)
+    assert responses(messages) == ["utter_offer_human"] and slots_of(events)["awaiting"] == "offer_ticket"
+    assert spy.questions == [PREVIOUS]  # the unclear messages never reached the docs
+
+
 @pytest.mark.parametrize("text,expected", [
     ("", "utter_empty_message"), ("   \n ", "utter_empty_message"),
     ("como faço backup " * 600, "utter_message_too_long"),  # 10,200 characters that look like a question
