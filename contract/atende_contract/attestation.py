@@ -20,6 +20,12 @@ business-scoped user id attests ``phone:...`` with ``alt: ["bsuid:..."]``, which
 gets linked to the customer found by phone. Anything without a valid attestation is anonymous: Rasa's REST
 channel, an ``input_channel`` a client wrote, metadata a client wrote, or a slot carried over
 from an earlier turn.
+
+``un`` (optional, signed when present) is the sender's WhatsApp username as Meta's signed delivery
+carried it (``contacts[].profile.username``), in the canonical form of :func:`username_form`. It is
+display-only data about the identity in ``sub``: it never identifies anyone. An attestation without
+``un`` signs exactly the bytes it signed before the field existed, so older ones stay valid; adding,
+removing or changing ``un`` breaks the signature; a ``un`` out of form makes the attestation malformed.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import time
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Sequence
@@ -40,6 +47,12 @@ DEFAULT_MAX_AGE_S = 300
 MAX_FIELD = 256
 MAX_ALT = 4
 SUBJECT_KINDS = ("phone", "bsuid", "lid", "id", "email")
+# A WhatsApp username (Meta, "Business-scoped user IDs": user usernames follow the business username
+# format): 3 to 35 English letters, digits, '.' and '_', at least one letter, no '.' first or last,
+# no two '.' in a row. Case is ignored when Meta compares them: the canonical form is lower case.
+USERNAME_MIN = 3
+USERNAME_MAX = 35
+_USERNAME = re.compile(r"[a-z0-9._]{%d,%d}" % (USERNAME_MIN, USERNAME_MAX))
 
 # Why an attestation was refused (logs and tests; never shown to users).
 ABSENT = "absent"
@@ -84,6 +97,7 @@ class Identity:
     message_id: str
     expires_at: int
     alt: tuple = ()  # ((kind, value), ...): other identities of the same sender
+    username: Optional[str] = None  # display-only WhatsApp username (canonical), never an identity
 
     @property
     def subject(self) -> str:
@@ -100,9 +114,31 @@ class Verdict:
         return self.identity is not None
 
 
+def username_form(raw: Any) -> tuple:
+    """``(canonical, None)`` for a WhatsApp username (one leading '@' stripped, lower case), or
+    ``(None, reason)`` when it is not one (the reason names the rule, never the value)."""
+    if not isinstance(raw, str):
+        return None, f"not a string ({type(raw).__name__})"
+    text = raw[1:] if raw.startswith("@") else raw
+    if not USERNAME_MIN <= len(text) <= USERNAME_MAX:
+        return None, f"length {len(text)} outside {USERNAME_MIN}..{USERNAME_MAX}"
+    if not text.isascii():
+        return None, "characters other than English letters, digits, '.' and '_'"
+    text = text.lower()
+    if not _USERNAME.fullmatch(text):
+        return None, "characters other than English letters, digits, '.' and '_'"
+    if not any("a" <= ch <= "z" for ch in text):
+        return None, "no letter"
+    if text.startswith(".") or text.endswith(".") or ".." in text:
+        return None, "a '.' first, last or twice in a row"
+    return text, None
+
+
 def _signed_bytes(fields: Mapping[str, Any]) -> bytes:
     body = {k: fields[k] for k in ("v", "ch", "cid", "sub", "mid", "iat", "exp")}
     body["alt"] = list(fields.get("alt") or [])
+    if "un" in fields:  # absent: the bytes of an attestation made before the field existed
+        body["un"] = fields["un"]
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
 
@@ -117,8 +153,12 @@ def sign(
     expires_at: Optional[int] = None,
     max_age_s: int = DEFAULT_MAX_AGE_S,
     alt: Sequence[str] = (),
+    username: Optional[str] = None,
 ) -> dict:
-    """An attestation for one message (``expires_at`` defaults to ``now + max_age_s``)."""
+    """An attestation for one message (``expires_at`` defaults to ``now + max_age_s``).
+
+    ``username``: the sender's WhatsApp username from the verified delivery, signed as ``un`` in its
+    canonical form; raises ValueError when it is not one (callers check :func:`username_form` first)."""
     issued = int(time.time() if now is None else now)
     fields: dict[str, Any] = {
         "v": VERSION,
@@ -131,6 +171,11 @@ def sign(
     }
     if alt:
         fields["alt"] = [str(a) for a in list(alt)[:MAX_ALT]]
+    if username is not None:
+        canonical, why = username_form(username)
+        if canonical is None:
+            raise ValueError(f"not a WhatsApp username: {why}")
+        fields["un"] = canonical
     fields["sig"] = hmac.new(key, _signed_bytes(fields), hashlib.sha256).hexdigest()
     return fields
 
@@ -160,6 +205,10 @@ def verify(
         return Verdict(None, MALFORMED)
     if any(isinstance(fields.get(k), bool) or not isinstance(fields.get(k), int) for k in ("iat", "exp")):
         return Verdict(None, MALFORMED)
+    # a signed username is checked like the rest (bounded before it is hashed); only its canonical form
+    if "un" in fields and (not isinstance(fields["un"], str) or len(fields["un"]) > USERNAME_MAX
+                           or username_form(fields["un"])[0] != fields["un"]):
+        return Verdict(None, MALFORMED)
     expected = hmac.new(key, _signed_bytes(fields), hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected, fields["sig"]):
         return Verdict(None, BAD_SIGNATURE)
@@ -183,7 +232,8 @@ def verify(
     if any(p is None for p in parsed):
         return Verdict(None, MALFORMED)
     (kind, value), alt = parsed[0], tuple(parsed[1:])  # type: ignore[misc]
-    return Verdict(Identity(fields["ch"], fields["cid"], kind, value, fields["mid"], fields["exp"], alt))
+    return Verdict(Identity(fields["ch"], fields["cid"], kind, value, fields["mid"], fields["exp"], alt,
+                            fields.get("un")))
 
 
 def _subject(raw: Any) -> Optional[tuple]:
