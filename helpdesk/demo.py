@@ -192,11 +192,25 @@ def _epoch(value: datetime) -> float:
     return value.replace(tzinfo=timezone.utc).timestamp()
 
 
+def _wa_first_day(now: datetime) -> datetime:
+    """Midnight of the first day of the demo's priced WhatsApp messages."""
+    return datetime(now.year, now.month, now.day) - timedelta(days=DEMO_WA_DAYS)
+
+
+def _wa_conversation(customer: Customer) -> str | None:
+    """The WhatsApp conversation id of a customer's first phone (``whatsapp:<digits>``, the id the
+    connector gives the conversation and records on its priced messages), or None without a phone."""
+    phone = next((ct.value for ct in customer.contacts if ct.kind == "phone"), None)
+    return f"whatsapp:{phone}" if phone else None
+
+
 def load_whatsapp_cost(s: Session, customers: list[Customer], manager: Technician, now: datetime,
                        *, seed: int) -> int:
-    """The demo's WhatsApp prices and ``DEMO_WA_DAYS`` days of priced messages of the customers with
-    a phone (most of them free, inside the customer-service window; some utility templates out of
-    it; a few marketing messages). Returns how many messages. Deterministic for ``seed`` and ``now``;
+    """The demo's WhatsApp prices and ``DEMO_WA_DAYS`` days of priced messages of customers with a
+    phone (most of them free, inside the customer-service window; some utility templates out of
+    it; a few marketing messages). Only customers with a WhatsApp ticket in those days write, in
+    that ticket's conversation (``_wa_conversation``), so the report's cost per conversation names
+    its tickets and customer. Returns how many messages. Deterministic for ``seed`` and ``now``;
     replaces the demo's earlier rows."""
     for category, price in DEMO_WA_PRICES.items():
         wa_cost.set_price(s, category=category, price=price, valid_from=DEMO_WA_PRICES_FROM, technician_id=manager.id)
@@ -207,14 +221,15 @@ def load_whatsapp_cost(s: Session, customers: list[Customer], manager: Technicia
     WA_PRICING.create(s.connection(), checkfirst=True)
     _clear_demo_pricing(s)
     rng = random.Random(seed)
-    phones = [(c, next(ct.value for ct in c.contacts if ct.kind == "phone")) for c in customers
-              if any(ct.kind == "phone" for ct in c.contacts)]
-    active = phones[:14]  # the customers who write the most (the ticket weights favour the first ones)
+    first_day = _wa_first_day(now)
+    with_tickets = set(s.scalars(select(Ticket.conversation_id).where(
+        Ticket.channel == "whatsapp", Ticket.opened_at >= first_day, Ticket.conversation_id.like("whatsapp:%"))))
+    conversations = [(c, conv) for c in customers if (conv := _wa_conversation(c)) in with_tickets]
+    active = conversations[:14]  # the customers who write the most (the ticket weights favour the first ones)
     rows: list[dict] = []
-    first_day = datetime(now.year, now.month, now.day) - timedelta(days=DEMO_WA_DAYS)
     for day in range(DEMO_WA_DAYS):
         midnight = first_day + timedelta(days=day)
-        for i, (_cust, phone) in enumerate(active):
+        for i, (_cust, conversation) in enumerate(active):
             if rng.random() > (0.55 if i < 4 else 0.25) * (1.0 if midnight.weekday() < 5 else 0.3):
                 continue
             at = midnight + timedelta(hours=rng.uniform(8, 19))
@@ -228,8 +243,9 @@ def load_whatsapp_cost(s: Session, customers: list[Customer], manager: Technicia
                 if at >= now:
                     break
                 free = k == "service"
-                rows.append({"wamid": f"{DEMO_WAMID_PREFIX}{day}-{len(rows)}", "recipient": phone,
-                             "conversation": f"whatsapp:{phone}", "billable": not free, "category": k,
+                rows.append({"wamid": f"{DEMO_WAMID_PREFIX}{day}-{len(rows)}",
+                             "recipient": conversation.removeprefix("whatsapp:"),
+                             "conversation": conversation, "billable": not free, "category": k,
                              "pricing_model": "PMP", "pricing_type": "free_customer_service" if free else "regular",
                              "reason": None, "recorded_at": _epoch(at)})
     if rows:
@@ -273,6 +289,10 @@ def load(s: Session, *, months: int = 6, seed: int = 20261121, today: datetime |
     type_w = {"erro": 38, "duvida": 27, "atualizacao": 13, "instalacao": 10, "comercial": 7, "outro": 5}
     channel_w = {"whatsapp": 58, "web": 24, "phone": 12, "console": 6}
     start = now - timedelta(days=30 * months)
+    # WhatsApp tickets of the days with priced messages are in the customer's WhatsApp conversation
+    # (as the connector opens them), so the cost per conversation finds them; older ones keep a
+    # demo id (no priced messages are that old)
+    wa_since, wa_conversations = _wa_first_day(now), {c.id: _wa_conversation(c) for c in customers}
     n_tickets = 0
     for day in range((now - start).days):
         t0 = start + timedelta(days=day)
@@ -291,9 +311,11 @@ def load(s: Session, *, months: int = 6, seed: int = 20261121, today: datetime |
                 status = rng.choice(["novo", "em_atendimento"])
             else:
                 status = "concluido"
+            conversation = ((wa_conversations[cust.id] if channel == "whatsapp" and opened >= wa_since else None)
+                            or f"demo-{cust.id}-{day}-{n_tickets}")
             t = Ticket(customer_id=cust.id, channel=channel, type=ttype, module=module, status=status,
                        priority=rng.choices(["baixa", "normal", "alta", "urgente"], weights=[15, 60, 20, 5])[0],
-                       conversation_id=f"demo-{cust.id}-{day}-{n_tickets}", subject=text, description=text,
+                       conversation_id=conversation, subject=text, description=text,
                        contact_name=cust.responsible_name, opened_at=opened, updated_at=opened)
             events = [TicketEvent(actor="bot", kind="created", text=text, at=opened,
                                   data={"channel": channel, "type": ttype, "module": module})]

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from atende_contract import tables, wa_pricing
 from helpdesk import demo
 from helpdesk.db import session_scope
-from helpdesk.models import WhatsAppPrice
+from helpdesk.models import Customer, Ticket, WhatsAppPrice
 from helpdesk.services import reports, wa_cost
 from helpdesk.services.metrics import Period
 
@@ -55,6 +55,18 @@ def test_demo_prices_and_priced_messages_fill_the_cost_section(db_url: str) -> N
         assert {"service", "utility"} <= cats
         customers = {x.label for x in cost.per_customer}
         assert len(customers - {wa_cost.NO_CUSTOMER}) >= 5  # found by their phone contacts
+        # every conversation the demo priced is its WhatsApp tickets' conversation: the table names
+        # the tickets, all of the customer it shows (the connector's own row has none)
+        lines = [x for x in cost.per_conversation if x.label != "whatsapp:5548991230457"]
+        assert len(lines) >= 5 and all(x.tickets for x in lines)
+        for x in lines:
+            owners = s.execute(sa.select(Customer.legal_name, Ticket.channel, Ticket.conversation_id)
+                               .join(Customer, Customer.id == Ticket.customer_id)
+                               .where(Ticket.id.in_(x.tickets))).all()
+            assert set(owners) == {(x.customer, "whatsapp", x.label)}
+        table = wa_cost.as_table(cost.per_conversation, "Conversa")
+        assert [r["Chamados"] for r in table if r["Conversa"] == "whatsapp:5548991230457"] == ["—"]
+        assert all(r["Chamados"].startswith("#") for r in table if r["Conversa"] != "whatsapp:5548991230457")
         assert all(r.wamid.startswith(demo.DEMO_WAMID_PREFIX) for r in first if r.wamid != "wamid.REAL1")
         assert max(r.recorded_at for r in first) < demo._epoch(TODAY)  # never after the demo's "now"
         assert f"whatsapp_custo;mensagens;{len(first)}" in reports.to_csv(reports.build(s, _period()))
