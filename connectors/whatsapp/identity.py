@@ -47,7 +47,8 @@ def verified_shared_phone(wa_meta: Any, address: str) -> Optional[str]:
 
 def attest(key: Optional[bytes], conversation: str, address: str, item_id: str,
            bsuid: Optional[str] = None, previous_wa_id: Optional[str] = None,
-           lid: Optional[str] = None, shared_phone: Optional[str] = None) -> Optional[Dict[str, Any]]:
+           lid: Optional[str] = None, shared_phone: Optional[str] = None,
+           username: Optional[str] = None) -> Optional[Dict[str, Any]]:
     """This turn's identity attestation: the address of a delivery whose signature was verified,
     for conversation id ``conversation`` and message ``item_id`` only.
 
@@ -62,15 +63,20 @@ def attest(key: Optional[bytes], conversation: str, address: str, item_id: str,
     number through Meta's contact request) makes that turn a delivery with both: the subject is
     ``phone:<shared>`` with the sender's BSUID beside it, so the action server links the BSUID to the
     customer of that phone exactly as when Meta sends ``from`` and ``from_user_id`` together.
+
+    ``username`` (the parser's ``username``: Meta's ``profile.username`` of this sender) is signed as
+    ``un`` beside whichever subject is attested: display-only, it identifies nobody. One out of form
+    is left out (the identity is attested as without it).
     """
     if key is None:
         return None
+    username = attestation.username_form(username)[0] if username is not None else None
     if shared_phone and shared_phone.isdigit() and not address.isdigit() and not address.endswith("@lid"):
         alt = [f"bsuid:{address}"]
         if previous_wa_id and not previous_wa_id.isdigit() and previous_wa_id != address:
             alt.append(f"bsuid:{previous_wa_id}")
         return attestation.sign(key, channel=CHANNEL_NAME, conversation_id=conversation,
-                                subject=f"phone:{shared_phone}", message_id=item_id, alt=alt)
+                                subject=f"phone:{shared_phone}", message_id=item_id, alt=alt, username=username)
     alt = [f"bsuid:{bsuid}"] if bsuid and bsuid != address and address.isdigit() else []
     if lid and lid != address and address.isdigit():
         alt.append(f"lid:{lid}")
@@ -79,4 +85,4 @@ def attest(key: Optional[bytes], conversation: str, address: str, item_id: str,
     elif previous_wa_id and not address.isdigit() and previous_wa_id != address and not previous_wa_id.isdigit():
         alt.append(f"bsuid:{previous_wa_id}")  # Meta's signed user_changed_user_id: the first BSUID
     return attestation.sign(key, channel=CHANNEL_NAME, conversation_id=conversation,
-                            subject=subject_of(address), message_id=item_id, alt=alt)
+                            subject=subject_of(address), message_id=item_id, alt=alt, username=username)

@@ -245,7 +245,8 @@ class Worker:
                 lid = wa_meta.get("lid") if isinstance(wa_meta.get("lid"), str) else None
                 proof = attest(self.settings.attestation_key, conversation, row.address, row.item_id, bsuid,
                                previous_wa_id=conversation_address if conversation_address != row.address else None,
-                               lid=lid, shared_phone=verified_shared_phone(wa_meta, row.address))
+                               lid=lid, shared_phone=verified_shared_phone(wa_meta, row.address),
+                               username=wa_meta.get("username") if isinstance(wa_meta.get("username"), str) else None)
                 if proof is not None:
                     metadata[attestation.METADATA_KEY] = proof
                 await self._run_rasa(UserMessage(text, collector, conversation, input_channel=CHANNEL_NAME,

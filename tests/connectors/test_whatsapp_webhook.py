@@ -109,6 +109,20 @@ def test_text_gets_buttons_read_receipt_and_typing(rasa: RasaServer, graph: Fake
     assert user["metadata"]["whatsapp"]["wa_id"] == to and user["metadata"]["whatsapp"]["profile_name"] == "Cliente Teste"
 
 
+def test_the_senders_username_is_signed_into_the_turns_attestation(rasa: RasaServer, graph: FakeGraph) -> None:
+    # Meta's contacts[].profile.username: the worker signs it (un) beside the sender's phone
+    to, mid = phone(), wamid()
+    doc = text_notification(to, mid, "oi")
+    doc["entry"][0]["changes"][0]["value"]["contacts"][0]["profile"]["username"] = "@Cliente.Teste"
+    post(rasa, doc)
+    wait_texts(graph, to, 1)
+    user = last_user_event(rasa, to)
+    proof = attestation.verify(ATTESTATION_SECRET.encode(), user["metadata"][attestation.METADATA_KEY],
+                               conversation_id=f"whatsapp:{to}", channel="whatsapp", message_id=mid,
+                               now=user["timestamp"])
+    assert proof.ok and proof.identity.subject == f"phone:{to}" and proof.identity.username == "cliente.teste"
+
+
 def test_button_reply_maps_to_the_payload_and_foreign_ids_are_text(rasa: RasaServer, graph: FakeGraph) -> None:
     to = phone()
     post(rasa, text_notification(to, wamid(), "oi"))

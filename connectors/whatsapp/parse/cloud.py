@@ -40,6 +40,8 @@ _MESSAGE = {
     "contacts": [_SHARED_CONTACT],
     **{m: _MEDIA for m in MEDIA_TYPES},
 }
+# profile.username (display-only) is not in the shape: one of any type is dropped by parse/identity.py
+# with its reason, and the message is handled as without it.
 _CONTACT = {"wa_id": str, "user_id": str, "profile": {"name": str}}
 _STATUS = {
     "id": str, "status": str, "type": str, "recipient_id": str, "recipient_user_id": str,

@@ -1,10 +1,22 @@
-"""Who sent a Cloud API message or call: its address and the identity metadata for Rasa (pure)."""
+"""Who sent a Cloud API message or call: its address and the identity metadata for Rasa (pure).
+
+The sender's username (Meta: ``contacts[].profile.username``, in every incoming message webhook of
+a user who has one) is kept, in its canonical form (atende_contract.attestation.username_form), as
+``username``: display-only data that the gateway signs into the turn's attestation, never an address
+or an identity. One out of form (any JSON type, characters, length) is dropped with its reason in
+the log; the message itself is handled as without one.
+"""
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Dict, Optional, Tuple
 
+from atende_contract.attestation import username_form
+
 from .common import BSUID, WA_ID, NotificationError, bounded
+
+logger = logging.getLogger(__name__)
 
 
 def _contact_for(value: Dict[str, Any], wa_id: Optional[str], bsuid: Optional[str]) -> Dict[str, Any]:
@@ -26,4 +38,12 @@ def identity(value: Dict[str, Any], wa_id: Optional[str], bsuid: Optional[str]) 
     address = wa_id or bsuid
     if not address:
         raise NotificationError("no sender identity (wa_id or user_id)")
-    return address, {"wa_id": wa_id, "user_id": bsuid, "profile_name": profile.get("name")}
+    meta = {"wa_id": wa_id, "user_id": bsuid, "profile_name": profile.get("name")}
+    if profile.get("username") is not None:
+        username, why = username_form(profile["username"])
+        if username is None:
+            logger.warning("whatsapp: dropped the username of a message from %s: %s",
+                           "a phone" if wa_id else "a BSUID", why)
+        else:
+            meta["username"] = username
+    return address, meta
