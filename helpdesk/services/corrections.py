@@ -15,7 +15,7 @@ from ..errors import InvalidInput, UnknownCustomer
 from ..models import Customer, CustomerCorrection, Technician
 
 # Changes made by the system, not by a person at the console.
-SYSTEM_ACTORS = ("whatsapp:number-change", "whatsapp:id-link", "import")
+SYSTEM_ACTORS = ("whatsapp:number-change", "whatsapp:id-link", "whatsapp:username", "import")
 ACTIONS = ("changed", "added", "removed")
 UNKNOWN = "unknown"  # a caller that did not say who (kept visible in the log rather than refused)
 

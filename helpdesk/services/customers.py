@@ -13,6 +13,8 @@ from typing import Iterable
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from atende_contract import attestation
+
 from ..cnpj import normalize_cnpj
 from ..errors import DuplicateCustomer, InvalidInput, UnknownCustomer
 from ..models import TAX_REGIMES, Contact, Customer, License, Machine, Module
@@ -103,6 +105,47 @@ def link_whatsapp_id(s: Session, customer_id: int, kind: str, value: str, *,
     _log_correction(s, customer_id, f"contact.{kind}", "added", by)
     s.flush()
     return True
+
+
+# The customer's WhatsApp username (Meta's `profile.username`), a contact of kind "username" holding
+# the canonical handle (lower case, no '@'). Display-only: no function looks a customer up by it, it
+# is written only from this turn's signed attestation (actions/identification.py), one per customer.
+USERNAME_KIND = "username"
+
+
+def set_whatsapp_username(s: Session, customer_id: int, raw: str, *, by: Actor = "whatsapp:username") -> bool:
+    """Store the username a signed WhatsApp delivery carried for this (already identified) customer.
+    It replaces the customer's earlier one; a handle held by another customer moves here (the latest
+    signed delivery wins: a user has one username and may change it). Every change is logged.
+    Raises InvalidInput for a value out of form. True when something changed."""
+    value, why = attestation.username_form(raw)
+    if value is None:
+        raise InvalidInput(f"bad WhatsApp username: {why}", "Nome de usuário do WhatsApp inválido.")
+    if s.get(Customer, customer_id) is None:
+        raise UnknownCustomer(f"customer {customer_id} does not exist")
+    mine = list(s.scalars(select(Contact).where(Contact.customer_id == customer_id,
+                                                Contact.kind == USERNAME_KIND).order_by(Contact.id)))
+    if [c.value for c in mine] == [value]:
+        return False
+    for c in mine:
+        s.delete(c)
+    if mine:
+        s.flush()  # the old handle's row goes before the new one can take the unique (kind, value)
+    held = s.scalar(select(Contact).where(Contact.kind == USERNAME_KIND, Contact.value == value))
+    if held is not None:
+        _log_correction(s, held.customer_id, f"contact.{USERNAME_KIND}", "removed", by)
+        held.customer_id = customer_id
+    else:
+        s.add(Contact(customer_id=customer_id, kind=USERNAME_KIND, value=value, name=""))
+    _log_correction(s, customer_id, f"contact.{USERNAME_KIND}", "changed" if mine else "added", by)
+    s.flush()
+    return True
+
+
+def whatsapp_username(s: Session, customer_id: int) -> str | None:
+    """The customer's WhatsApp username (canonical, without '@'), or None."""
+    return s.scalar(select(Contact.value).where(Contact.customer_id == customer_id, Contact.kind == USERNAME_KIND)
+                    .order_by(Contact.id.desc()).limit(1))
 
 
 def change_phone(s: Session, customer_id: int, old: str, new: str, *,
