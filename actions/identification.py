@@ -160,6 +160,22 @@ def link_alternatives(session: Any, customer: Any, identity: attestation.Identit
                 logger.warning("ignored a malformed WhatsApp %s for customer %s", kind, customer.id)
 
 
+def store_username(session: Any, customer: Any, identity: attestation.Identity) -> None:
+    """Keep the WhatsApp username this turn's attestation signed (``un``, from Meta's signed delivery)
+    on the customer that attestation identified. Display-only: it is never looked up, so it can
+    identify no one; a client-written username (metadata, slots, text) never reaches here."""
+    if identity.channel != "whatsapp" or identity.username is None:
+        return
+    try:
+        with session.begin_nested():
+            if customers.set_whatsapp_username(session, customer.id, identity.username):
+                logger.info("stored the WhatsApp username of customer %s", customer.id)
+    except DomainError as err:
+        logger.warning("ignored a WhatsApp username for customer %s: %s", customer.id, err)
+    except Exception:  # noqa: BLE001 - a concurrent write (unique handle): the identity still holds
+        logger.exception("could not store the WhatsApp username of customer %s", customer.id)
+
+
 def ticket_identified_by(tracker: Tracker, *, verified: bool, claimed: bool) -> str | None:
     """What identified the customer of a ticket the bot opens on this turn (tickets.identified_by):
     the kind of this turn's attested identity when the customer is verified (phone / bsuid / lid /
@@ -188,6 +204,7 @@ def identify(tracker: Tracker, *, metadata: dict[str, Any] | None = None,
                 customer = find_customer(s, identity) or follow_change(s, identity)
                 if customer is not None:
                     link_alternatives(s, customer, identity)
+                    store_username(s, customer, identity)
                     if str(customer.id) == str(tracker.get_slot("customer_id") or ""):
                         return []
                     return _identity_events(customer)
