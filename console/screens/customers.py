@@ -102,7 +102,7 @@ def anydesk_panel(machines: list[dict[str, Any]], user: User, *, ticket_id: int 
 
 FIELD_LABELS = {"responsible_name": "responsável", "legal_name": "razão social", "trade_name": "nome fantasia",
                 "cnpj": "CNPJ", "tax_regime": "regime tributário", "city": "cidade", "state": "UF",
-                "notes": "observações"}
+                "notes": "observações", "contact.username": "nome de usuário do WhatsApp"}
 ACTION_LABELS = {"created": "cadastrado", "changed": "alterado", "added": "adicionado", "removed": "removido"}
 
 
@@ -145,9 +145,13 @@ IDENTITY_PROOF = {
 }
 
 
-def whatsapp_identities(found: list[identities.WhatsAppIdentity]) -> None:
-    """The customer's WhatsApp identities: phone, BSUID (the id behind a username) and LID."""
+def whatsapp_identities(found: list[identities.WhatsAppIdentity], username: str | None = None) -> None:
+    """The customer's WhatsApp identities: phone, BSUID (the id behind a username) and LID; and the
+    username Meta's signed delivery last carried (display-only, shown as plain text)."""
     st.markdown("**Identidades no WhatsApp**")
+    if username:
+        st.text(f"Nome de usuário do WhatsApp: @{username}")
+        st.caption("Só para exibição: vem assinado pela Meta e nunca identifica o cliente.")
     if not found:
         st.caption("Nenhuma identidade do WhatsApp vinculada.")
         return
@@ -187,6 +191,7 @@ def _detail(customer_id: int, user: User) -> None:
         contacts = [{"Tipo": CONTACT_KINDS.get(k.kind, k.kind), "Contato": k.value, "Nome": k.name}
                     for k in c.contacts if k.kind in ("phone", "email")]
         whatsapp = identities.whatsapp_identities(s, customer_id)
+        username = customers.whatsapp_username(s, customer_id)
         machines = [{"id": m.id, "name": m.name, "anydesk": m.anydesk_code, "notes": m.notes} for m in c.machines]
         licenses = [{"Módulo": lic.module.name, "Licenças": lic.seats, "Versão": lic.version, "Situação": lic.status}
                     for lic in c.licenses]
@@ -211,7 +216,7 @@ def _detail(customer_id: int, user: User) -> None:
     with t1:
         if contacts:
             st.dataframe(pd.DataFrame(contacts), hide_index=True, width="stretch")
-        whatsapp_identities(whatsapp)
+        whatsapp_identities(whatsapp, username)
         with st.form(f"contact_{customer_id}", clear_on_submit=True):
             st.selectbox("Tipo", ["phone", "email"], format_func={"phone": "telefone", "email": "e-mail"}.get,
                                 key="k_kind")
