@@ -17,15 +17,21 @@ from .test_whatsapp_journeys import post
 pytestmark = pytest.mark.integration
 
 
+def handle_of(bsuid: str) -> str:
+    """The username this test's customer shows (unique per run, in Meta's form)."""
+    return "cliente_" + bsuid.split(".")[-1].lower()
+
+
 def username_message(stack: Stack, bsuid: str, body: str) -> None:
-    """A delivery with no phone anywhere (Meta: a customer who adopted a username)."""
-    post(stack, {"contacts": [{"profile": {"name": "Cliente"}, "user_id": bsuid}],
+    """A delivery with no phone anywhere (Meta: a customer who adopted a username), with the handle."""
+    post(stack, {"contacts": [{"profile": {"name": "Cliente", "username": f"@{handle_of(bsuid)}"}, "user_id": bsuid}],
                  "messages": [{"from_user_id": bsuid, "id": f"wamid.{uuid.uuid4().hex}",
                                "timestamp": str(int(time.time())), "type": "text", "text": {"body": body}}]})
 
 
 def test_a_username_customers_ticket_is_theirs_and_identified_by_the_bsuid(stack: Stack) -> None:
     from helpdesk.models import Contact, Customer, Ticket
+    from helpdesk.services import customers
 
     with db(stack) as s:  # a registered number that is not in a hand-off
         busy = set(s.scalars(select(Ticket.conversation_id).where(Ticket.status != "concluido")))
@@ -57,3 +63,5 @@ def test_a_username_customers_ticket_is_theirs_and_identified_by_the_bsuid(stack
         ticket = ticket_for(stack, f"whatsapp:{bsuid}")
     assert ticket is not None, stack.graph.texts_to(bsuid)
     assert (ticket.customer_id, ticket.identified_by, ticket.channel) == (customer.id, "bsuid", "whatsapp")
+    with db(stack) as s:  # the signed handle is kept, display-only, on the customer the BSUID identified
+        assert customers.whatsapp_username(s, customer.id) == handle_of(bsuid)
