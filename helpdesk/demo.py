@@ -289,9 +289,9 @@ def load(s: Session, *, months: int = 6, seed: int = 20261121, today: datetime |
     type_w = {"erro": 38, "duvida": 27, "atualizacao": 13, "instalacao": 10, "comercial": 7, "outro": 5}
     channel_w = {"whatsapp": 58, "web": 24, "phone": 12, "console": 6}
     start = now - timedelta(days=30 * months)
-    # WhatsApp tickets of the days with priced messages are in the customer's WhatsApp conversation
-    # (as the connector opens them), so the cost per conversation finds them; older ones keep a
-    # demo id (no priced messages are that old)
+    # Closed WhatsApp tickets of the days with priced messages are in the customer's WhatsApp
+    # conversation (as the connector opens them), so the cost per conversation finds them; older
+    # and open ones keep a demo id (no priced messages are that old)
     wa_since, wa_conversations = _wa_first_day(now), {c.id: _wa_conversation(c) for c in customers}
     n_tickets = 0
     for day in range((now - start).days):
@@ -311,8 +311,10 @@ def load(s: Session, *, months: int = 6, seed: int = 20261121, today: datetime |
                 status = rng.choice(["novo", "em_atendimento"])
             else:
                 status = "concluido"
-            conversation = ((wa_conversations[cust.id] if channel == "whatsapp" and opened >= wa_since else None)
-                            or f"demo-{cust.id}-{day}-{n_tickets}")
+            # only closed ones: an open ticket in a live conversation would put it in hand-off (the
+            # bot stays silent while a technician owns it), so the demo customers could not try the bot
+            live = channel == "whatsapp" and opened >= wa_since and status == "concluido"
+            conversation = (wa_conversations[cust.id] if live else None) or f"demo-{cust.id}-{day}-{n_tickets}"
             t = Ticket(customer_id=cust.id, channel=channel, type=ttype, module=module, status=status,
                        priority=rng.choices(["baixa", "normal", "alta", "urgente"], weights=[15, 60, 20, 5])[0],
                        conversation_id=conversation, subject=text, description=text,

@@ -64,6 +64,11 @@ def test_demo_prices_and_priced_messages_fill_the_cost_section(db_url: str) -> N
                                .join(Customer, Customer.id == Ticket.customer_id)
                                .where(Ticket.id.in_(x.tickets))).all()
             assert set(owners) == {(x.customer, "whatsapp", x.label)}
+        # an open ticket in a live conversation would hand it off to a technician: the demo's
+        # customers (the phone the journeys and the README use) must still reach the bot
+        open_live = s.scalars(sa.select(Ticket.id).where(Ticket.conversation_id.like("whatsapp:%"),
+                                                         Ticket.status != "concluido")).all()
+        assert open_live == []
         table = wa_cost.as_table(cost.per_conversation, "Conversa")
         assert [r["Chamados"] for r in table if r["Conversa"] == "whatsapp:5548991230457"] == ["—"]
         assert all(r["Chamados"].startswith("#") for r in table if r["Conversa"] != "whatsapp:5548991230457")
