@@ -86,3 +86,19 @@ def attest(key: Optional[bytes], conversation: str, address: str, item_id: str,
         alt.append(f"bsuid:{previous_wa_id}")  # Meta's signed user_changed_user_id: the first BSUID
     return attestation.sign(key, channel=CHANNEL_NAME, conversation_id=conversation,
                             subject=subject_of(address), message_id=item_id, alt=alt, username=username)
+
+
+def attest_delivery(key: Optional[bytes], conversation: str, conversation_address: str, address: str,
+                    item_id: str, wa_meta: Any) -> Optional[Dict[str, Any]]:
+    """:func:`attest` for one stored delivery (the worker's call): its ``whatsapp`` metadata gives
+    the BSUID, LID, shared phone and username (each only when a string, as the parser wrote it);
+    a conversation that began on another address (a number or BSUID change) attests that one too."""
+    meta = wa_meta if isinstance(wa_meta, dict) else {}
+
+    def text(name: str) -> Optional[str]:
+        value = meta.get(name)
+        return value if isinstance(value, str) else None
+
+    return attest(key, conversation, address, item_id, text("user_id"),
+                  previous_wa_id=conversation_address if conversation_address != address else None,
+                  lid=text("lid"), shared_phone=verified_shared_phone(meta, address), username=text("username"))

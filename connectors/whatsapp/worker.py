@@ -28,7 +28,7 @@ from rasa.shared.core.events import BotUttered, UserUttered
 from atende_contract import attestation
 
 from . import hooks, templates
-from .identity import CHANNEL_NAME, attest, conversation_id, recipient_fields, verified_shared_phone
+from .identity import CHANNEL_NAME, attest_delivery, conversation_id, recipient_fields
 from .ingest import Ingestor
 from .outbound import Outgoing, render
 from .parse import InboundItem
@@ -199,7 +199,7 @@ class Worker:
         metadata.pop(attestation.METADATA_KEY, None)
         if data.get("action") == "alias":
             # Meta (signed delivery) says the customer's number changed: the new number continues
-            # this conversation, and its messages vouch for the old number (see `attest`).
+            # this conversation, and its messages vouch for the old number (see `identity.attest`).
             old = metadata.get("previous_address") or row.address  # a BSUID change names the old id
             kept = await self.db(self.store.set_alias, str(metadata.get("new_wa_id")), str(old))
             await self.db(self.store.finish, row.id, "done", f"identity changed; conversation {kept}")
@@ -240,13 +240,8 @@ class Worker:
             if replies is None:
                 collector = CollectingOutputChannel()
                 # The delivery's signature was verified when it was stored: attest its sender.
-                wa_meta = metadata.get("whatsapp") if isinstance(metadata.get("whatsapp"), dict) else {}
-                bsuid = wa_meta.get("user_id") if isinstance(wa_meta.get("user_id"), str) else None
-                lid = wa_meta.get("lid") if isinstance(wa_meta.get("lid"), str) else None
-                proof = attest(self.settings.attestation_key, conversation, row.address, row.item_id, bsuid,
-                               previous_wa_id=conversation_address if conversation_address != row.address else None,
-                               lid=lid, shared_phone=verified_shared_phone(wa_meta, row.address),
-                               username=wa_meta.get("username") if isinstance(wa_meta.get("username"), str) else None)
+                proof = attest_delivery(self.settings.attestation_key, conversation, conversation_address,
+                                        row.address, row.item_id, metadata.get("whatsapp"))
                 if proof is not None:
                     metadata[attestation.METADATA_KEY] = proof
                 await self._run_rasa(UserMessage(text, collector, conversation, input_channel=CHANNEL_NAME,

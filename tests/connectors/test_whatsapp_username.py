@@ -16,7 +16,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root (bot env)
 
 from atende_contract import attestation  # noqa: E402
-from connectors.whatsapp.identity import attest, conversation_id, verified_shared_phone  # noqa: E402
+from connectors.whatsapp.identity import attest, attest_delivery, conversation_id, verified_shared_phone  # noqa: E402
 from connectors.whatsapp.outbound import render  # noqa: E402
 from connectors.whatsapp.parse import NotificationError, parse_notification  # noqa: E402
 from connectors.whatsapp.parse.contacts import SHARED_CONTACT_TEXT, same_number  # noqa: E402
@@ -41,10 +41,7 @@ def proof_of(item: Any, conversation_address: str | None = None) -> Any:
     (kind, value, alt)."""
     conv_address = conversation_address or item.address
     conv = conversation_id(conv_address)
-    wa = item.metadata["whatsapp"]
-    proof = attest(KEY, conv, item.address, item.item_id, wa.get("user_id"),
-                   previous_wa_id=conv_address if conv_address != item.address else None,
-                   lid=wa.get("lid"), shared_phone=verified_shared_phone(wa, item.address))
+    proof = attest_delivery(KEY, conv, conv_address, item.address, item.item_id, item.metadata["whatsapp"])
     verdict = attestation.verify(KEY, proof, conversation_id=conv, channel="whatsapp", message_id=item.item_id)
     assert verdict.ok, verdict.reason
     return verdict.identity.kind, verdict.identity.value, verdict.identity.alt

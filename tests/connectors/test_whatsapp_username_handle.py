@@ -16,7 +16,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root (bot env)
 
 from atende_contract import attestation  # noqa: E402
-from connectors.whatsapp.identity import attest, conversation_id, verified_shared_phone  # noqa: E402
+from connectors.whatsapp.identity import attest, attest_delivery, conversation_id  # noqa: E402
 from connectors.whatsapp.parse import parse_notification  # noqa: E402
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "whatsapp_username"
@@ -36,10 +36,7 @@ def contact_of(doc: Dict[str, Any]) -> Dict[str, Any]:
 def identity_of(item: Any) -> attestation.Identity:
     """What the worker attests for an item (connectors/whatsapp/worker.py), verified back."""
     conv = conversation_id(item.address)
-    wa = item.metadata["whatsapp"]
-    proof = attest(KEY, conv, item.address, item.item_id, wa.get("user_id"), lid=wa.get("lid"),
-                   shared_phone=verified_shared_phone(wa, item.address),
-                   username=wa.get("username") if isinstance(wa.get("username"), str) else None)
+    proof = attest_delivery(KEY, conv, item.address, item.address, item.item_id, item.metadata["whatsapp"])
     verdict = attestation.verify(KEY, proof, conversation_id=conv, channel="whatsapp", message_id=item.item_id)
     assert verdict.ok, verdict.reason
     assert verdict.identity is not None
