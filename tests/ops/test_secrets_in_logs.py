@@ -54,12 +54,15 @@ def _whatsapp(gateway_url: str, stack: Stack, wa_id: str, body: str) -> None:
     signed_whatsapp_text(gateway_url, stack, wa_id, body)
 
 
-def _ticket_conversation(stack: Stack, phone: str) -> tuple[int, str] | None:
+def _ticket_conversation(stack: Stack, phone: str, after_id: int = 0) -> tuple[int, str] | None:
+    """The newest ticket of this phone's conversation with an id above ``after_id`` (the demo's
+    closed tickets are in that conversation too)."""
     engine = create_engine(stack.database_url)
     try:
         with engine.connect() as conn:
             row = conn.execute(text("select id, conversation_id from tickets where conversation_id like :p "
-                                    "order by id desc limit 1"), {"p": f"%{phone}%"}).first()
+                                    "and id > :after order by id desc limit 1"),
+                               {"p": f"%{phone}%", "after": after_id}).first()
     finally:
         engine.dispose()
     return (int(row[0]), str(row[1])) if row else None
@@ -71,12 +74,14 @@ def _whatsapp_journey(stack: Stack, gateway_url: str) -> tuple[str, str]:
         "hub.mode": "subscribe", "hub.verify_token": stack.env["WHATSAPP_VERIFY_TOKEN"], "hub.challenge": "31337"})
     assert verify.status_code == 200 and verify.text == "31337"
     _, _, phone = _customer_phone(stack)
+    before = _ticket_conversation(stack, phone)
+    after_id = before[0] if before else 0
     _whatsapp(gateway_url, stack, phone, "oi")
     assert stack.graph.wait_texts(phone, 1, 90)
     _whatsapp(gateway_url, stack, phone, "quero falar com um atendente")
     deadline, answered = time.time() + 180, 1
     while time.time() < deadline:
-        found = _ticket_conversation(stack, phone)
+        found = _ticket_conversation(stack, phone, after_id)
         if found is not None:
             return phone, found[1]
         texts = stack.graph.texts_to(phone)
