@@ -8,11 +8,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from .common import record_outcome
-
-
-def _answered_in_conversation(tracker: Tracker) -> bool:
-    return any(e.get("event") == "slot" and e.get("name") == "awaiting" and e.get("value") == "resolved_check"
-               for e in tracker.events)
+from .guard import answered_from_docs
 
 
 class ActionGoodbye(Action):
@@ -21,7 +17,7 @@ class ActionGoodbye(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: dict[Text, Any]) -> list[EventType]:
-        if tracker.get_slot("awaiting") == "anything_else" and _answered_in_conversation(tracker):
+        if tracker.get_slot("awaiting") == "anything_else" and answered_from_docs(tracker.events):
             record_outcome(tracker, resolved_by_bot=True)
         else:
             record_outcome(tracker)

@@ -5,7 +5,6 @@ Fixtures: fixtures/whatsapp_username (README names Meta's pages)."""
 from __future__ import annotations
 
 import copy
-import json
 import sys
 from pathlib import Path
 from typing import Any, Dict
@@ -15,21 +14,14 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root (bot env)
 
-from atende_contract import attestation  # noqa: E402
-from connectors.whatsapp.identity import attest, attest_delivery, conversation_id, verified_shared_phone  # noqa: E402
+from connectors.whatsapp.identity import attest, conversation_id, verified_shared_phone  # noqa: E402
 from connectors.whatsapp.outbound import render  # noqa: E402
 from connectors.whatsapp.parse import NotificationError, parse_notification  # noqa: E402
 from connectors.whatsapp.parse.contacts import SHARED_CONTACT_TEXT, same_number  # noqa: E402
+from username_support import KEY, PHONE, fixture, verified_identity  # noqa: E402
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "whatsapp_username"
 REPO = Path(__file__).resolve().parents[2]
-KEY = b"k" * 32
 BSUID = "BR.13491208655302741918"
-PHONE = "5511987654321"
-
-
-def fixture(name: str) -> Dict[str, Any]:
-    return json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
 
 
 def message_of(doc: Dict[str, Any]) -> Dict[str, Any]:
@@ -37,14 +29,9 @@ def message_of(doc: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def proof_of(item: Any, conversation_address: str | None = None) -> Any:
-    """The attestation the worker signs for an item (connectors/whatsapp/worker.py), verified back:
-    (kind, value, alt)."""
-    conv_address = conversation_address or item.address
-    conv = conversation_id(conv_address)
-    proof = attest_delivery(KEY, conv, conv_address, item.address, item.item_id, item.metadata["whatsapp"])
-    verdict = attestation.verify(KEY, proof, conversation_id=conv, channel="whatsapp", message_id=item.item_id)
-    assert verdict.ok, verdict.reason
-    return verdict.identity.kind, verdict.identity.value, verdict.identity.alt
+    """The worker's attestation for an item, verified back: (kind, value, alt)."""
+    identity = verified_identity(item, conversation_address)
+    return identity.kind, identity.value, identity.alt
 
 
 def test_the_contact_request_answer_attests_the_phone_beside_the_bsuid() -> None:

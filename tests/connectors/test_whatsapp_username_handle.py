@@ -15,32 +15,16 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root (bot env)
 
-from atende_contract import attestation  # noqa: E402
-from connectors.whatsapp.identity import attest, attest_delivery, conversation_id  # noqa: E402
+from connectors.whatsapp.identity import attest, conversation_id  # noqa: E402
 from connectors.whatsapp.parse import parse_notification  # noqa: E402
+from username_support import KEY, PHONE, fixture  # noqa: E402
+from username_support import verified_identity as identity_of  # noqa: E402
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "whatsapp_username"
-KEY = b"k" * 32
-PHONE = "5511987654321"
 BSUID = "BR.1502576394655843"
-
-
-def fixture(name: str) -> Dict[str, Any]:
-    return json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
 
 
 def contact_of(doc: Dict[str, Any]) -> Dict[str, Any]:
     return doc["entry"][0]["changes"][0]["value"]["contacts"][0]
-
-
-def identity_of(item: Any) -> attestation.Identity:
-    """What the worker attests for an item (connectors/whatsapp/worker.py), verified back."""
-    conv = conversation_id(item.address)
-    proof = attest_delivery(KEY, conv, item.address, item.address, item.item_id, item.metadata["whatsapp"])
-    verdict = attestation.verify(KEY, proof, conversation_id=conv, channel="whatsapp", message_id=item.item_id)
-    assert verdict.ok, verdict.reason
-    assert verdict.identity is not None
-    return verdict.identity
 
 
 def test_the_username_of_a_phone_sender_is_signed_beside_the_phone() -> None:
